@@ -1,0 +1,123 @@
+"""The one place a SparkSession is created.
+
+``build_spark`` turns :class:`~recsys.settings.WarehouseSettings` into a Delta-enabled
+session bound to loopback, with Delta Lake's jars taken from the project's offline cache, and
+attaches every warehouse table by name (see :mod:`recsys.warehouse.catalog`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from recsys.settings import WarehouseSettings, load_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+SCALA_BINARY: Final = "2.13"
+DELTA_GROUP: Final = "io.delta"
+DELTA_ARTIFACT: Final = "delta-spark_" + SCALA_BINARY
+
+
+class WarehouseSetupError(RuntimeError):
+    """The machine is not set up for the warehouse (e.g. Delta's jars were never resolved)."""
+
+
+def delta_version() -> str:
+    """Version of the installed ``delta-spark`` Python package; the JVM jar must match it."""
+    return version("delta-spark")
+
+
+def delta_coordinate() -> str:
+    """Maven coordinate of the Delta Lake jar matching the installed Python package."""
+    return DELTA_GROUP + ":" + DELTA_ARTIFACT + ":" + delta_version()
+
+
+def delta_jars(jar_cache: Path) -> list[Path]:
+    """The jars resolved by ``make setup`` into ``jar_cache``, Delta's own first.
+
+    Raises:
+        WarehouseSetupError: the cache is missing or lacks the jar for the installed Delta.
+    """
+    main_jar = jar_cache / (DELTA_GROUP + "_" + DELTA_ARTIFACT + "-" + delta_version() + ".jar")
+    if not main_jar.is_file():
+        raise WarehouseSetupError(
+            "Delta Lake jar " + delta_coordinate() + " not found in " + str(jar_cache)
+            + ": run `make setup` once (it resolves the jars from Maven Central into that cache;"
+            " jobs then start offline)."
+        )
+    others = sorted(p for p in jar_cache.glob("*.jar") if p != main_jar)
+    return [main_jar, *others]
+
+
+def launched_by_spark_submit() -> bool:
+    """True when this Python process was started by ``spark-submit`` (its JVM already runs)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def spark_conf(settings: WarehouseSettings, app_name: str) -> dict[str, str]:
+    """The full Spark configuration for ``settings`` (pure; used by the builder and by tests)."""
+    jars = ",".join(str(p) for p in delta_jars(settings.jar_cache))
+    conf: dict[str, str] = {
+        "spark.app.name": app_name,
+        "spark.jars": jars,
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # No Hive metastore: every process attaches the path-based Delta tables itself, so any
+        # number of Spark processes can work on the warehouse at once (embedded Derby admits one).
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.sql.warehouse.dir": settings.warehouse_root.rstrip("/") + "/_spark_catalog",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.default.parallelism": str(settings.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+        "spark.driver.host": settings.driver_host,
+        "spark.driver.bindAddress": settings.driver_host,
+        "spark.ui.enabled": "true" if settings.ui_enabled else "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": settings.driver_memory,
+        # Delta's log replay on small tables: one partition per core, not 50.
+        "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
+    }
+    conf.update(settings.extra_conf)
+    return conf
+
+
+def build_spark(
+    settings: WarehouseSettings | None = None, app_name: str = "recsys", attach: bool = True
+) -> SparkSession:
+    """Create (or return the running) Delta-enabled SparkSession and attach warehouse tables.
+
+    Args:
+        settings: Warehouse settings; :func:`load_settings` from the environment when omitted.
+        app_name: Spark application name shown in logs and UIs.
+        attach: Register every existing warehouse table by name (``bronze.interactions`` ...).
+
+    Raises:
+        WarehouseSetupError: Delta's jars are not in the cache (run ``make setup``).
+    """
+    from pyspark.sql import SparkSession
+
+    settings = settings or load_settings()
+    if settings.driver_host in ("127.0.0.1", "localhost"):
+        # The JVM picks its bind address from SPARK_LOCAL_IP before any conf is read.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, app_name).items():
+        builder = builder.config(key, value)
+    if settings.master_explicit or not launched_by_spark_submit():
+        builder = builder.master(settings.master)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(settings.log_level)
+    if attach:
+        from recsys.warehouse.catalog import attach_tables
+
+        attach_tables(spark, settings.warehouse_root)
+    return spark

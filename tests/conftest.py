@@ -1,0 +1,52 @@
+"""Shared fixtures: one local SparkSession for the whole run, on a throw-away warehouse."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from recsys.settings import PROJECT_ROOT, WarehouseSettings, load_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+# Loopback only, no UI, and no model-hub access, for every Spark process the tests start.
+os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+os.environ["RECSYS_SPARK_UI"] = "false"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def warehouse_settings(tmp_path_factory: pytest.TempPathFactory) -> WarehouseSettings:
+    """Settings of the session-wide test warehouse (2 shuffle partitions, UI off)."""
+    root = tmp_path_factory.mktemp("warehouse")
+    os.environ["RECSYS_WAREHOUSE"] = str(root)
+    return load_settings(
+        master="local[2]", shuffle_partitions=2, ui_enabled=False, driver_memory="2g"
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(warehouse_settings: WarehouseSettings) -> Iterator[SparkSession]:
+    """The one SparkSession of the test run, with every warehouse table created."""
+    from recsys.warehouse.catalog import apply_ddl
+    from recsys.warehouse.session import build_spark
+
+    session = build_spark(warehouse_settings, app_name="tests", attach=False)
+    apply_ddl(session, warehouse_settings.warehouse_root)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout; the test is skipped when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent (real data sets are only on the project's machines)")
+    return SHARED_DATA

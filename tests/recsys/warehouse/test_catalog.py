@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from recsys.settings import PROJECT_ROOT, WarehouseSettings
+from recsys.warehouse.catalog import apply_ddl, attach_tables, ddl_statement
+from recsys.warehouse.tables import ALL_TABLES, BRONZE_ITEMS, TableRef
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+pytestmark = pytest.mark.spark
+
+_COLUMN = re.compile(r"^\s+(\w+)\s+([A-Z<>]+)\s+(NOT NULL\s+)?COMMENT '([^']*)'", re.MULTILINE)
+
+
+def declared_columns(table: TableRef) -> list[tuple[str, str, bool, str]]:
+    """(name, type, nullable, comment) as written in the table's DDL file."""
+    return [
+        (m[1], m[2].lower(), not m[3], m[4]) for m in _COLUMN.finditer(table.ddl_path.read_text())
+    ]
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=str)
+def test_table_has_declared_schema_and_partitioning(spark: SparkSession, table: TableRef) -> None:
+    schema = spark.table(table.qualified_name).schema
+    actual = [
+        (f.name, f.dataType.simpleString(), f.nullable, f.metadata.get("comment", ""))
+        for f in schema.fields
+    ]
+    assert actual == declared_columns(table)
+    detail = spark.sql("DESCRIBE DETAIL " + table.qualified_name).first()
+    assert detail is not None
+    assert detail["format"] == "delta"
+    assert list(detail["partitionColumns"]) == ["ds"]
+
+
+def test_apply_ddl_is_idempotent(spark: SparkSession, warehouse_settings: WarehouseSettings) -> None:
+    assert apply_ddl(spark, warehouse_settings.warehouse_root) == []
+    assert [t for t in attach_tables(spark, warehouse_settings.warehouse_root)] == list(ALL_TABLES)
+
+
+def test_schema_drift_is_refused(spark: SparkSession, warehouse_settings: WarehouseSettings) -> None:
+    drifted = ddl_statement(BRONZE_ITEMS, warehouse_settings.warehouse_root).replace(
+        "year      INT", "year      STRING"
+    )
+    spark.sql("DROP TABLE " + BRONZE_ITEMS.qualified_name)
+    try:
+        with pytest.raises(Exception, match="(?i)schema|mismatch|differ"):
+            spark.sql(drifted)
+    finally:
+        attach_tables(spark, warehouse_settings.warehouse_root)
+    assert spark.catalog.tableExists(BRONZE_ITEMS.qualified_name)
+
+
+def test_location_with_quote_is_refused() -> None:
+    with pytest.raises(ValueError, match="location"):
+        ddl_statement(BRONZE_ITEMS, "/tmp/x'; DROP")
+
+
+def test_fresh_process_queries_tables_by_name(warehouse_settings: WarehouseSettings) -> None:
+    code = (
+        "from recsys.warehouse.session import build_spark\n"
+        "spark = build_spark()\n"
+        "print('ROWS', spark.sql('SELECT COUNT(*) AS n FROM bronze.interactions').first().n)\n"
+        "print('TABLES', sorted(t.name for t in spark.catalog.listTables('bronze')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+        timeout=300, check=True,
+    ).stdout
+    assert re.search(r"^ROWS \d+$", out, re.MULTILINE)
+    assert "TABLES ['interactions', 'items', 'quarantine', 'users']" in out
