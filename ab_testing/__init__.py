@@ -1,0 +1,1 @@
+"""A/B-testing platform: statistics engine and analysis settings."""

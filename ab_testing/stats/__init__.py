@@ -1,0 +1,76 @@
+"""A/B-test statistics on sufficient statistics (pure numpy/scipy/statsmodels, no Spark).
+
+Public API re-exported here; see each module for the maths and units.
+"""
+
+from ab_testing.stats.analysis import analyze_experiment, analyze_experiments, select_test
+from ab_testing.stats.comparison import Comparison
+from ab_testing.stats.cuped import cuped_ratio_test, cuped_ratio_theta, cuped_t_test, cuped_theta
+from ab_testing.stats.experiment import Cell, ExperimentData, MetricSpec, ResultRow
+from ab_testing.stats.guardrail import NonInferiorityResult, non_inferiority_test
+from ab_testing.stats.multitest import adjust_p_values
+from ab_testing.stats.power import (
+    mde_from_se,
+    mde_means,
+    mde_proportions,
+    power_from_se,
+    sample_size_means,
+    sample_size_proportions,
+)
+from ab_testing.stats.proportion import two_proportion_z_test
+from ab_testing.stats.ratio import delta_ratio_test
+from ab_testing.stats.sequential import (
+    SequentialResult,
+    always_valid,
+    msprt_confidence_sequence,
+    msprt_p_values,
+    sequential_test,
+)
+from ab_testing.stats.srm import SrmResult, srm_test
+from ab_testing.stats.sufficient import (
+    CupedRatioStats,
+    CupedStats,
+    RatioStats,
+    SampleStats,
+    stack_stats,
+)
+from ab_testing.stats.ttest import welch_t_test
+
+__all__ = [
+    "Cell",
+    "Comparison",
+    "CupedRatioStats",
+    "CupedStats",
+    "ExperimentData",
+    "MetricSpec",
+    "NonInferiorityResult",
+    "RatioStats",
+    "ResultRow",
+    "SampleStats",
+    "SequentialResult",
+    "SrmResult",
+    "adjust_p_values",
+    "always_valid",
+    "analyze_experiment",
+    "analyze_experiments",
+    "cuped_ratio_test",
+    "cuped_ratio_theta",
+    "cuped_t_test",
+    "cuped_theta",
+    "delta_ratio_test",
+    "mde_from_se",
+    "mde_means",
+    "mde_proportions",
+    "msprt_confidence_sequence",
+    "msprt_p_values",
+    "non_inferiority_test",
+    "power_from_se",
+    "sample_size_means",
+    "sample_size_proportions",
+    "select_test",
+    "sequential_test",
+    "srm_test",
+    "stack_stats",
+    "two_proportion_z_test",
+    "welch_t_test",
+]

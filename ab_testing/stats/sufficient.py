@@ -1,0 +1,305 @@
+"""Sufficient statistics per (variant, metric[, slice]) arm, as computed upstream by Spark.
+
+All sums are over *randomisation units* (one row per unit), e.g. for a ratio metric
+``sum_num`` is the sum over users of each user's clicks.  Fields may be Python floats or
+numpy arrays of one shape (vectorised use: simulations, or one element per daily look).
+Variances and covariances are sample (ddof = 1) moments; they are NaN when ``n < 2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ab_testing.stats._num import Array, Num, arr, out, safe_div
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def _validate(obj: object) -> None:
+    """Reject non-finite sums and negative counts, naming the field (a caller mistake)."""
+    for f in fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        try:
+            a = arr(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{f.name} must be a number or numeric array, got {value!r}") from exc
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{f.name} must be finite, got {value!r}")
+    n_value = getattr(obj, "n")  # noqa: B009 - obj is any of the stats dataclasses
+    if np.any(arr(n_value) < 0):
+        raise ValueError(f"n must be >= 0, got {n_value!r}")
+
+
+def _mean(total: Num, n: Num) -> Array:
+    return safe_div(arr(total), arr(n))
+
+
+def _comoment(sum_ab: Num, sum_a: Num, sum_b: Num, n: Num) -> Array:
+    """Sample covariance (ddof = 1) from sums: (S_ab - S_a S_b / n) / (n - 1); NaN if n < 2."""
+    n_ = arr(n)
+    centred = arr(sum_ab) - arr(sum_a) * safe_div(arr(sum_b), n_)
+    return safe_div(centred, np.where(n_ >= 2, n_ - 1.0, 0.0))
+
+
+def _variance(sum_sq: Num, total: Num, n: Num) -> Array:
+    # Clip tiny negative values that cancellation in S_xx - S_x^2/n can produce.
+    v = _comoment(sum_sq, total, total, n)
+    return np.where(np.isnan(v), v, np.maximum(v, 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class SampleStats:
+    """Per-arm sums of one per-unit value ``y``: ``n`` units, ``sum`` = Σy, ``sum_sq`` = Σy².
+
+    For a binomial metric ``y`` is 0/1, so ``sum_sq == sum`` (see :meth:`from_counts`).
+    """
+
+    n: Num
+    sum: Num
+    sum_sq: Num
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def from_array(cls, values: npt.ArrayLike, axis: int = -1) -> SampleStats:
+        """Sufficient statistics of ``values`` (units along ``axis``)."""
+        v = arr(values)
+        return cls(n=float(v.shape[axis]), sum=out(v.sum(axis)), sum_sq=out((v * v).sum(axis)))
+
+    @classmethod
+    def from_counts(cls, n: Num, successes: Num) -> SampleStats:
+        """Binomial arm: ``successes`` of ``n`` units (``y`` in {0, 1})."""
+        return cls(n=n, sum=successes, sum_sq=successes)
+
+    @property
+    def mean(self) -> Num:
+        """Mean per unit (NaN if n == 0)."""
+        return out(_mean(self.sum, self.n))
+
+    @property
+    def variance(self) -> Num:
+        """Sample variance per unit, ddof = 1 (NaN if n < 2)."""
+        return out(_variance(self.sum_sq, self.sum, self.n))
+
+
+@dataclass(frozen=True, slots=True)
+class RatioStats:
+    """Per-arm sums for a ratio metric Σnum / Σden (e.g. clicks / impressions).
+
+    ``n`` is the number of randomisation units; ``sum_num_sq``, ``sum_den_sq`` and
+    ``sum_num_den`` are Σnum², Σden² and Σnum·den over units (for the delta method).
+    """
+
+    n: Num
+    sum_num: Num
+    sum_num_sq: Num
+    sum_den: Num
+    sum_den_sq: Num
+    sum_num_den: Num
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def from_arrays(cls, num: npt.ArrayLike, den: npt.ArrayLike, axis: int = -1) -> RatioStats:
+        """Sufficient statistics of per-unit numerators and denominators."""
+        a, b = arr(num), arr(den)
+        return cls(
+            n=float(a.shape[axis]),
+            sum_num=out(a.sum(axis)),
+            sum_num_sq=out((a * a).sum(axis)),
+            sum_den=out(b.sum(axis)),
+            sum_den_sq=out((b * b).sum(axis)),
+            sum_num_den=out((a * b).sum(axis)),
+        )
+
+    @property
+    def mean_num(self) -> Num:
+        """Mean numerator per unit."""
+        return out(_mean(self.sum_num, self.n))
+
+    @property
+    def mean_den(self) -> Num:
+        """Mean denominator per unit."""
+        return out(_mean(self.sum_den, self.n))
+
+    @property
+    def ratio(self) -> Num:
+        """Σnum / Σden (NaN if Σden == 0)."""
+        return out(safe_div(arr(self.sum_num), arr(self.sum_den)))
+
+    @property
+    def variance_num(self) -> Num:
+        """Sample variance of the per-unit numerator."""
+        return out(_variance(self.sum_num_sq, self.sum_num, self.n))
+
+    @property
+    def variance_den(self) -> Num:
+        """Sample variance of the per-unit denominator."""
+        return out(_variance(self.sum_den_sq, self.sum_den, self.n))
+
+    @property
+    def covariance(self) -> Num:
+        """Sample covariance of per-unit numerator and denominator."""
+        return out(_comoment(self.sum_num_den, self.sum_num, self.sum_den, self.n))
+
+
+@dataclass(frozen=True, slots=True)
+class CupedStats:
+    """Per-arm sums of an outcome ``y`` and a pre-experiment covariate ``x`` (CUPED, mean metric).
+
+    ``sum_x``, ``sum_x_sq`` = Σx, Σx²; ``sum_xy`` = Σx·y over units.
+    """
+
+    n: Num
+    sum: Num
+    sum_sq: Num
+    sum_x: Num
+    sum_x_sq: Num
+    sum_xy: Num
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def from_arrays(cls, y: npt.ArrayLike, x: npt.ArrayLike, axis: int = -1) -> CupedStats:
+        """Sufficient statistics of outcomes ``y`` and covariates ``x``."""
+        a, b = arr(y), arr(x)
+        return cls(
+            n=float(a.shape[axis]),
+            sum=out(a.sum(axis)),
+            sum_sq=out((a * a).sum(axis)),
+            sum_x=out(b.sum(axis)),
+            sum_x_sq=out((b * b).sum(axis)),
+            sum_xy=out((a * b).sum(axis)),
+        )
+
+    @property
+    def outcome(self) -> SampleStats:
+        """The outcome alone (for the unadjusted analysis)."""
+        return SampleStats(n=self.n, sum=self.sum, sum_sq=self.sum_sq)
+
+    @property
+    def mean(self) -> Num:
+        """Unadjusted outcome mean per unit."""
+        return out(_mean(self.sum, self.n))
+
+    @property
+    def variance(self) -> Num:
+        """Sample variance of the outcome."""
+        return out(_variance(self.sum_sq, self.sum, self.n))
+
+    @property
+    def mean_x(self) -> Num:
+        """Covariate mean per unit."""
+        return out(_mean(self.sum_x, self.n))
+
+    @property
+    def variance_x(self) -> Num:
+        """Sample variance of the covariate."""
+        return out(_variance(self.sum_x_sq, self.sum_x, self.n))
+
+    @property
+    def covariance(self) -> Num:
+        """Sample covariance of outcome and covariate."""
+        return out(_comoment(self.sum_xy, self.sum, self.sum_x, self.n))
+
+
+@dataclass(frozen=True, slots=True)
+class CupedRatioStats:
+    """Per-arm sums for a ratio metric plus a per-unit pre-experiment covariate ``x``.
+
+    Adds to :class:`RatioStats` Σx, Σx², Σnum·x and Σden·x.  ``x`` is typically the unit's
+    pre-period numerator or pre-period ratio.
+    """
+
+    n: Num
+    sum_num: Num
+    sum_num_sq: Num
+    sum_den: Num
+    sum_den_sq: Num
+    sum_num_den: Num
+    sum_x: Num
+    sum_x_sq: Num
+    sum_num_x: Num
+    sum_den_x: Num
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def from_arrays(
+        cls, num: npt.ArrayLike, den: npt.ArrayLike, x: npt.ArrayLike, axis: int = -1
+    ) -> CupedRatioStats:
+        """Sufficient statistics of per-unit numerators, denominators and covariates."""
+        a, b, c = arr(num), arr(den), arr(x)
+        return cls(
+            n=float(a.shape[axis]),
+            sum_num=out(a.sum(axis)),
+            sum_num_sq=out((a * a).sum(axis)),
+            sum_den=out(b.sum(axis)),
+            sum_den_sq=out((b * b).sum(axis)),
+            sum_num_den=out((a * b).sum(axis)),
+            sum_x=out(c.sum(axis)),
+            sum_x_sq=out((c * c).sum(axis)),
+            sum_num_x=out((a * c).sum(axis)),
+            sum_den_x=out((b * c).sum(axis)),
+        )
+
+    @property
+    def ratio_stats(self) -> RatioStats:
+        """The ratio metric alone (for the unadjusted analysis)."""
+        return RatioStats(
+            n=self.n,
+            sum_num=self.sum_num,
+            sum_num_sq=self.sum_num_sq,
+            sum_den=self.sum_den,
+            sum_den_sq=self.sum_den_sq,
+            sum_num_den=self.sum_num_den,
+        )
+
+    @property
+    def mean_x(self) -> Num:
+        """Covariate mean per unit."""
+        return out(_mean(self.sum_x, self.n))
+
+    @property
+    def variance_x(self) -> Num:
+        """Sample variance of the covariate."""
+        return out(_variance(self.sum_x_sq, self.sum_x, self.n))
+
+    @property
+    def covariance_num_x(self) -> Num:
+        """Sample covariance of per-unit numerator and covariate."""
+        return out(_comoment(self.sum_num_x, self.sum_num, self.sum_x, self.n))
+
+    @property
+    def covariance_den_x(self) -> Num:
+        """Sample covariance of per-unit denominator and covariate."""
+        return out(_comoment(self.sum_den_x, self.sum_den, self.sum_x, self.n))
+
+
+AnyStats = SampleStats | RatioStats | CupedStats | CupedRatioStats
+S = TypeVar("S", SampleStats, RatioStats, CupedStats, CupedRatioStats)
+
+
+def stack_stats(looks: Sequence[S]) -> S:
+    """Stack same-typed scalar statistics (e.g. cumulative daily looks) into one array-valued
+    object whose fields have shape ``(len(looks),)``, for vectorised analysis of all looks."""
+    if len(looks) == 0:
+        raise ValueError("looks must be non-empty, got an empty sequence")
+    kind = type(looks[0])
+    for i, look in enumerate(looks):
+        if type(look) is not kind:
+            raise TypeError(f"looks[{i}] must be {kind.__name__}, got {type(look).__name__}")
+    columns: dict[str, Array] = {
+        f.name: np.array([getattr(s, f.name) for s in looks], dtype=np.float64)
+        for f in fields(kind)
+    }
+    return kind(**columns)
