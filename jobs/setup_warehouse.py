@@ -26,8 +26,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     spark = build_spark(settings, app_name="setup_warehouse", attach=False)
     created = apply_ddl(spark, settings.warehouse_root)
-    log.info("warehouse %s: %d tables declared, %d created (%s)", settings.warehouse_root,
-             len(ALL_TABLES), len(created), ", ".join(map(str, created)) or "none")
+    log.info(
+        "warehouse %s: %d tables declared, %d created (%s)",
+        settings.warehouse_root,
+        len(ALL_TABLES),
+        len(created),
+        ", ".join(map(str, created)) or "none",
+    )
     return 0
 
 

@@ -26,7 +26,9 @@ DEFAULT_JAR_CACHE: Final[Path] = PROJECT_ROOT / ".cache" / "spark-jars"
 
 _SCHEMES_WITHOUT_LOCAL_PATH: Final = ("s3a://", "s3://", "gs://", "abfss://", "hdfs://", "file:/")
 _MEMORY_RE: Final = re.compile(r"^[1-9][0-9]*[kmgt]$")
-_MASTER_RE: Final = re.compile(r"^(local(\[(\*|[1-9][0-9]*)(,[0-9]+)?\])?|spark://.+|yarn|k8s://.+)$")
+_MASTER_RE: Final = re.compile(
+    r"^(local(\[(\*|[1-9][0-9]*)(,[0-9]+)?\])?|spark://.+|yarn|k8s://.+)$"
+)
 
 _ENV: Final[Mapping[str, str]] = {
     "master": "RECSYS_SPARK_MASTER",
@@ -133,9 +135,7 @@ def _coerce(name: str, raw: Any) -> Any:
     return raw
 
 
-def load_settings(
-    env: Mapping[str, str] | None = None, **overrides: Any
-) -> WarehouseSettings:
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> WarehouseSettings:
     """Build validated settings from defaults, ``RECSYS_CONFIG`` TOML, env vars and overrides.
 
     Args:

@@ -46,10 +46,13 @@ def main(freeze_file: str) -> int:
     rest = [p for p in pins if p not in torch_lines]
     (HERE / "torch.lock").write_text(
         "# torch and its dependencies, installed first (make setup). Regenerate with: make lock\n"
-        + "\n".join(torch_lines) + "\n")
+        + "\n".join(torch_lines)
+        + "\n"
+    )
     (HERE / "platform.lock").write_text(
         "# Everything else, exact, installed with --no-deps after torch.lock (make setup)."
-        " Regenerate: make lock\n" + "\n".join(rest) + "\n")
+        " Regenerate: make lock\n" + "\n".join(rest) + "\n"
+    )
     print(f"torch.lock: {len(torch_lines)} pins, platform.lock: {len(rest)} pins")
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -109,6 +110,9 @@ def build_spark(
     if settings.driver_host in ("127.0.0.1", "localhost"):
         # The JVM picks its bind address from SPARK_LOCAL_IP before any conf is read.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers (pandas UDFs) must run this interpreter, whose venv has pyarrow and torch;
+    # a cluster whose executors keep their Python elsewhere sets PYSPARK_PYTHON itself.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for key, value in spark_conf(settings, app_name).items():
         builder = builder.config(key, value)
