@@ -6,10 +6,10 @@ CREATE TABLE IF NOT EXISTS bronze.interactions (
   rating       DOUBLE             COMMENT 'Raw explicit rating as delivered (MovieLens: 0.5-5.0 or 1-5); NULL for implicit events',
   is_positive  BOOLEAN   NOT NULL COMMENT 'Implicit-positive flag: rating >= 4.0 (the usual MovieLens convention), or TRUE for implicit events',
   event_ts     TIMESTAMP NOT NULL COMMENT 'When the interaction happened, UTC',
-  source       STRING    NOT NULL COMMENT 'Name of the delivery, e.g. ml-latest-small or synthetic',
+  source       STRING    NOT NULL COMMENT 'Name of the delivery, e.g. ml-latest-small or synthetic (partition)',
   run_id       STRING    NOT NULL COMMENT 'Id of the ingest run that wrote the row',
   ds           DATE      NOT NULL COMMENT 'Delivery date (partition)'
 )
 USING DELTA
-PARTITIONED BY (ds)
+PARTITIONED BY (ds, source)
 COMMENT 'Bronze user-item interactions, partitioned by delivery date'

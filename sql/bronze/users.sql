@@ -9,10 +9,10 @@ CREATE TABLE IF NOT EXISTS bronze.users (
   age             INT                COMMENT 'Age (ml-100k) or age bucket (ml-1m) where the source has it, else NULL',
   occupation      STRING             COMMENT 'Occupation where the source has it, else NULL',
   zip_code        STRING             COMMENT 'Zip code where the source has it, else NULL',
-  source          STRING    NOT NULL COMMENT 'Name of the delivery',
+  source          STRING    NOT NULL COMMENT 'Name of the delivery (partition)',
   run_id          STRING    NOT NULL COMMENT 'Id of the ingest run that wrote the row',
   ds              DATE      NOT NULL COMMENT 'Delivery date (partition)'
 )
 USING DELTA
-PARTITIONED BY (ds)
+PARTITIONED BY (ds, source)
 COMMENT 'Bronze users, partitioned by delivery date'

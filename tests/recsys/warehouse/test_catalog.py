@@ -37,7 +37,10 @@ def test_table_has_declared_schema_and_partitioning(spark: SparkSession, table: 
     detail = spark.sql("DESCRIBE DETAIL " + table.qualified_name).first()
     assert detail is not None
     assert detail["format"] == "delta"
-    assert list(detail["partitionColumns"]) == ["ds"]
+    declared = re.search(r"PARTITIONED BY \(([^)]*)\)", table.ddl_path.read_text())
+    assert declared is not None
+    assert list(detail["partitionColumns"]) == [c.strip() for c in declared[1].split(",")]
+    assert list(detail["partitionColumns"])[0] == "ds"
 
 
 def test_apply_ddl_is_idempotent(spark: SparkSession, warehouse_settings: WarehouseSettings) -> None:
