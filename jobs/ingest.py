@@ -1,0 +1,251 @@
+"""Ingest one MovieLens delivery into the bronze Delta tables, quarantining bad lines.
+
+Usage (also through ``spark-submit jobs/ingest.py ...``)::
+
+    python -m jobs.ingest --input data/ml-latest-small --ds 2026-11-28
+
+Reads ratings, movies, tags and users files of the ml-latest-small, ml-100k or ml-1m layout
+(detected, or ``--layout``), validates every line, writes good rows to ``bronze.interactions``,
+``bronze.items`` and ``bronze.users`` and bad ones, with their reason, to ``bronze.quarantine``.
+Each table gets one Delta commit that replaces the delivery ``(source, ds)``: a rerun never
+duplicates. If more than ``--max-bad-fraction`` of any file's lines is bad, the bronze tables are
+left untouched, the quarantine and ``ops.ingest_runs`` record why, and the job exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pyspark import StorageLevel
+from pyspark.sql import functions as F
+
+from jobs.common import configure_logging
+from recsys.ingest.layouts import FileSpec, IngestInputError, detect_layout, locate_files
+from recsys.ingest.pipeline import (
+    Classified,
+    Delivery,
+    classify,
+    interactions_rows,
+    items_rows,
+    line_counts,
+    quarantine_rows,
+    users_rows,
+)
+from recsys.settings import FileKind, IngestConfig, Layout
+from recsys.warehouse.io import append, replace_delivery
+from recsys.warehouse.session import build_spark
+from recsys.warehouse.tables import (
+    BRONZE_INTERACTIONS,
+    BRONZE_ITEMS,
+    BRONZE_QUARANTINE,
+    BRONZE_USERS,
+    OPS_INGEST_RUNS,
+    Col,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger("jobs.ingest")
+Lines = dict[FileKind, tuple[FileSpec, "DataFrame"]]
+
+
+class TooManyBadRowsError(RuntimeError):
+    """More than the allowed fraction of a file's lines failed validation."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileCount:
+    """Lines read and quarantined for one input file kind."""
+
+    kind: str
+    n_read: int
+    n_quarantined: int
+
+    @property
+    def n_good(self) -> int:
+        return self.n_read - self.n_quarantined
+
+    @property
+    def bad_fraction(self) -> float:
+        return self.n_quarantined / self.n_read if self.n_read else 0.0
+
+
+def parse_args(argv: Sequence[str] | None) -> IngestConfig:
+    """Command line -> validated :class:`IngestConfig` (the edge where input is checked)."""
+    parser = argparse.ArgumentParser(prog="jobs.ingest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", required=True, type=Path, help="MovieLens directory")
+    parser.add_argument(
+        "--ds",
+        type=date.fromisoformat,
+        default=datetime.now(UTC).date(),
+        help="delivery date YYYY-MM-DD (default: today, UTC)",
+    )
+    parser.add_argument("--layout", choices=[x.value for x in Layout], help="default: detected")
+    parser.add_argument("--source", help="delivery name (default: the layout name)")
+    parser.add_argument("--run-id", help="id stamped on every row (default: a new UUID)")
+    parser.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=0.01,
+        help="fail when a file has more bad lines than this (0-1, default 0.01)",
+    )
+    parser.add_argument(
+        "--positive-threshold",
+        type=float,
+        default=4.0,
+        help="ratings >= this are implicit positives (default 4.0)",
+    )
+    args = parser.parse_args(argv)
+    layout = Layout(args.layout) if args.layout else None
+    return IngestConfig(
+        input_path=args.input,
+        ds=args.ds,
+        source=args.source or (layout.value if layout else detect_layout(args.input).value),
+        layout=layout,
+        run_id=args.run_id,
+        max_bad_fraction=args.max_bad_fraction,
+        positive_threshold=args.positive_threshold,
+    )
+
+
+def extract(spark: SparkSession, config: IngestConfig) -> Lines:
+    """Raw lines of every file of the delivery, by kind."""
+    layout = config.layout or detect_layout(config.input_path)
+    found = locate_files(config.input_path, layout)
+    return {
+        kind: (
+            spec,
+            spark.read.text(str(path)).select(
+                F.col("_metadata.file_path").alias(Col.SOURCE_FILE), F.col("value")
+            ),
+        )
+        for kind, (spec, path) in found.items()
+    }
+
+
+def count_lines(classified: Classified) -> list[FileCount]:
+    rows = line_counts(classified).collect()
+    return [FileCount(r[Col.FILE_KIND], r[Col.N_READ], r[Col.N_QUARANTINED]) for r in rows]
+
+
+def run_rows(
+    spark: SparkSession,
+    counts: list[FileCount],
+    delivery: Delivery,
+    status: str,
+    message: str | None,
+    started: datetime,
+) -> DataFrame:
+    finished = datetime.now(UTC)
+    rows = [
+        (
+            delivery.run_id,
+            delivery.source,
+            c.kind,
+            c.n_read,
+            c.n_good,
+            c.n_quarantined,
+            c.bad_fraction,
+            status,
+            message,
+            started,
+            finished,
+            delivery.ds,
+        )
+        for c in counts
+    ]
+    return spark.createDataFrame(rows, spark.table(OPS_INGEST_RUNS.qualified_name).schema)
+
+
+def load(spark: SparkSession, config: IngestConfig, lines: Lines) -> list[FileCount]:
+    """Classify, check the bad fraction, and write the delivery. Returns the per-file counts."""
+    started = datetime.now(UTC)
+    delivery = Delivery(
+        config.source, config.ds, config.run_id or uuid.uuid4().hex, config.positive_threshold
+    )
+    classified = classify(lines, config.ds)
+    # Every output reads the classified lines; keep them instead of re-parsing the files.
+    classified = Classified(
+        {k: df.persist(StorageLevel.MEMORY_AND_DISK) for k, df in classified.files.items()}
+    )
+    try:
+        counts = count_lines(classified)
+        for c in counts:
+            log.info(
+                "%s: read %d, good %d, quarantined %d (%.3f%%)",
+                c.kind,
+                c.n_read,
+                c.n_good,
+                c.n_quarantined,
+                100 * c.bad_fraction,
+            )
+        empty = [c.kind for c in counts if c.n_read == 0 and c.kind in ("ratings", "movies")]
+        if empty:
+            raise IngestInputError(
+                "input_path: no data lines in the "
+                + ", ".join(empty)
+                + " file(s) of "
+                + str(config.input_path)
+            )
+        worst = max(counts, key=lambda c: c.bad_fraction)
+        quarantine = quarantine_rows(classified, delivery)
+        if worst.bad_fraction > config.max_bad_fraction:
+            message = (
+                f"{worst.kind}: {worst.n_quarantined} of {worst.n_read} lines bad "
+                f"({worst.bad_fraction:.2%} > --max-bad-fraction "
+                f"{config.max_bad_fraction:.2%}); bronze tables left untouched; see "
+                f"{BRONZE_QUARANTINE} where run_id = '{delivery.run_id}'"
+            )
+            replace_delivery(quarantine, BRONZE_QUARANTINE, config.ds, config.source)
+            append(run_rows(spark, counts, delivery, "failed", message, started), OPS_INGEST_RUNS)
+            raise TooManyBadRowsError(message)
+        replace_delivery(items_rows(classified, delivery), BRONZE_ITEMS, config.ds, config.source)
+        replace_delivery(
+            interactions_rows(classified, delivery), BRONZE_INTERACTIONS, config.ds, config.source
+        )
+        replace_delivery(users_rows(classified, delivery), BRONZE_USERS, config.ds, config.source)
+        replace_delivery(quarantine, BRONZE_QUARANTINE, config.ds, config.source)
+        append(run_rows(spark, counts, delivery, "ok", None, started), OPS_INGEST_RUNS)
+        return counts
+    finally:
+        for df in classified.files.values():
+            df.unpersist()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()
+    try:
+        config = parse_args(argv)
+        layout = config.layout or detect_layout(config.input_path)
+        locate_files(config.input_path, layout)  # fail on missing files before starting Spark
+    except IngestInputError as err:
+        log.error("%s", err)
+        return 2
+    spark = build_spark(app_name="ingest")
+    try:
+        counts = load(spark, config, extract(spark, config))
+    except (TooManyBadRowsError, IngestInputError) as err:
+        log.error("%s", err)
+        return 1
+    total = sum(c.n_quarantined for c in counts)
+    log.info(
+        "ingested %s (%s) for ds=%s: %d lines quarantined",
+        config.input_path,
+        config.source,
+        config.ds,
+        total,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
