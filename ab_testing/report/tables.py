@@ -1,0 +1,269 @@
+"""Formatted tables and texts shared by the HTML and Markdown reports."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from ab_testing.settings import DECISIONS
+
+if TYPE_CHECKING:
+    from ab_testing.report.model import ReportData
+    from ab_testing.stats.experiment import ResultRow
+
+DASH: Final = "—"
+
+DECISION_MEANINGS: Final[dict[str, str]] = {
+    "ship": "primary metric changed significantly (adjusted p < alpha) in the good direction",
+    "harm": "primary metric changed significantly in the bad direction: do not ship",
+    "no_effect": "no significant change, and the test was powered for the target effect",
+    "inconclusive": "no significant change, but the test was under-powered for the target "
+    "effect: collect more data or accept the uncertainty",
+    "not_worse": "guardrail: shown not worse than its margin (non-inferiority test)",
+    "possibly_worse": "guardrail: non-inferiority not shown; may be worse than its margin",
+    "srm_fail": "sample-ratio mismatch: numbers are for diagnosis only, do not act on them",
+    "not_analysable": "the data cannot be analysed (reason in brackets)",
+    "suppressed": "slice too small to publish: no numbers shown",
+}
+"""One-line meaning of every decision (see :data:`ab_testing.settings.Decision`)."""
+
+METHOD_DESCRIPTIONS: Final[dict[str, str]] = {
+    "two_proportion_z": "two-proportion z-test (unpooled Wald CI)",
+    "welch_t": "Welch's unequal-variance t-test",
+    "delta_ratio": "delta-method test of a ratio of sums (variance per randomisation unit)",
+    "cuped_welch_t": "CUPED-adjusted Welch t-test",
+    "cuped_delta_ratio": "CUPED-adjusted delta-method ratio test",
+}
+
+CORRECTION_NAMES: Final[dict[str, str]] = {
+    "holm": "Holm–Bonferroni (family-wise error rate)",
+    "fdr_bh": "Benjamini–Hochberg (false discovery rate)",
+    "none": "none",
+}
+
+SUMMARY_COLUMNS: Final = (
+    "Metric",
+    "Variant",
+    "Role",
+    "Relative lift [CI]",
+    "p",
+    "Decision",
+    "Meaning",
+)
+RESULT_COLUMNS: Final = (
+    "Metric",
+    "Variant",
+    "Method",
+    "n control",
+    "n variant",
+    "Mean control",
+    "Mean variant",
+    "Abs. lift [CI]",
+    "Rel. lift [CI]",
+    "p",
+    "Adj. p",
+    "Seq. p",
+    "Power",
+    "Decision",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Rows of formatted cells; ``row_classes`` holds one CSS class per row (the decision)."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    row_classes: tuple[str, ...]
+
+
+def fmt_num(x: float | None, digits: int = 6) -> str:
+    """``digits`` significant digits; a dash for None or NaN."""
+    if x is None or not math.isfinite(x):
+        return DASH
+    return f"{x:.{digits}g}"
+
+
+def fmt_int(x: int | None) -> str:
+    """Thousands-separated integer; a dash for None."""
+    return DASH if x is None else f"{x:,}"
+
+
+def fmt_pct(x: float, signed: bool = True) -> str:
+    """Fraction as a percentage with two decimals; a dash for NaN."""
+    if not math.isfinite(x):
+        return DASH
+    return f"{x:+.2%}" if signed else f"{x:.0%}"
+
+
+def fmt_p(p: float) -> str:
+    """p-value with three significant digits; a dash for NaN."""
+    return fmt_num(p, 3)
+
+
+def fmt_interval(x: float, low: float, high: float, percent: bool) -> str:
+    """``x [low, high]`` as signed percentages or 4-significant-digit numbers."""
+    if not math.isfinite(x):
+        return DASH
+    if percent:
+        return f"{fmt_pct(x)} [{fmt_pct(low)}, {fmt_pct(high)}]"
+    bounds = ", ".join(f"{b:+.4g}" if math.isfinite(b) else DASH for b in (low, high))
+    return f"{x:+.4g} [{bounds}]"
+
+
+def decision_label(row: ResultRow, min_units: int) -> str:
+    """The decision as shown in the reports (suppressed rows name the unit threshold)."""
+    if row.decision == "suppressed":
+        return f"suppressed (< {min_units} units)"
+    if row.reason == "error" and row.detail:
+        return f"{row.decision} (error: {row.detail})"
+    if row.reason is not None and row.decision != "srm_fail":
+        return f"{row.decision} ({row.reason})"
+    return row.decision
+
+
+def decision_meaning(row: ResultRow, min_units: int) -> str:
+    """What the row's decision means for the reader."""
+    text = DECISION_MEANINGS[row.decision]
+    if row.decision == "suppressed":
+        return f"{text} (an arm has fewer than {min_units} units)"
+    return text
+
+
+def _role(row: ResultRow) -> str:
+    return "guardrail" if row.guardrail else "primary"
+
+
+def _summary_p(row: ResultRow) -> str:
+    if row.guardrail:
+        p = row.p_value_noninferiority
+        return f"{fmt_p(p)} (non-inferiority)" if math.isfinite(p) else DASH
+    return (
+        f"{fmt_p(row.p_value_adjusted)} (adjusted)" if math.isfinite(row.p_value_adjusted) else DASH
+    )
+
+
+def summary_table(report: ReportData) -> Table:
+    """One row per metric x variant of the overall slice: decision and what it means."""
+    n_min = report.config.min_units_per_slice
+    rows: list[tuple[str, ...]] = []
+    for r in report.overall_rows:
+        suppressed = r.decision == "suppressed"
+        rows.append(
+            (
+                r.metric,
+                f"{r.variant} vs {r.control}",
+                _role(r),
+                DASH
+                if suppressed
+                else fmt_interval(r.rel_lift, r.rel_ci_low, r.rel_ci_high, percent=True),
+                DASH if suppressed else _summary_p(r),
+                decision_label(r, n_min),
+                decision_meaning(r, n_min),
+            )
+        )
+    return Table(SUMMARY_COLUMNS, tuple(rows), tuple(r.decision for r in report.overall_rows))
+
+
+def _result_cells(row: ResultRow, min_units: int) -> tuple[str, ...]:
+    label = decision_label(row, min_units)
+    if row.decision == "suppressed":
+        # Privacy: a suppressed row carries no number at all, not even n.
+        return (row.metric, row.variant, *([DASH] * (len(RESULT_COLUMNS) - 3)), label)
+    return (
+        row.metric,
+        row.variant,
+        row.method or DASH,
+        fmt_int(row.n_control),
+        fmt_int(row.n_variant),
+        fmt_num(row.mean_control),
+        fmt_num(row.mean_variant),
+        fmt_interval(row.abs_lift, row.abs_ci_low, row.abs_ci_high, percent=False),
+        fmt_interval(row.rel_lift, row.rel_ci_low, row.rel_ci_high, percent=True),
+        fmt_p(row.p_value),
+        fmt_p(row.p_value_adjusted),
+        fmt_p(row.p_value_sequential),
+        fmt_pct(row.power, signed=False),
+        label,
+    )
+
+
+def results_tables(report: ReportData) -> list[tuple[str, Table]]:
+    """Full results per slice (slices in row order): n, means, lifts, p-values, power."""
+    by_slice: dict[str, list[ResultRow]] = {}
+    for r in report.rows:
+        by_slice.setdefault(r.slice, []).append(r)
+    n_min = report.config.min_units_per_slice
+    return [
+        (
+            slice_,
+            Table(
+                RESULT_COLUMNS,
+                tuple(_result_cells(r, n_min) for r in rows),
+                tuple(r.decision for r in rows),
+            ),
+        )
+        for slice_, rows in by_slice.items()
+    ]
+
+
+def decision_counts(report: ReportData) -> str:
+    """E.g. ``"ship: 2, inconclusive: 1"`` over the overall slice, in decision order."""
+    counts = Counter(r.decision for r in report.overall_rows)
+    return ", ".join(f"{d}: {counts[d]}" for d in DECISIONS if counts[d])
+
+
+def srm_message(report: ReportData) -> str:
+    """The SRM banner text (call only when ``report.srm_failed``)."""
+    p = report.srm_p_value
+    threshold = report.config.srm_threshold
+    return (
+        f"Sample-ratio mismatch: the units per variant differ from the expected split "
+        f"(chi-square p = {fmt_p(p)} < {threshold:g}). Assignment or logging is broken for "
+        f"this experiment; the numbers below are for diagnosis only. Do not act on them."
+    )
+
+
+def methods_notes(report: ReportData) -> list[str]:
+    """Methods footnote: tests, CUPED, correction, alpha and the other settings used."""
+    cfg = report.config
+    methods = sorted({r.method for r in report.rows if r.method})
+    tests = "; ".join(f"{m}: {METHOD_DESCRIPTIONS.get(m, m)}" for m in methods) or "none ran"
+    notes = [
+        f"Tests: {tests}. Relative-lift CIs use the delta method.",
+        f"Significance level alpha = {cfg.alpha:g}; confidence intervals are two-sided "
+        f"{1 - cfg.alpha:.0%}.",
+        f"Multiple-testing correction: {CORRECTION_NAMES[cfg.correction]}, across primary "
+        "metrics x variants within each slice (adjusted p); guardrails use a one-sided "
+        "non-inferiority test against their margin.",
+    ]
+    if report.covariates:
+        pairs = ", ".join(f"{m} adjusted by {c}" for m, c in report.covariates.items())
+        notes.append(
+            "CUPED variance reduction with a pre-experiment covariate per unit "
+            f"({pairs}): the lift estimate keeps its meaning, its CI narrows."
+        )
+    else:
+        notes.append("CUPED: not used (no pre-experiment covariates).")
+    guardrails = [s for s in report.metrics if s.guardrail and s.margin is not None]
+    for s in guardrails:
+        unit = (
+            f"{s.margin:.1%} of the control mean"
+            if s.margin_type == "relative"
+            else (f"{s.margin:g} (metric units)")
+        )
+        direction = "higher" if s.higher_is_better else "lower"
+        notes.append(f"Guardrail {s.name}: margin {unit}; {direction} is better.")
+    notes += [
+        f"Sample-ratio mismatch (SRM): chi-square test of units per variant against the "
+        f"expected weights; fails when p < {cfg.srm_threshold:g}.",
+        f"Power: achieved power for a {cfg.target_relative_effect:.0%} relative effect; "
+        f"'no_effect' needs power >= {cfg.power:.0%}.",
+        f"Sequential p: always-valid mixture SPRT (tau = {cfg.sequential_tau:g} standard "
+        "deviations), safe to read at every daily look; a dash when no daily looks were given.",
+        f"Privacy: aggregates only; a slice with fewer than {cfg.min_units_per_slice} units "
+        "in an arm is suppressed and shows no numbers.",
+    ]
+    return notes

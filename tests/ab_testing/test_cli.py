@@ -1,0 +1,288 @@
+"""``python -m ab_testing.cli analyze``: generated data, Hillstrom, help and usage errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ab_testing.cli import main
+from ab_testing.settings import DECISIONS
+
+REPO = Path(__file__).resolve().parents[2]
+# tests/ab_testing/<this file> -> parents[2] is the repository root.
+HILLSTROM = REPO / ".." / "shared" / "data" / "hillstrom" / "hillstrom.csv"
+MENS, NONE = "Mens E-Mail", "No E-Mail"
+
+
+def _units(seed: int = 11, n: int = 800) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frames = []
+    for arm, lift in (("control", 0.0), ("treatment", 0.5)):
+        m = n + 10
+        history = rng.gamma(2.0, 10.0, m)
+        impressions = 1 + rng.poisson(4, m)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "variant": arm,
+                    "segment": ["rare"] * 10 + list(rng.choice(["web", "app"], n)),
+                    "conversion": (rng.random(m) < 0.1 * (1 + lift)).astype(int),
+                    "spend": 0.5 * history + rng.normal(0, 3, m) + lift,
+                    "history": history,
+                    "clicks": rng.binomial(impressions, 0.1),
+                    "impressions": impressions,
+                }
+            )
+        )
+    df = pd.concat(frames, ignore_index=True)
+    df.insert(0, "user_id", [f"uid{i:06d}z" for i in rng.permutation(len(df))])
+    return df
+
+
+@pytest.fixture(scope="module")
+def units_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "exp-7.csv"
+    _units().to_csv(path, index=False)
+    return path
+
+
+def _args(path: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "analyze",
+        "--input",
+        str(path),
+        "--unit-col",
+        "user_id",
+        "--variant-col",
+        "variant",
+        "--control",
+        "control",
+        "--metric",
+        "conversion:binomial",
+        "--metric",
+        "spend:mean",
+        "--metric",
+        "clicks/impressions:ratio",
+        "--covariate",
+        "spend=history",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_analyze_generated_csv(
+    units_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(_args(units_csv, out, "--slice-col", "segment", "--start", "2024-05-01")) == 0
+    printed = capsys.readouterr().out
+    assert "SRM check passed" in printed
+    assert "spend treatment: +" in printed
+    assert "-> ship" in printed
+    assert {p.name for p in out.iterdir()} == {
+        "results.csv",
+        "report.html",
+        "report.md",
+        "report-forest.svg",
+    }
+    results = pd.read_csv(out / "results.csv")
+    assert list(results["slice"].unique()) == ["all", "segment=app", "segment=rare", "segment=web"]
+    assert len(results) == 12
+    assert set(results["experiment_id"]) == {"exp-7"}
+    overall = results[results["slice"] == "all"].set_index("metric")
+    assert overall.loc["spend", "method"] == "cuped_welch_t"
+    assert overall.loc["clicks/impressions", "method"] == "delta_ratio"
+    assert overall.loc["conversion", "n_control"] == 810
+    rare = results[results["slice"] == "segment=rare"]
+    assert set(rare["decision"]) == {"suppressed"}
+    assert rare["mean_control"].isna().all()
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="forest-plot"' in html
+    assert 'id="srm-banner"' not in html
+    assert "2024-05-01 to ?" in html
+    assert "suppressed (&lt; 50 units)" in html
+    assert "spend adjusted by history" in html
+
+
+def test_no_unit_id_in_any_output(
+    units_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    main(_args(units_csv, out, "--slice-col", "segment"))
+    texts = [capsys.readouterr().out] + [p.read_text(encoding="utf-8") for p in out.iterdir()]
+    ids = set(pd.read_csv(units_csv)["user_id"])
+    for text in texts:
+        assert "uid" not in text
+        assert not any(uid in text for uid in ids)
+
+
+def test_parquet_input_and_weights_override(
+    units_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parquet = tmp_path / "exp.parquet"
+    pd.read_csv(units_csv).to_parquet(parquet, index=False)
+    out = tmp_path / "out"
+    args = _args(parquet, out, "--weights", "control=0.8,treatment=0.2", "--experiment-id", "x1")
+    assert main(args) == 0
+    assert "SRM CHECK FAILED" in capsys.readouterr().out
+    assert 'id="srm-banner"' in (out / "report.html").read_text(encoding="utf-8")
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["decision"]) == {"srm_fail"}
+    assert set(results["experiment_id"]) == {"x1"}
+
+
+@pytest.mark.parametrize(
+    ("replace", "extra", "message"),
+    [
+        ({"user_id": "uid"}, [], "column 'uid' (unit id) not found in exp-7.csv; its columns"),
+        ({}, ["--metric", "revenue:mean"], "column 'revenue' (metric revenue:mean) not found"),
+        ({"spend:mean": "spend:median"}, [], "KIND one of binomial, mean, ratio"),
+        ({"clicks/impressions:ratio": "clicks:ratio"}, [], "NUM/DEN:ratio, got 'clicks:ratio'"),
+        ({"spend:mean": "spend:binomial"}, [], "of a binomial metric must be 0 or 1"),
+        ({"control": "ctrl"}, [], "control 'ctrl' is not a value of the variant column"),
+        ({"spend=history": "visits=history"}, [], "covariates name metrics that are not analysed"),
+        ({}, ["--weights", "control=1,treatment=0"], "weight of 'treatment' must be > 0"),
+        ({}, ["--weights", "control=1"], "missing ['treatment']"),
+        ({}, ["--alpha", "1.5"], "alpha must be in (0, 1), got 1.5"),
+        ({}, ["--slice-col", "user_id"], "slice_col must not be the unit id column"),
+        ({}, ["--correction", "bonferroni"], "invalid choice: 'bonferroni'"),
+        ({}, ["--start", "June"], "argument --start: invalid fromisoformat value: 'June'"),
+        ({}, ["--start", "2024-02-01", "--end", "2024-01-01"], "--start must be <= --end"),
+        ({}, ["--min-units", "-1"], "min_units_per_slice must be >= 0, got -1"),
+    ],
+)
+def test_usage_errors_exit_2(
+    units_csv: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    replace: dict[str, str],
+    extra: list[str],
+    message: str,
+) -> None:
+    args = [replace.get(a, a) for a in _args(units_csv, tmp_path / "out", *extra)]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert "usage: python -m ab_testing.cli analyze" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_duplicate_unit_ids_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    df = _units(n=60)
+    ids = [str(u) for u in df["user_id"]]
+    ids[1] = ids[0]
+    df["user_id"] = ids
+    path = tmp_path / "dup.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(SystemExit) as exc:
+        main(_args(path, tmp_path / "out"))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "1 rows repeat an id" in err
+    assert ids[0] not in err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", "", "cannot read empty.csv"),
+        ("bad.parquet", "not parquet", "cannot read bad.parquet"),
+        ("units.xlsx", "x", "must be a .csv, .csv.gz or .parquet file"),
+    ],
+)
+def test_unreadable_input_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(SystemExit) as exc:
+        main(_args(path, tmp_path / "out"))
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(_args(tmp_path / "missing.csv", tmp_path / "out"))
+    assert "input file not found" in capsys.readouterr().err
+
+
+def test_help_explains_flags_kinds_cuped_and_decisions() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "ab_testing.cli", "analyze", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    text = res.stdout
+    for flag in (
+        "--input",
+        "--unit-col",
+        "--variant-col",
+        "--control",
+        "--metric",
+        "--out",
+        "--covariate",
+        "--slice-col",
+        "--weights",
+        "--guardrail",
+        "--lower-is-better",
+        "--alpha",
+        "--correction",
+        "--min-units",
+        "--srm-threshold",
+        "--target-effect",
+    ):
+        assert flag in text
+    for needle in ("binomial", "ratio", "NUM/DEN", "CUPED", "BEFORE the experiment", "e.g."):
+        assert needle in text
+    for decision in DECISIONS:
+        assert f"\n  {decision} " in text
+
+
+@pytest.fixture(scope="module")
+def hillstrom_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not HILLSTROM.is_file():
+        pytest.skip(f"Hillstrom data not found at {HILLSTROM.resolve()} (shared data not mounted)")
+    out = tmp_path_factory.mktemp("hillstrom")
+    base = ["analyze", "--input", str(HILLSTROM), "--variant-col", "segment", "--control", NONE]
+    cuped = ["--metric", "visit:binomial", "--metric", "conversion:binomial"]
+    cuped += ["--metric", "spend:mean", "--covariate", "spend=history", "--out", str(out / "c")]
+    assert main([*base, *cuped]) == 0
+    assert main([*base, "--metric", "spend:mean", "--out", str(out / "welch")]) == 0
+    return out
+
+
+def test_hillstrom_published_figures(hillstrom_out: Path) -> None:
+    results = pd.read_csv(hillstrom_out / "c" / "results.csv")
+    assert len(results) == 6
+    assert set(results["decision"]) == {"ship"}
+    visit = results[(results.metric == "visit") & (results.variant == MENS)].iloc[0]
+    assert visit["mean_variant"] == pytest.approx(0.182757, abs=1e-6)
+    assert visit["n_variant"] == 21307
+    assert visit["n_control"] == 21306
+    spend = results[(results.metric == "spend") & (results.variant == MENS)].iloc[0]
+    assert spend["method"] == "cuped_welch_t"
+    html = (hillstrom_out / "c" / "report.html").read_text(encoding="utf-8")
+    md = (hillstrom_out / "c" / "report.md").read_text(encoding="utf-8")
+    for text in (html, md):
+        assert "0.182757" in text
+        assert "1.42262" in text
+        assert "0.652789" in text
+        assert "cuped_welch_t" in text
+
+
+def test_hillstrom_welch_t_on_spend(hillstrom_out: Path) -> None:
+    results = pd.read_csv(hillstrom_out / "welch" / "results.csv")
+    spend = results[results.variant == MENS].iloc[0]
+    assert spend["method"] == "welch_t"
+    assert spend["p_value"] == pytest.approx(1.1638e-07, rel=1e-4)
+    html = (hillstrom_out / "welch" / "report.html").read_text(encoding="utf-8")
+    assert ">1.16e-07<" in html
