@@ -50,6 +50,9 @@ Reason = Literal[
     "error",  # the whole experiment failed (batch isolation); see ``detail``
 ]
 
+EventAgg = Literal["count", "sum", "any"]
+"""How a unit's events in a window become a number: how many, sum of ``value``, at least one."""
+
 SequentialMethod = Literal["msprt"]
 """Always-valid inference method.  Only the mixture SPRT (Johari et al. 2017) is provided."""
 
@@ -60,6 +63,7 @@ MARGIN_TYPES: Final = get_args(MarginType)
 DECISIONS: Final = get_args(Decision)
 REASONS: Final = get_args(Reason)
 SEQUENTIAL_METHODS: Final = get_args(SequentialMethod)
+EVENT_AGGS: Final = get_args(EventAgg)
 
 OVERALL_SLICE: Final = "all"
 """Slice label for the whole experiment population."""
@@ -131,3 +135,18 @@ class AnalysisConfig:
         check_positive("target_relative_effect", self.target_relative_effect)
         check_choice("sequential_method", self.sequential_method, SEQUENTIAL_METHODS)
         check_positive("sequential_tau", self.sequential_tau)
+
+
+# --------------------------------------------------------------------------------------------
+# Allowed values of experiment assignment (validated by :mod:`ab_testing.config`).
+
+FilterOp = Literal["eq", "in", "lt", "le", "gt", "ge"]
+"""Targeting operators on one unit attribute: equals a value, is in a list of values, or a
+numeric comparison (``<``, ``<=``, ``>``, ``>=``).  A missing or null attribute never matches."""
+
+ValueKind = Literal["string", "number", "bool"]
+"""Type of a targeting value; a unit attribute must have the same kind (ints and floats are both
+``number``, ``bool`` is never a number)."""
+
+FILTER_OPS: Final = get_args(FilterOp)
+VALUE_KINDS: Final = get_args(ValueKind)

@@ -54,6 +54,8 @@ BRONZE_ITEMS: Final = TableRef("bronze.items")
 BRONZE_USERS: Final = TableRef("bronze.users")
 BRONZE_QUARANTINE: Final = TableRef("bronze.quarantine")
 OPS_INGEST_RUNS: Final = TableRef("ops.ingest_runs")
+AB_ASSIGNMENTS: Final = TableRef("ab.assignments")
+AB_EXPOSURES: Final = TableRef("ab.exposures")
 
 #: Every table, in the order set-up creates them.
 ALL_TABLES: Final[tuple[TableRef, ...]] = (
@@ -62,6 +64,8 @@ ALL_TABLES: Final[tuple[TableRef, ...]] = (
     BRONZE_USERS,
     BRONZE_QUARANTINE,
     OPS_INGEST_RUNS,
+    AB_ASSIGNMENTS,
+    AB_EXPOSURES,
 )
 SCHEMAS: Final[tuple[str, ...]] = tuple(dict.fromkeys(t.schema for t in ALL_TABLES))
 
@@ -102,3 +106,41 @@ class Col:
     STARTED_AT: Final = "started_at"
     FINISHED_AT: Final = "finished_at"
     MESSAGE: Final = "message"
+    UNIT_ID: Final = "unit_id"
+    EXPERIMENT_ID: Final = "experiment_id"
+    LAYER_ID: Final = "layer_id"
+    VARIANT: Final = "variant"
+    IS_CONTROL: Final = "is_control"
+    BUCKET: Final = "bucket"
+    VARIANT_BUCKET: Final = "variant_bucket"
+    CONFIG_VERSION: Final = "config_version"
+    FIRST_EXPOSURE_TS: Final = "first_exposure_ts"
+    SURFACE: Final = "surface"
+    SERVED_TS: Final = "served_ts"
+    EVENT_TYPE: Final = "event_type"
+    VALUE: Final = "value"
+    METRIC: Final = "metric"
+    SLICE: Final = "slice"
+    HAS_COVARIATE: Final = "has_covariate"
+    ROLE: Final = "role"
+    SPLIT_ID: Final = "split_id"
+    N_POSITIVE: Final = "n_positive"
+    DAYS_SINCE_LAST: Final = "days_since_last"
+    MEAN_RATING: Final = "mean_rating"
+    STD_RATING: Final = "std_rating"
+    GENRE_AFFINITY: Final = "genre_affinity"
+    HISTORY: Final = "history"
+    HISTORY_INDEX: Final = "history_index"
+    DENSE: Final = "dense"
+    AS_OF_TS: Final = "as_of_ts"
+    ITEM_INDEX: Final = "item_index"
+    LOG_COUNT: Final = "log_count"
+    DECAYED_POPULARITY: Final = "decayed_popularity"
+    GENRES_MULTI_HOT: Final = "genres_multi_hot"
+    YEAR_STD: Final = "year_std"
+    TEXT: Final = "text"
+    CONTENT_EMBEDDING: Final = "content_embedding"
+    IS_COLD: Final = "is_cold"
+    LABEL: Final = "label"
+    KIND: Final = "kind"
+    SCORE: Final = "score"
