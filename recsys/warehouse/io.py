@@ -28,8 +28,9 @@ def is_write_conflict(err: BaseException) -> bool:
     return _CONFLICT_MARK in str(err)
 
 
-def with_conflict_retry(write: Callable[[], None], what: str, attempts: int = 5,
-                        base_delay_s: float = 0.5) -> None:
+def with_conflict_retry(
+    write: Callable[[], None], what: str, attempts: int = 5, base_delay_s: float = 0.5
+) -> None:
     """Run an idempotent ``write``, retrying Delta write conflicts with jittered backoff.
 
     Args:
@@ -48,8 +49,9 @@ def with_conflict_retry(write: Callable[[], None], what: str, attempts: int = 5,
             if attempt == attempts or not is_write_conflict(err):
                 raise
             delay = base_delay_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-            log.warning("%s: concurrent commit, retry %d/%d in %.1fs", what, attempt,
-                        attempts - 1, delay)
+            log.warning(
+                "%s: concurrent commit, retry %d/%d in %.1fs", what, attempt, attempts - 1, delay
+            )
             time.sleep(delay)
 
 
@@ -62,10 +64,23 @@ def replace_delivery(df: DataFrame, table: TableRef, ds: date, source: str) -> N
     conflict; two writers of the same delivery are serialised by retrying the loser.
     """
     condition = (F.col(Col.DS) == F.lit(ds)) & (F.col(Col.SOURCE) == F.lit(source))
-    with_conflict_retry(lambda: df.writeTo(table.qualified_name).overwrite(condition),
-                        table.qualified_name)
+    with_conflict_retry(
+        lambda: df.writeTo(table.qualified_name).overwrite(condition), table.qualified_name
+    )
 
 
 def append(df: DataFrame, table: TableRef) -> None:
     """Append ``df`` to ``table`` in one Delta commit (audit logs; blind appends never conflict)."""
     with_conflict_retry(lambda: df.writeTo(table.qualified_name).append(), table.qualified_name)
+
+
+def replace_partition(df: DataFrame, table: TableRef, ds: date) -> None:
+    """Replace every row of day ``ds`` in ``table`` with ``df`` in one Delta commit.
+
+    For tables keyed by ``ds`` alone (daily outputs): a rerun for the same day replaces it,
+    readers see the old day or the new one. ``df`` must hold only rows of ``ds``.
+    """
+    condition = F.col(Col.DS) == F.lit(ds)
+    with_conflict_retry(
+        lambda: df.writeTo(table.qualified_name).overwrite(condition), table.qualified_name
+    )

@@ -56,6 +56,9 @@ BRONZE_QUARANTINE: Final = TableRef("bronze.quarantine")
 OPS_INGEST_RUNS: Final = TableRef("ops.ingest_runs")
 AB_ASSIGNMENTS: Final = TableRef("ab.assignments")
 AB_EXPOSURES: Final = TableRef("ab.exposures")
+AB_EVENTS: Final = TableRef("ab.events")
+AB_METRIC_STATS: Final = TableRef("ab.metric_stats")
+AB_RESULTS: Final = TableRef("ab.results")
 
 #: Every table, in the order set-up creates them.
 ALL_TABLES: Final[tuple[TableRef, ...]] = (
@@ -66,6 +69,9 @@ ALL_TABLES: Final[tuple[TableRef, ...]] = (
     OPS_INGEST_RUNS,
     AB_ASSIGNMENTS,
     AB_EXPOSURES,
+    AB_EVENTS,
+    AB_METRIC_STATS,
+    AB_RESULTS,
 )
 SCHEMAS: Final[tuple[str, ...]] = tuple(dict.fromkeys(t.schema for t in ALL_TABLES))
 

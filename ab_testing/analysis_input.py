@@ -1,0 +1,133 @@
+"""Rows of ``ab.metric_stats`` -> the stats engine's :class:`ExperimentData` (pure Python).
+
+The Spark side (:mod:`ab_testing.outcomes`) writes cumulative sums per look; this module picks
+the sufficient-statistics type each metric needs and lines the looks up for the sequential test.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ab_testing.metrics_config import MetricDefinition
+from ab_testing.settings import OVERALL_SLICE
+from ab_testing.stats import (
+    Cell,
+    CupedRatioStats,
+    CupedStats,
+    ExperimentData,
+    RatioStats,
+    SampleStats,
+)
+from ab_testing.stats.sufficient import AnyStats
+
+#: A row of ``ab.metric_stats`` as a mapping (e.g. ``Row.asDict()``).
+StatsRow = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ArmLooks:
+    """Cumulative statistics of one (variant, metric, slice) at each look date."""
+
+    variant: str
+    metric: str
+    slice: str
+    by_look: Mapping[date, StatsRow]
+
+
+def to_stats(row: StatsRow, metric: MetricDefinition) -> AnyStats:
+    """The engine's statistics object for one ``ab.metric_stats`` row."""
+    n = float(row["n"])
+    cuped = metric.covariate is not None
+    if metric.kind == "ratio":
+        ratio = dict(
+            n=n,
+            sum_num=row["sum_y"],
+            sum_num_sq=row["sum_y_sq"],
+            sum_den=row["sum_d"],
+            sum_den_sq=row["sum_d_sq"],
+            sum_num_den=row["sum_yd"],
+        )
+        if cuped:
+            return CupedRatioStats(
+                **ratio,
+                sum_x=row["sum_x"],
+                sum_x_sq=row["sum_x_sq"],
+                sum_num_x=row["sum_yx"],
+                sum_den_x=row["sum_dx"],
+            )
+        return RatioStats(**ratio)
+    if cuped:
+        return CupedStats(
+            n=n,
+            sum=row["sum_y"],
+            sum_sq=row["sum_y_sq"],
+            sum_x=row["sum_x"],
+            sum_x_sq=row["sum_x_sq"],
+            sum_xy=row["sum_yx"],
+        )
+    return SampleStats(n=n, sum=row["sum_y"], sum_sq=row["sum_y_sq"])
+
+
+def group_looks(rows: Iterable[StatsRow]) -> list[ArmLooks]:
+    """Group stats rows by (variant, metric, slice), keyed by look date."""
+    grouped: dict[tuple[str, str, str], dict[date, StatsRow]] = defaultdict(dict)
+    for row in rows:
+        grouped[(row["variant"], row["metric"], row["slice"])][row["look_date"]] = row
+    return [ArmLooks(v, m, s, looks) for (v, m, s), looks in sorted(grouped.items())]
+
+
+def common_looks(arms: Sequence[ArmLooks]) -> list[date]:
+    """Look dates at which every overall-slice arm has at least 2 units (testable looks)."""
+    overall = [a for a in arms if a.slice == OVERALL_SLICE]
+    if not overall:
+        return []
+    dates = set.intersection(*(set(a.by_look) for a in overall))
+    return sorted(d for d in dates if all(a.by_look[d]["n"] >= 2 for a in overall))
+
+
+def experiment_data(
+    experiment_id: str,
+    control: str,
+    weights: Mapping[str, float],
+    metrics: Sequence[MetricDefinition],
+    rows: Iterable[StatsRow],
+) -> tuple[ExperimentData, list[date]]:
+    """Build the engine input for one experiment from its ``ab.metric_stats`` rows.
+
+    Each cell's ``stats`` are those of its last look; overall-slice cells also carry ``daily``
+    statistics at every common look (see :func:`common_looks`) for the sequential p-value.
+
+    Returns:
+        The experiment data and the look dates of the daily series.
+    """
+    by_name = {m.name: m for m in metrics}
+    arms = [a for a in group_looks(rows) if a.metric in by_name]
+    looks = common_looks(arms)
+    cells = []
+    for arm in arms:
+        metric = by_name[arm.metric]
+        last = arm.by_look[max(arm.by_look)]
+        daily: tuple[AnyStats, ...] = ()
+        if arm.slice == OVERALL_SLICE and len(looks) >= 2:
+            daily = tuple(to_stats(arm.by_look[d], metric) for d in looks)
+        cells.append(
+            Cell(
+                variant=arm.variant,
+                metric=arm.metric,
+                stats=to_stats(last, metric),
+                slice=arm.slice,
+                daily=daily,
+            )
+        )
+    data = ExperimentData(
+        experiment_id=experiment_id,
+        control=control,
+        expected_weights=dict(weights),
+        metrics=[m.spec for m in metrics],
+        cells=cells,
+    )
+    return data, looks if len(looks) >= 2 else []

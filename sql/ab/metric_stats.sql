@@ -1,0 +1,25 @@
+-- Sufficient statistics per experiment, variant, metric, slice and daily look, cumulative up to
+-- the end of look_date: y is the unit's metric numerator, d its denominator (1 unless ratio), x
+-- its CUPED covariate (0 without one). One partition per analysis day, replaced on rerun.
+CREATE TABLE IF NOT EXISTS ab.metric_stats (
+  experiment_id  STRING  NOT NULL COMMENT 'Experiment id',
+  variant        STRING  NOT NULL COMMENT 'Variant id',
+  metric         STRING  NOT NULL COMMENT 'Metric name from the metrics config',
+  slice          STRING  NOT NULL COMMENT 'Slice of units; all = every exposed unit',
+  look_date      DATE    NOT NULL COMMENT 'Statistics as of the end of this UTC day',
+  n              BIGINT  NOT NULL COMMENT 'Exposed units',
+  sum_y          DOUBLE  NOT NULL COMMENT 'Sum of per-unit numerators',
+  sum_y_sq       DOUBLE  NOT NULL COMMENT 'Sum of squared per-unit numerators',
+  sum_d          DOUBLE  NOT NULL COMMENT 'Sum of per-unit denominators',
+  sum_d_sq       DOUBLE  NOT NULL COMMENT 'Sum of squared per-unit denominators',
+  sum_yd         DOUBLE  NOT NULL COMMENT 'Sum of numerator x denominator',
+  sum_x          DOUBLE  NOT NULL COMMENT 'Sum of per-unit covariates',
+  sum_x_sq       DOUBLE  NOT NULL COMMENT 'Sum of squared covariates',
+  sum_yx         DOUBLE  NOT NULL COMMENT 'Sum of numerator x covariate',
+  sum_dx         DOUBLE  NOT NULL COMMENT 'Sum of denominator x covariate',
+  has_covariate  BOOLEAN NOT NULL COMMENT 'TRUE when the metric defines a CUPED covariate',
+  ds             DATE    NOT NULL COMMENT 'Analysis day (partition)'
+)
+USING DELTA
+PARTITIONED BY (ds)
+COMMENT 'A/B sufficient statistics (aggregates only)'
