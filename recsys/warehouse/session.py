@@ -62,6 +62,22 @@ def launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def _check_submitted_jars(jars: str) -> None:
+    # Under spark-submit the driver JVM already runs, so spark.jars set here reaches executors
+    # but not the driver's class path: Delta's extension would fail to load with a bare
+    # ClassNotFoundException. Say what to pass instead.
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized()  # attach to spark-submit's JVM to read its properties
+    jvm = SparkContext._jvm
+    submitted = jvm.java.lang.System.getProperty("spark.jars") if jvm is not None else None
+    if DELTA_ARTIFACT not in (submitted or ""):
+        raise WarehouseSetupError(
+            "launched by spark-submit without Delta Lake's jars on the driver: pass "
+            "--jars " + jars + " (the Airflow DAGs do this)"
+        )
+
+
 def spark_conf(settings: WarehouseSettings, app_name: str) -> dict[str, str]:
     """The full Spark configuration for ``settings`` (pure; used by the builder and by tests)."""
     jars = ",".join(str(p) for p in delta_jars(settings.jar_cache))
@@ -113,8 +129,11 @@ def build_spark(
     # Python workers (pandas UDFs) must run this interpreter, whose venv has pyarrow and torch;
     # a cluster whose executors keep their Python elsewhere sets PYSPARK_PYTHON itself.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf = spark_conf(settings, app_name)
+    if launched_by_spark_submit():
+        _check_submitted_jars(conf["spark.jars"])
     builder = SparkSession.builder
-    for key, value in spark_conf(settings, app_name).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     if settings.master_explicit or not launched_by_spark_submit():
         builder = builder.master(settings.master)
