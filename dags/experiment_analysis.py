@@ -1,0 +1,188 @@
+"""# experiment_analysis
+
+Daily A/B assignment and analysis, run whenever `recsys_daily` has produced its output
+(scheduled on the Asset `dags.common.RECSYS_DAILY_OUTPUT`).
+
+- `resolve_run`: the day (`ds`) and bronze delivery (`source`) this run is about (below);
+- `assign`: `spark-submit jobs/assign.py --config {{ params.experiments_config }} --ds <ds>
+  --source <source>`, the population of that day into `ab.assignments`;
+- `list_analyses`: reads the experiments YAML (pure Python, at run time, never at parse time)
+  and returns one argument list per experiment to analyse on `ds`;
+- `analyze`: mapped over that list (dynamic task mapping), `spark-submit jobs/ab_analyze.py
+  --config ... --metrics ... --ds <ds> --experiment <id>`, one task instance per experiment,
+  labelled with its id in the UI.
+
+An experiment is analysed from its `start` until `params.grace_days` (default 7, the metrics'
+window) after its `end`, so windows opened on its last days still close; with none, `analyze`
+is skipped. Two analyses run at a time at most.
+
+**Which day.** Asset-triggered runs have no logical date in Airflow 3 (no `{{ ds }}`), so
+`resolve_run` picks, in order: `params.ds`; the newest `ds` in the extras of the triggering
+`recsys_daily` events; the run's logical date (`airflow dags test experiment_analysis 2026-01-12`);
+the day of `run_after`. The source is `params.source`, else the triggering event's, else
+`ml-latest-small`.
+
+**Params**: `experiments_config` and `metrics_config` (YAML files, default the examples under
+`ab_testing/`), `ds`, `source`, `grace_days`. Retries and the failure line as in `dags/common.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param, get_current_context, task
+
+try:
+    from dags import common
+except ModuleNotFoundError:  # parsed by Airflow without the repository on sys.path
+    sys.path.append(str(Path(__file__).resolve().parents[1]))
+    from dags import common
+
+log = logging.getLogger("recsys.dags.experiment_analysis")
+
+#: Analyses running at once (each is a Spark driver; the reference machine has 2 cores).
+MAX_PARALLEL_ANALYSES = 2
+
+
+def pick_run_day(
+    param_ds: str | None,
+    event_extras: Iterable[Mapping[str, Any]],
+    logical_ds: str | None,
+    run_after: datetime | None,
+) -> str:
+    """The day a run is about: param, newest triggering event's ``ds``, logical date, run_after.
+
+    Raises:
+        ValueError: none of them gives a day.
+    """
+    if param_ds:
+        return date.fromisoformat(param_ds).isoformat()
+    days = [str(e["ds"]) for e in event_extras if e.get("ds")]
+    if days:
+        return max(date.fromisoformat(d) for d in days).isoformat()
+    if logical_ds:
+        return logical_ds
+    if run_after is not None:
+        return run_after.astimezone(UTC).date().isoformat()
+    raise ValueError("ds: no params.ds, triggering event, logical date or run_after")
+
+
+def pick_source(param_source: str | None, event_extras: Iterable[Mapping[str, Any]]) -> str:
+    """``params.source``, else the newest triggering event's, else the default delivery."""
+    if param_source:
+        return param_source
+    sources = [str(e["source"]) for e in event_extras if e.get("source")]
+    return sources[-1] if sources else common.DEFAULT_SOURCE
+
+
+def experiments_to_analyse(config_path: str | Path, ds: str, grace_days: int) -> list[str]:
+    """Ids of experiments with ``start <= ds < end + grace_days``, in config order.
+
+    Raises:
+        ValueError: the config is missing or invalid (its loader names the problem).
+    """
+    from ab_testing.config import load_config  # run time only: no config reading at parse time
+
+    day = date.fromisoformat(ds)
+    grace = timedelta(days=grace_days)
+    config = load_config(config_path)
+    return [e.id for e in config.experiments if e.start <= day < e.end + grace]
+
+
+def analysis_args(
+    ids: Iterable[str], experiments_config: str, metrics_config: str, ds: str
+) -> list[list[str]]:
+    """``jobs/ab_analyze.py`` arguments per experiment (its id last: the map index label)."""
+    return [
+        [
+            "--config", experiments_config,
+            "--metrics", metrics_config,
+            "--ds", ds,
+            "--experiment", experiment_id,
+        ]
+        for experiment_id in ids
+    ]  # fmt: skip
+
+
+@task
+def resolve_run() -> dict[str, str]:
+    """The run's ``ds`` and ``source`` (see the DAG doc), as one XCom ``{"ds", "source"}``."""
+    context = get_current_context()
+    params = context["params"]
+    events = context.get("triggering_asset_events") or {}
+    extras = [dict(e.extra) for e in events.get(common.RECSYS_DAILY_OUTPUT, [])] if events else []
+    run = context.get("dag_run")
+    ds = pick_run_day(params.get("ds"), extras, context.get("ds"), getattr(run, "run_after", None))
+    source = pick_source(params.get("source"), extras)
+    log.info("ds=%s source=%s (%d triggering events)", ds, source, len(extras))
+    return {"ds": ds, "source": source}
+
+
+@task
+def list_analyses(run: dict[str, str]) -> list[list[str]]:
+    """One ``ab_analyze`` argument list per experiment to analyse on the run's day.
+
+    (A TaskFlow argument cannot be called ``ds``: context keys are reserved names.)
+    """
+    day = run["ds"]
+    params = get_current_context()["params"]
+    ids = experiments_to_analyse(params["experiments_config"], day, int(params["grace_days"]))
+    log.info("experiments to analyse on %s: %s", day, ids or "none")
+    return analysis_args(ids, params["experiments_config"], params["metrics_config"], day)
+
+
+with DAG(
+    dag_id="experiment_analysis",
+    description="A/B assignment, then one analysis per live experiment (dynamic task mapping)",
+    doc_md=__doc__,
+    schedule=[common.RECSYS_DAILY_OUTPUT],
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=6),
+    default_args=common.default_args(),
+    tags=["ab_testing", "spark", "asset-triggered"],
+    params={
+        "experiments_config": common.path_param(
+            common.REPO_ROOT / "ab_testing" / "experiments.example.yaml",
+            "Experiments YAML (format: ab_testing/config.py).",
+        ),
+        "metrics_config": common.path_param(
+            common.REPO_ROOT / "ab_testing" / "metrics.example.yaml",
+            "Metrics YAML (format: ab_testing/metrics_config.py).",
+        ),
+        "ds": common.ds_param(),
+        "source": common.source_param(default=None),
+        "grace_days": Param(
+            7,
+            type="integer",
+            minimum=0,
+            maximum=90,
+            description="Keep analysing an experiment this many days after its end.",
+        ),
+    },
+) as dag:
+    run = resolve_run()
+    assign = common.spark_job(
+        "assign",
+        "assign",
+        [
+            "--config", "{{ params.experiments_config }}",
+            "--ds", "{{ ti.xcom_pull(task_ids='resolve_run')['ds'] }}",
+            "--source", "{{ ti.xcom_pull(task_ids='resolve_run')['source'] }}",
+        ],
+    )  # fmt: skip
+    analyses = list_analyses(run)  # type: ignore[arg-type]  # an XComArg, resolved at run time
+    analyze = common.spark_job_partial(
+        "analyze",
+        "ab_analyze",
+        map_index_template="{{ task.application_args[-1] }}",
+        max_active_tis_per_dagrun=MAX_PARALLEL_ANALYSES,
+    ).expand(application_args=analyses)
+
+    run >> assign >> analyses

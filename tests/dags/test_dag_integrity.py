@@ -1,0 +1,304 @@
+"""The DAG folder parses cleanly, cheaply and into the intended graphs; the DAGs' pure helpers.
+
+Airflow reads its configuration when first imported, so a throw-away ``AIRFLOW_HOME`` (SQLite,
+no examples, parallelism 2) is set before any ``airflow`` import, unless another test module of
+this run already did. Nothing here needs a metadata database or Spark.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+# Importing Airflow configures the root logger (an INFO handler on the stdout of the moment);
+# put it back afterwards so the rest of the test session logs as before.
+_ROOT = logging.getLogger()
+_ROOT_STATE = (list(_ROOT.handlers), _ROOT.level)
+if "airflow" not in sys.modules:
+    _home = tempfile.mkdtemp(prefix="af-tests-")
+    atexit.register(shutil.rmtree, _home, True)
+    os.environ.update(
+        AIRFLOW_HOME=_home,
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__PARALLELISM="2",
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_home}/airflow.db",
+    )
+if str(REPO) not in sys.path:  # `dags` is not an installed package
+    sys.path.append(str(REPO))
+
+from airflow.dag_processing.dagbag import DagBag  # noqa: E402
+from airflow.sdk import Asset  # noqa: E402
+from airflow.sdk.definitions.param import ParamValidationError  # noqa: E402
+
+from dags import common  # noqa: E402
+from dags.experiment_analysis import (  # noqa: E402
+    analysis_args,
+    experiments_to_analyse,
+    pick_run_day,
+    pick_source,
+)
+
+_ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_root_logging() -> Iterator[None]:
+    yield
+    _ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
+
+
+DAG_IDS = {"recsys_daily", "experiment_analysis"}
+EXAMPLE_CONFIG = REPO / "ab_testing" / "experiments.example.yaml"
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def edges(dag: Any) -> set[tuple[str, str]]:
+    return {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+
+
+def test_no_import_errors(dagbag: DagBag) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dags) == DAG_IDS
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_dag_conventions(dagbag: DagBag, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    assert dag.tags, "every DAG has tags"
+    assert dag.catchup is False
+    assert dag.doc_md
+    assert dag.doc_md.lstrip().startswith(f"# {dag_id}")
+    assert dag.max_active_runs == 1
+    for task in dag.tasks:
+        assert task.retries >= 2, task.task_id
+        assert task.retry_exponential_backoff > 0, task.task_id
+        assert task.on_failure_callback, task.task_id
+    # The scheduler works on the serialized form: it must round-trip.
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    assert DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag)).dag_id == dag_id
+
+
+def test_spark_tasks_use_the_guarded_operator(dagbag: DagBag) -> None:
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if task.task_id in ("resolve_run", "list_analyses"):
+                continue
+            kwargs = getattr(task, "partial_kwargs", None)
+            if kwargs is not None:  # mapped: the class and partial arguments
+                assert task.operator_class is common.SparkJobOperator
+                conn_id, application = kwargs["conn_id"], kwargs["application"]
+            else:
+                assert isinstance(task, common.SparkJobOperator), task.task_id
+                conn_id, application = task._conn_id, task.application
+            assert conn_id == common.SPARK_CONN_ID
+            assert Path(application).is_file()
+            assert Path(application).parent == REPO / "jobs"
+
+
+def test_recsys_daily_shape(dagbag: DagBag) -> None:
+    dag = dagbag.dags["recsys_daily"]
+    assert set(dag.task_ids) == {"setup_warehouse", "ingest", "features"}
+    assert edges(dag) == {("setup_warehouse", "ingest"), ("ingest", "features")}
+    features = dag.get_task("features")
+    assert features.outlets == [common.RECSYS_DAILY_OUTPUT]
+    assert features.asset_extra == {"ds": "{{ ds }}", "source": "{{ params.source }}"}
+    assert dag.get_task("ingest").application_args == [
+        "--input", "{{ params.input_path }}", "--ds", "{{ ds }}", "--source", "{{ params.source }}"
+    ]  # fmt: skip
+    assert dag.get_task("features").application_args[:2] == ["--ds", "{{ ds }}"]
+
+
+def test_experiment_analysis_shape(dagbag: DagBag) -> None:
+    dag = dagbag.dags["experiment_analysis"]
+    assert set(dag.task_ids) == {"resolve_run", "assign", "list_analyses", "analyze"}
+    assert edges(dag) == {
+        ("resolve_run", "assign"),
+        ("resolve_run", "list_analyses"),
+        ("assign", "list_analyses"),
+        ("list_analyses", "analyze"),
+    }
+    analyze = dag.get_task("analyze")
+    assert type(analyze).__name__ == "MappedOperator"
+    assert analyze.map_index_template == "{{ task.application_args[-1] }}"
+    assert analyze.partial_kwargs["application"].endswith("jobs/ab_analyze.py")
+    assert list(dag.timetable.asset_condition.objects) == [common.RECSYS_DAILY_OUTPUT]
+    assign_args = dag.get_task("assign").application_args
+    assert assign_args[:2] == ["--config", "{{ params.experiments_config }}"]
+    assert "--ds" in assign_args
+    assert "--source" in assign_args
+
+
+def test_params_are_validated(dagbag: DagBag) -> None:
+    daily = dagbag.dags["recsys_daily"].params
+    assert daily.validate() == {
+        "input_path": str(REPO / "data" / "ml-latest-small"),
+        "source": "ml-latest-small",
+        "force_retrain": False,
+    }
+    with pytest.raises(ParamValidationError):
+        daily.get_param("source").resolve("Bad Source!")
+    with pytest.raises(ParamValidationError):
+        daily.get_param("force_retrain").resolve("yes")
+    with pytest.raises(ParamValidationError):
+        daily.get_param("input_path").resolve("")
+    analysis = dagbag.dags["experiment_analysis"].params
+    assert analysis.validate()["ds"] is None
+    assert analysis.get_param("ds").resolve("2026-01-12") == "2026-01-12"
+    with pytest.raises(ParamValidationError):
+        analysis.get_param("ds").resolve("yesterday")
+    with pytest.raises(ParamValidationError):
+        analysis.get_param("grace_days").resolve(-1)
+
+
+def test_parsing_is_cheap_and_starts_no_spark() -> None:
+    """Importing a DAG file (airflow already loaded) takes < 2 s and imports no pyspark/config."""
+    code = (
+        "import json, sys, time\n"
+        f"sys.path.append({str(REPO)!r})\n"
+        "import airflow.sdk, airflow.providers.apache.spark.operators.spark_submit\n"
+        "out = {}\n"
+        "for name in ('dags.recsys_daily', 'dags.experiment_analysis'):\n"
+        "    t = time.perf_counter(); __import__(name); out[name] = time.perf_counter() - t\n"
+        "bad = ('pyspark', 'py4j', 'recsys', 'jobs', 'ab_testing')\n"
+        "out['loaded'] = sorted({m.split('.')[0] for m in sys.modules} & set(bad))\n"
+        "print(json.dumps(out))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tempfile.gettempdir(),
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out.pop("loaded") == []
+    for name, seconds in out.items():
+        assert seconds < 2.0, (name, seconds)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers of the DAGs.
+
+
+def test_pick_run_day_precedence() -> None:
+    after = datetime(2026, 3, 4, 23, 30, tzinfo=UTC)
+    events = [{"ds": "2026-01-05"}, {"ds": "2026-01-07"}, {"other": 1}]
+    assert pick_run_day("2026-02-01", events, "2026-01-01", after) == "2026-02-01"
+    assert pick_run_day(None, events, "2026-01-01", after) == "2026-01-07"
+    assert pick_run_day(None, [], "2026-01-01", after) == "2026-01-01"
+    assert pick_run_day(None, [], None, after) == "2026-03-04"
+    with pytest.raises(ValueError, match="ds"):
+        pick_run_day(None, [], None, None)
+    assert pick_source(None, [{"source": "ml-1m"}]) == "ml-1m"
+    assert pick_source("ml-100k", [{"source": "ml-1m"}]) == "ml-100k"
+    assert pick_source(None, []) == common.DEFAULT_SOURCE
+
+
+def test_experiments_to_analyse_window() -> None:
+    # two_tower_v2 [01-05, 02-02), diversity_boost [01-05, 01-26), carousel_rows [01-10, 02-10)
+    assert experiments_to_analyse(EXAMPLE_CONFIG, "2026-01-04", 7) == []
+    assert experiments_to_analyse(EXAMPLE_CONFIG, "2026-01-05", 7) == [
+        "two_tower_v2",
+        "diversity_boost",
+    ]
+    assert experiments_to_analyse(EXAMPLE_CONFIG, "2026-01-28", 0) == [
+        "two_tower_v2",
+        "carousel_rows",
+    ]
+    assert experiments_to_analyse(EXAMPLE_CONFIG, "2026-01-28", 7) == [
+        "two_tower_v2",
+        "diversity_boost",
+        "carousel_rows",
+    ]
+    assert experiments_to_analyse(EXAMPLE_CONFIG, "2026-02-17", 7) == []
+    with pytest.raises(ValueError, match="no such file"):
+        experiments_to_analyse(REPO / "missing.yaml", "2026-01-05", 7)
+    args = analysis_args(["a", "b"], "e.yaml", "m.yaml", "2026-01-05")
+    assert args[1] == [
+        "--config", "e.yaml", "--metrics", "m.yaml", "--ds", "2026-01-05", "--experiment", "b"
+    ]  # fmt: skip
+
+
+def test_failure_line_is_one_line() -> None:
+    ti = SimpleNamespace(
+        dag_id="recsys_daily",
+        task_id="ingest",
+        map_index=-1,
+        try_number=2,
+        log_url="http://127.0.0.1:8080/dags/recsys_daily/runs/r1/tasks/ingest?try_number=2",
+    )
+    line = common.failure_line(
+        {"ti": ti, "ds": "2026-01-05", "exception": RuntimeError("spark-submit failed\ntrace...")}
+    )
+    assert "\n" not in line
+    for part in ("dag=recsys_daily", "task=ingest", "ds=2026-01-05", "try=2", ti.log_url):
+        assert part in line
+    assert "RuntimeError: spark-submit failed" in line
+    assert "trace" not in line
+    mapped = SimpleNamespace(dag_id="experiment_analysis", task_id="analyze", map_index=1)
+    run = SimpleNamespace(run_after=datetime(2026, 1, 9, 6, tzinfo=UTC))
+    line = common.failure_line({"ti": mapped, "dag_run": run, "exception": None})
+    assert "task=analyze[1]" in line
+    assert "ds=2026-01-09 (run_after" in line
+
+
+def test_runtime_env_and_conf() -> None:
+    env = common.runtime_env({"PYTHONPATH": "/x", "RECSYS_WAREHOUSE": "/wh"})
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(REPO), "/x"]
+    assert env["RECSYS_WAREHOUSE"] == "/wh"
+    assert env["RECSYS_SPARK_MASTER"] == ""  # the connection's --master wins
+    assert env["SPARK_LOCAL_IP"] == "127.0.0.1"
+    assert Path(env["PYSPARK_PYTHON"]).name.startswith("python")
+    assert common.runtime_env({})["RECSYS_WAREHOUSE"] == str(REPO / "warehouse")
+    conf = common.runtime_conf({"RECSYS_SPARK_UI": "false"})
+    assert conf["spark.driver.host"] == conf["spark.driver.bindAddress"] == "127.0.0.1"
+    assert conf["spark.ui.enabled"] == "false"
+    assert common.runtime_conf({})["spark.ui.enabled"] == "true"
+
+
+def test_operator_runtime_preparation_and_outlet_stamp() -> None:
+    op = common.spark_job(
+        "ingest_x",
+        "ingest",
+        ["--ds", "2026-01-05"],
+        conf={"spark.ui.enabled": "false"},
+        outlets=[common.RECSYS_DAILY_OUTPUT, Asset("file:///tmp/other")],
+        asset_extra={"ds": "2026-01-05"},
+    )
+    op.prepare_runtime({"RECSYS_WAREHOUSE": "/wh", "RECSYS_DRIVER_MEMORY": "1g"})
+    assert op.env_vars["RECSYS_WAREHOUSE"] == "/wh"
+    assert op._driver_memory == "1g"
+    assert op.conf["spark.ui.enabled"] == "false"  # explicit conf wins
+    assert "io.delta_delta-spark" in op.jars
+    assert op._spark_binary.endswith("spark-submit")
+    events: defaultdict[Any, SimpleNamespace] = defaultdict(lambda: SimpleNamespace(extra={}))
+    op.stamp_outlets({"outlet_events": events})  # type: ignore[arg-type]
+    assert events[common.RECSYS_DAILY_OUTPUT].extra == {"ds": "2026-01-05"}
+    with pytest.raises(ValueError, match="no such Spark job"):
+        common.spark_job("nope", "no_such_job")
+    with pytest.raises(ValueError, match=r"schema\.table"):
+        common.warehouse_asset("no_schema")
