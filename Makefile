@@ -17,13 +17,14 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup demo test test-fast bench lint lock clean
+.PHONY: help setup demo test test-fast bench lint lock clean airflow-ui
 
 help:
 	@echo "make demo   - set up (venv, pinned packages, Delta jars, tables) and ingest the demo data"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make bench  - benchmarks under bench/ (JSON lines)"
 	@echo "make lint   - ruff + mypy"
+	@echo "make airflow-ui - Airflow's UI, scheduler and DAG processor on 127.0.0.1:$(AIRFLOW_UI_PORT)"
 	@echo "make lock   - regenerate requirements/*.lock from requirements/platform.in"
 
 $(STAMP): requirements/torch.lock requirements/platform.lock pyproject.toml
@@ -57,7 +58,9 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow and not cluster" $(PYTEST_ARGS)
 
 bench: setup
-	@for b in bench/*.py; do echo "# $$b"; $(PY) $$b || exit 1; done
+	@# Bench-only dependencies (e.g. duckdb as the reference engine) are locked separately.
+	@test ! -f requirements/bench.lock || $(PIP) install --quiet --no-deps -r requirements/bench.lock
+	@for b in bench/bench_*.py; do echo "# $$b"; $(PY) -m bench.$$(basename $$b .py) || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -67,6 +70,24 @@ lock: $(STAMP)
 	@echo "Regenerating locks from the current .venv; check the diff before committing."
 	$(PY) -m pip freeze --all --exclude-editable | grep -v '^pip==' > /tmp/recsys-freeze.txt
 	$(PY) requirements/split_lock.py /tmp/recsys-freeze.txt
+
+AIRFLOW_UI_PORT ?= 8080
+airflow-ui: export AIRFLOW_HOME := $(CURDIR)/.airflow
+airflow-ui: export AIRFLOW__CORE__LOAD_EXAMPLES := False
+airflow-ui: export AIRFLOW__CORE__PARALLELISM := 2
+airflow-ui: export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+airflow-ui: export AIRFLOW__API__HOST := 127.0.0.1
+airflow-ui: export AIRFLOW__API__BASE_URL := http://127.0.0.1:$(AIRFLOW_UI_PORT)
+airflow-ui: export AIRFLOW_CONN_SPARK_LOCAL := {"conn_type": "spark", "host": "local[*]"}
+airflow-ui: export PYTHONPATH := $(CURDIR)
+airflow-ui: setup
+	@# Not `airflow standalone`: its log servers always listen on 0.0.0.0. These three processes
+	@# listen on 127.0.0.1 only, and Ctrl-C stops them.
+	@mkdir -p $(AIRFLOW_HOME) && airflow db migrate > $(AIRFLOW_HOME)/migrate.log
+	@echo "Airflow UI: http://127.0.0.1:$(AIRFLOW_UI_PORT)  user admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated; Ctrl-C stops"
+	@trap 'kill -INT $$(jobs -p) 2>/dev/null' INT TERM; \
+	  airflow api-server -H 127.0.0.1 -p $(AIRFLOW_UI_PORT) & \
+	  airflow scheduler --skip-serve-logs & airflow dag-processor & wait
 
 clean:
 	rm -rf warehouse .cache/spark-jars/.verified
