@@ -59,6 +59,10 @@ AB_EXPOSURES: Final = TableRef("ab.exposures")
 AB_EVENTS: Final = TableRef("ab.events")
 AB_METRIC_STATS: Final = TableRef("ab.metric_stats")
 AB_RESULTS: Final = TableRef("ab.results")
+FEATURES_INTERACTIONS_SPLIT: Final = TableRef("features.interactions_split")
+FEATURES_USER_FEATURES: Final = TableRef("features.user_features")
+FEATURES_ITEM_FEATURES: Final = TableRef("features.item_features")
+FEATURES_RANKER_EXAMPLES: Final = TableRef("features.ranker_examples")
 
 #: Every table, in the order set-up creates them.
 ALL_TABLES: Final[tuple[TableRef, ...]] = (
@@ -72,6 +76,10 @@ ALL_TABLES: Final[tuple[TableRef, ...]] = (
     AB_EVENTS,
     AB_METRIC_STATS,
     AB_RESULTS,
+    FEATURES_INTERACTIONS_SPLIT,
+    FEATURES_USER_FEATURES,
+    FEATURES_ITEM_FEATURES,
+    FEATURES_RANKER_EXAMPLES,
 )
 SCHEMAS: Final[tuple[str, ...]] = tuple(dict.fromkeys(t.schema for t in ALL_TABLES))
 
