@@ -63,6 +63,7 @@ FEATURES_INTERACTIONS_SPLIT: Final = TableRef("features.interactions_split")
 FEATURES_USER_FEATURES: Final = TableRef("features.user_features")
 FEATURES_ITEM_FEATURES: Final = TableRef("features.item_features")
 FEATURES_RANKER_EXAMPLES: Final = TableRef("features.ranker_examples")
+EVAL_OFFLINE_METRICS: Final = TableRef("eval.offline_metrics")
 
 #: Every table, in the order set-up creates them.
 ALL_TABLES: Final[tuple[TableRef, ...]] = (
@@ -80,6 +81,7 @@ ALL_TABLES: Final[tuple[TableRef, ...]] = (
     FEATURES_USER_FEATURES,
     FEATURES_ITEM_FEATURES,
     FEATURES_RANKER_EXAMPLES,
+    EVAL_OFFLINE_METRICS,
 )
 SCHEMAS: Final[tuple[str, ...]] = tuple(dict.fromkeys(t.schema for t in ALL_TABLES))
 
@@ -158,3 +160,9 @@ class Col:
     LABEL: Final = "label"
     KIND: Final = "kind"
     SCORE: Final = "score"
+    MODEL_NAME: Final = "model_name"
+    MODEL_VERSION: Final = "model_version"
+    DATA_VERSION: Final = "data_version"
+    K: Final = "k"
+    N_USERS: Final = "n_users"
+    EVALUATED_AT: Final = "evaluated_at"

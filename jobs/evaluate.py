@@ -1,0 +1,269 @@
+"""Offline full-ranking evaluation of baselines and trained models on one split's test role.
+
+Usage::
+
+    python -m jobs.evaluate --ds 2026-11-28 [--split-id leave_last_out]
+        [--models popularity,als,two_tower,sasrec,two_tower+ranker] [--artifacts-dir DIR]
+        [--als-max-iter 10] [--als-grid full|one]
+
+For every test user, each model scores the whole catalogue, the user's known items (train and
+validation interactions) are removed and the top 100 kept. Metrics come from
+:func:`recsys.evaluation.evaluate` overall and on three slices (``cold_items``: test positives
+that are cold items; ``light_users`` / ``heavy_users``: train interactions at most / above the
+median). Rows replace day ``ds`` of ``eval.offline_metrics`` in one Delta commit, and the summary
+table is printed. Popularity and ALS are fitted here (ALS tuned on validation NDCG@10); neural
+models are the latest artifacts under ``--artifacts-dir`` (default
+``<warehouse_root>/_models``), refused when their feature spec differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+import torch
+from pyspark.sql import functions as F
+
+from jobs.common import configure_logging
+from jobs.train import artifacts_root, load_model
+from recsys.evaluation import ItemSlice, MetricRow, UserSlice, evaluate
+from recsys.models.device import pick_device
+from recsys.models.ranker import InteractionRanker
+from recsys.models.sasrec import SequentialRecommender
+from recsys.models.two_tower import TwoTower
+from recsys.settings import load_settings
+from recsys.training import data as D
+from recsys.training.artifacts import latest_artifact
+from recsys.training.baselines import ALS_GRID, popularity_scores, train_positives, tune_als
+from recsys.training.scoring import (
+    ndcg_at,
+    recs_frame,
+    rerank,
+    sasrec_scores,
+    top_k,
+    two_tower_scores,
+)
+from recsys.training.trainers import SplitData, load_split
+from recsys.warehouse.io import replace_partition
+from recsys.warehouse.session import build_spark
+from recsys.warehouse.tables import EVAL_OFFLINE_METRICS, Col
+
+log = logging.getLogger("jobs.evaluate")
+
+MODELS = ("popularity", "als", "two_tower", "sasrec", "two_tower+ranker")
+TOP_K = 100
+RERANK_POOL = 200
+#: (column title, metric, k, slice) of the printed table.
+SUMMARY = (
+    ("NDCG@10", "ndcg", 10, "all"),
+    ("Recall@10", "recall", 10, "all"),
+    ("Recall@100", "recall", 100, "all"),
+    ("MAP@10", "map", 10, "all"),
+    ("HitRate@10", "hit_rate", 10, "all"),
+    ("MRR", "mrr", 100, "all"),
+    ("cov@100", "catalog_coverage", 100, "all"),
+    ("novelty@10", "novelty", 10, "all"),
+    ("gini@100", "gini", 100, "all"),
+    ("coldR@100", "recall", 100, "cold_items"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EvalJobConfig:
+    """One evaluation run, validated at the edge."""
+
+    ds: date
+    split_id: str
+    models: tuple[str, ...]
+    artifacts_dir: Path | None = None
+    als_max_iter: int = 10
+    als_grid: str = "full"
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.models if m not in MODELS]
+        if bad or not self.models:
+            raise ValueError(f"models: expected a subset of {MODELS}, got {self.models!r}")
+        if self.als_grid not in ("full", "one"):
+            raise ValueError(f"als_grid: expected 'full' or 'one', got {self.als_grid!r}")
+        if self.als_max_iter < 1:
+            raise ValueError(f"als_max_iter: must be >= 1, got {self.als_max_iter!r}")
+
+
+def parse_args(argv: Sequence[str] | None) -> EvalJobConfig:
+    """Command line -> :class:`EvalJobConfig` (ValueError on bad values)."""
+    p = argparse.ArgumentParser(prog="jobs.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--ds", type=date.fromisoformat, default=datetime.now(UTC).date())
+    p.add_argument("--split-id", default="leave_last_out")
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--artifacts-dir", type=Path, default=None)
+    p.add_argument("--als-max-iter", type=int, default=10)
+    p.add_argument("--als-grid", default="full", help="full (8 points) or one (rank 64 only)")
+    a = p.parse_args(argv)
+    models = tuple(m.strip() for m in a.models.split(",") if m.strip())
+    return EvalJobConfig(a.ds, a.split_id, models, a.artifacts_dir, a.als_max_iter, a.als_grid)
+
+
+def _model_scores(
+    name: str,
+    split: SplitData,
+    users: list[int],
+    mask: torch.Tensor,
+    config: EvalJobConfig,
+    root: Path,
+    spark: object,
+) -> tuple[torch.Tensor, str]:
+    """Top-K item indices ``(U, K)`` of one model and its version string."""
+    device = pick_device()
+    if name == "popularity":
+        train = train_positives(split.pairs)
+        pop = popularity_scores(train, split.index_of, split.items.n_items)
+        return top_k(pop.float().expand(len(users), -1), mask, TOP_K), f"popularity-{split.ds}"
+    if name == "als":
+        train = train_positives(split.pairs)
+        v_users, v_mask, v_targets = split.eval_task(D.VALIDATION)
+        grid = ALS_GRID if config.als_grid == "full" else ((64, 0.1, 40.0),)
+        best, _ = tune_als(
+            spark,  # type: ignore[arg-type]
+            train,
+            split.index_of,
+            split.items.n_items,
+            lambda f: ndcg_at(top_k(f.scores(v_users), v_mask, 10), v_targets),
+            grid=grid,
+            max_iter=config.als_max_iter,
+        )
+        c = best.config
+        version = f"als-r{c.rank}-reg{c.reg_param:g}-a{c.alpha:g}-{split.ds}"
+        return top_k(best.scores(users), mask, TOP_K), version
+    tower_art = latest_artifact(root, "two_tower") if name != "sasrec" else None
+    if name == "sasrec":
+        art = latest_artifact(root, "sasrec")
+        if art is None:
+            raise FileNotFoundError(f"no sasrec artifact under {root}")
+        model = load_model(art, split)
+        assert isinstance(model, SequentialRecommender)
+        seqs = D.positive_sequences(split.pairs, (D.TRAIN, D.VALIDATION), split.index_of)
+        scores = sasrec_scores(model.to(device), seqs, users, device)
+        return top_k(scores, mask, TOP_K), art.version
+    if tower_art is None:
+        raise FileNotFoundError(f"no two_tower artifact under {root}")
+    tower = load_model(tower_art, split)
+    assert isinstance(tower, TwoTower)
+    retrieval = two_tower_scores(tower.to(device), split.users, split.items, users, device)
+    if name == "two_tower":
+        return top_k(retrieval, mask, TOP_K), tower_art.version
+    rank_art = latest_artifact(root, "ranker")
+    if rank_art is None:
+        raise FileNotFoundError(f"no ranker artifact under {root}")
+    ranker = load_model(rank_art, split)
+    assert isinstance(ranker, InteractionRanker)
+    pool = top_k(retrieval, mask, RERANK_POOL)
+    ordered = rerank(ranker.to(device), split.users, split.items, users, pool, retrieval, device)
+    return ordered[:, :TOP_K], f"{tower_art.version}+{rank_art.version}"
+
+
+def evaluation_inputs(split: SplitData) -> dict[str, object]:
+    """Catalogue, train counts (distinct users per item), train user count and the slices."""
+    train = split.pairs[split.pairs[Col.ROLE] == D.TRAIN]
+    counts = train.groupby(Col.ITEM_ID)[Col.USER_ID].nunique().rename(Col.N_INTERACTIONS)
+    per_user = train.groupby(Col.USER_ID).size()
+    median = float(per_user.median()) if len(per_user) else 0.0
+    cold = split.items.item_ids[split.items.is_cold].tolist()
+    return {
+        "catalog": pd.DataFrame({Col.ITEM_ID: split.items.item_ids[1:].numpy()}),
+        "train_counts": counts.reset_index(),
+        "n_train_users": max(1, int(train[Col.USER_ID].nunique())),
+        "slices": {
+            "cold_items": ItemSlice(set(cold)),
+            "light_users": UserSlice(set(per_user[per_user <= median].index.tolist())),
+            "heavy_users": UserSlice(set(per_user[per_user > median].index.tolist())),
+        },
+    }
+
+
+def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows = models, columns = :data:`SUMMARY` metrics."""
+    out = {}
+    for title, metric, k, sl in SUMMARY:
+        sel = rows[(rows[Col.METRIC] == metric) & (rows[Col.K] == k) & (rows[Col.SLICE] == sl)]
+        out[title] = sel.set_index(Col.MODEL_NAME)[Col.VALUE]
+    return pd.DataFrame(out).reindex(list(dict.fromkeys(rows[Col.MODEL_NAME])))
+
+
+def run(config: EvalJobConfig, warehouse_root: str) -> pd.DataFrame:
+    """Evaluate, write the rows, return the summary table."""
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    spark = build_spark(app_name="evaluate")
+    split = load_split(spark, config.ds, config.split_id, history_len=50)
+    root = artifacts_root(config.artifacts_dir, warehouse_root)
+    users, mask, _ = split.eval_task(D.TEST)
+    truth = D.held_out(split.pairs, D.TEST)
+    inputs = evaluation_inputs(split)
+    run_id, now = str(uuid.uuid4()), datetime.now(UTC).replace(tzinfo=None)
+    data_version = json.dumps(split.versions, sort_keys=True)
+    records: list[dict[str, object]] = []
+    for name in config.models:
+        started = time.perf_counter()
+        top, version = _model_scores(name, split, users, mask, config, root, spark)
+        recs = recs_frame(users, top, split.items, mask)
+        metric_rows: list[MetricRow] = evaluate(recs, truth, ks=(10, TOP_K), **inputs)  # type: ignore[arg-type]
+        for r in metric_rows:
+            records.append(
+                {
+                    Col.MODEL_NAME: name,
+                    Col.MODEL_VERSION: version,
+                    Col.SPLIT_ID: config.split_id,
+                    Col.DATA_VERSION: data_version,
+                    Col.SLICE: r.slice,
+                    Col.METRIC: str(r.metric.value),
+                    Col.K: int(r.k),
+                    Col.VALUE: float(r.value),
+                    Col.N_USERS: int(r.n_users),
+                    Col.RUN_ID: run_id,
+                    Col.EVALUATED_AT: now,
+                    Col.DS: config.ds,
+                }
+            )
+        log.info(
+            "%s (%s): %d test users in %.1f s",
+            name,
+            version,
+            len(users),
+            time.perf_counter() - started,
+        )
+    rows = pd.DataFrame.from_records(records)
+    schema = spark.table(EVAL_OFFLINE_METRICS.qualified_name).schema
+    df = spark.createDataFrame(rows)
+    df = df.select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
+    replace_partition(df, EVAL_OFFLINE_METRICS, config.ds)
+    log.info("%s: %d rows for ds=%s (run %s)", EVAL_OFFLINE_METRICS, len(rows), config.ds, run_id)
+    return summary_table(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()
+    try:
+        config = parse_args(argv)
+    except ValueError as err:
+        log.error("%s", err)
+        return 2
+    try:
+        table = run(config, load_settings().warehouse_root)
+    except (FileNotFoundError, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.round(4).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

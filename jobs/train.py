@@ -1,0 +1,195 @@
+"""Train one model on the feature tables of one (ds, split_id) and save it as an artifact.
+
+Usage::
+
+    python -m jobs.train --model two_tower|sasrec|ranker --ds 2026-11-28
+        [--split-id leave_last_out] [--epochs N] [--patience P] [--seed S] [--lr LR]
+        [--batch-size B] [--artifacts-dir DIR]
+
+Reads ``features.*`` of ``(ds, split_id)``, streams training rows through petastorm, trains on
+CUDA when present (else CPU) with early stopping on validation NDCG@10, and writes
+``<artifacts-dir>/<model>/<version>/`` (default ``<warehouse_root>/_models``). The ranker needs a
+two-tower artifact of the same features (its retrieval score is a ranker input): train
+``two_tower`` first. Exits 2 on bad arguments or missing inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import torch
+
+from jobs.common import configure_logging
+from recsys.models.device import pick_device
+from recsys.models.two_tower import TwoTower
+from recsys.settings import load_settings
+from recsys.training.artifacts import (
+    Artifact,
+    check_feature_spec,
+    latest_artifact,
+    save_artifact,
+)
+from recsys.training.loops import MODEL_NAMES, ModelName, TrainConfig, build_model
+from recsys.training.trainers import (
+    SplitData,
+    Trained,
+    load_split,
+    train_ranker,
+    train_sasrec,
+    train_two_tower,
+)
+from recsys.warehouse.session import build_spark
+
+log = logging.getLogger("jobs.train")
+
+MODELS_DIR = "_models"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainJobConfig:
+    """One training run, validated at the edge."""
+
+    model: ModelName
+    ds: date
+    split_id: str
+    train: TrainConfig
+    artifacts_dir: Path | None
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"model: expected one of {MODEL_NAMES}, got {self.model!r}")
+        if not self.split_id or not self.split_id.replace("_", "").isalnum():
+            raise ValueError(f"split_id: expected an identifier, got {self.split_id!r}")
+
+
+def artifacts_root(explicit: Path | None, warehouse_root: str) -> Path:
+    """``explicit``, else ``<warehouse_root>/_models`` for a local warehouse."""
+    if explicit is not None:
+        return explicit
+    if "://" in warehouse_root and not warehouse_root.startswith("file://"):
+        raise ValueError("artifacts_dir: required when the warehouse is not on a local path")
+    return Path(warehouse_root.removeprefix("file://")) / MODELS_DIR
+
+
+def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
+    """Command line -> :class:`TrainJobConfig` (ValueError on bad values)."""
+    p = argparse.ArgumentParser(prog="jobs.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, choices=MODEL_NAMES)
+    p.add_argument("--ds", type=date.fromisoformat, default=datetime.now(UTC).date())
+    p.add_argument("--split-id", default="leave_last_out")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--artifacts-dir", type=Path, default=None)
+    a = p.parse_args(argv)
+    defaults = {"two_tower": (20, 1e-3), "sasrec": (60, 1e-3), "ranker": (8, 1e-3)}
+    epochs, lr = defaults[a.model]
+    train = TrainConfig(
+        epochs=a.epochs or epochs,
+        patience=a.patience,
+        seed=a.seed,
+        lr=a.lr or lr,
+        batch_size=a.batch_size,
+    )
+    return TrainJobConfig(a.model, a.ds, a.split_id, train, a.artifacts_dir)
+
+
+def load_model(artifact: Artifact, split: SplitData) -> torch.nn.Module:
+    """Rebuild an artifact's module after checking its feature spec against ``split``."""
+    check_feature_spec(artifact, split.feature_spec())
+    name: ModelName = artifact.model_name  # type: ignore[assignment]
+    model = build_model(name, artifact.config)
+    model.load_state_dict(artifact.load_state_dict())
+    model.eval()
+    return model
+
+
+def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
+    """Train and save; returns the new artifact."""
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    root = artifacts_root(config.artifacts_dir, warehouse_root)
+    device = pick_device()
+    spark = build_spark(app_name="train-" + config.model)
+    split = load_split(spark, config.ds, config.split_id, config.train.history_len)
+    log.info(
+        "%s on %s: %d items, %d users, ds=%s split_id=%s",
+        config.model,
+        device,
+        split.items.n_items,
+        len(split.users.rows),
+        config.ds,
+        config.split_id,
+    )
+    trained: Trained
+    extra: dict[str, object] = {}
+    if config.model == "two_tower":
+        trained = train_two_tower(spark, split, config.train, warehouse_root, device)
+    elif config.model == "sasrec":
+        trained = train_sasrec(spark, split, config.train, warehouse_root, device)
+    else:
+        art = latest_artifact(root, "two_tower")
+        if art is None:
+            raise FileNotFoundError(f"no two_tower artifact under {root}: train it first")
+        retriever = load_model(art, split)
+        assert isinstance(retriever, TwoTower)
+        extra["retriever_version"] = art.version
+        trained = train_ranker(spark, split, config.train, warehouse_root, device, retriever)
+    res = trained.result
+    extra.update(
+        seed=config.train.seed,
+        best_epoch=res.best_epoch,
+        epochs_run=len(res.history),
+        train_seconds=round(res.seconds, 1),
+        device=str(device),
+        train_config={k: getattr(config.train, k) for k in config.train.__dataclass_fields__},
+        history=[{"epoch": e.epoch, "loss": e.loss, **e.metrics} for e in res.history],
+    )
+    artifact = save_artifact(
+        root,
+        trained.name,
+        {k: v.detach().cpu() for k, v in trained.model.state_dict().items()},
+        config=trained.config,
+        feature_spec=split.feature_spec(),
+        metrics=res.metrics,
+        data_versions=split.versions,
+        extra=extra,
+    )
+    log.info(
+        "%s: best epoch %d, val %s, %.1f s -> %s",
+        trained.name,
+        res.best_epoch,
+        dict(res.metrics),
+        res.seconds,
+        artifact.path,
+    )
+    return artifact
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()
+    try:
+        config = parse_args(argv)
+    except ValueError as err:
+        log.error("%s", err)
+        return 2
+    started = time.perf_counter()
+    try:
+        run(config, load_settings().warehouse_root)
+    except (FileNotFoundError, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    log.info("done in %.1f s", time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

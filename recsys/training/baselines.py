@@ -1,0 +1,191 @@
+"""Baselines: most popular items, and Spark MLlib ALS with implicit preferences, lightly tuned.
+
+Both produce score matrices in the column layout of :mod:`recsys.training.scoring` (column ``j``
+= ``item_index j``), so they are ranked, masked and evaluated exactly like the neural models.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from recsys.warehouse.tables import Col
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+
+def train_positives(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Train-role positive (user_id, item_id) pairs, deduplicated."""
+    sub = pairs[(pairs[Col.ROLE] == "train") & pairs[Col.IS_POSITIVE]]
+    return sub[[Col.USER_ID, Col.ITEM_ID]].drop_duplicates().reset_index(drop=True)
+
+
+def popularity_counts(train: pd.DataFrame) -> pd.DataFrame:
+    """item_id, n_interactions = distinct users per item in ``train``, most popular first.
+
+    Ties are broken by item id (ascending) so the ranking is deterministic.
+    """
+    counts = (
+        train.groupby(Col.ITEM_ID)[Col.USER_ID]
+        .nunique()
+        .rename(Col.N_INTERACTIONS)
+        .reset_index()
+        .sort_values([Col.N_INTERACTIONS, Col.ITEM_ID], ascending=[False, True], kind="stable")
+    )
+    return counts.reset_index(drop=True)
+
+
+def popularity_scores(train: pd.DataFrame, index_of: Mapping[int, int], n_items: int) -> Tensor:
+    """``(n_items + 1,)`` scores: distinct train users per item minus a tiny id tie-break.
+
+    Column 0 is ``-inf``; an item seen by more users always scores higher, and among equals the
+    lower item index wins (through the stable sort in :func:`recsys.training.scoring.top_k`).
+    """
+    scores = torch.zeros(n_items + 1, dtype=torch.float64)
+    counts = popularity_counts(train)
+    for item, n in zip(counts[Col.ITEM_ID], counts[Col.N_INTERACTIONS], strict=True):
+        if int(item) in index_of:
+            scores[index_of[int(item)]] = float(n)
+    scores[0] = float("-inf")
+    return scores
+
+
+@dataclass(frozen=True, slots=True)
+class ALSConfig:
+    """One ALS fit: ``rank`` factors, ``reg_param``, confidence ``alpha``, ``max_iter`` sweeps."""
+
+    rank: int = 64
+    reg_param: float = 0.1
+    alpha: float = 40.0
+    max_iter: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rank, int) or self.rank < 1:
+            raise ValueError(f"rank: must be an int >= 1, got {self.rank!r}")
+        if not self.reg_param >= 0:
+            raise ValueError(f"reg_param: must be >= 0, got {self.reg_param!r}")
+        if not self.alpha > 0:
+            raise ValueError(f"alpha: must be > 0, got {self.alpha!r}")
+        if not isinstance(self.max_iter, int) or self.max_iter < 1:
+            raise ValueError(f"max_iter: must be an int >= 1, got {self.max_iter!r}")
+
+
+#: The tuning grid: rank {32, 64} x regParam {0.01, 0.1} x alpha {10, 40}.
+ALS_GRID: tuple[tuple[int, float, float], ...] = tuple(
+    itertools.product((32, 64), (0.01, 0.1), (10.0, 40.0))
+)
+
+
+@dataclass(frozen=True)
+class ALSFactors:
+    """Fitted ALS factors: ``users[user_id]`` rows and ``items`` ``(n_items + 1, rank)``."""
+
+    config: ALSConfig
+    user_rows: Mapping[int, int]
+    users: Tensor
+    items: Tensor
+
+    def scores(self, user_ids: Sequence[int]) -> Tensor:
+        """``(U, n_items + 1)`` dot-product scores (unknown users: zeros); column 0 ``-inf``."""
+        rows = torch.tensor([self.user_rows.get(int(u), 0) for u in user_ids], dtype=torch.long)
+        out = self.users[rows] @ self.items.T
+        out[:, 0] = float("-inf")
+        return out
+
+
+def fit_als(
+    spark: SparkSession,
+    train: pd.DataFrame,
+    index_of: Mapping[int, int],
+    n_items: int,
+    config: ALSConfig,
+) -> ALSFactors:
+    """Fit implicit-preference ALS on train positive pairs (preference 1 each)."""
+    from pyspark.ml.recommendation import ALS
+
+    rows = [
+        (int(u), index_of[int(i)], 1.0)
+        for u, i in zip(train[Col.USER_ID], train[Col.ITEM_ID], strict=True)
+        if int(i) in index_of
+    ]
+    df = spark.createDataFrame(rows, "user int, item int, rating float")
+    als = ALS(
+        rank=config.rank,
+        regParam=config.reg_param,
+        alpha=config.alpha,
+        maxIter=config.max_iter,
+        implicitPrefs=True,
+        userCol="user",
+        itemCol="item",
+        ratingCol="rating",
+        coldStartStrategy="drop",
+        seed=config.seed,
+    )
+    model = als.fit(df)
+    uf = model.userFactors.orderBy("id").toPandas()
+    itf = model.itemFactors.toPandas()
+    users = np.zeros((len(uf) + 1, config.rank), dtype=np.float32)
+    user_rows: dict[int, int] = {}
+    for r, (uid, vec) in enumerate(zip(uf["id"], uf["features"], strict=True), start=1):
+        users[r] = vec
+        user_rows[int(uid)] = r
+    items = np.zeros((n_items + 1, config.rank), dtype=np.float32)
+    for iid, vec in zip(itf["id"], itf["features"], strict=True):
+        items[int(iid)] = vec
+    return ALSFactors(config, user_rows, torch.from_numpy(users), torch.from_numpy(items))
+
+
+def tune_als(
+    spark: SparkSession,
+    train: pd.DataFrame,
+    index_of: Mapping[int, int],
+    n_items: int,
+    validate: Callable[[ALSFactors], float],
+    grid: Sequence[tuple[int, float, float]] = ALS_GRID,
+    max_iter: int = 10,
+    seed: int = 0,
+) -> tuple[ALSFactors, list[dict[str, float]]]:
+    """Fit every grid point; keep the one with the best ``validate(factors)`` (NDCG@10).
+
+    Returns:
+        The best factors and one record per grid point (rank, reg_param, alpha, ndcg@10, s).
+    """
+    best: ALSFactors | None = None
+    best_score = -1.0
+    records: list[dict[str, float]] = []
+    for rank, reg, alpha in grid:
+        started = time.perf_counter()
+        factors = fit_als(
+            spark, train, index_of, n_items, ALSConfig(rank, reg, alpha, max_iter, seed)
+        )
+        score = validate(factors)
+        seconds = time.perf_counter() - started
+        records.append(
+            {"rank": rank, "reg_param": reg, "alpha": alpha, "ndcg@10": score, "seconds": seconds}
+        )
+        log.info(
+            "als rank=%d reg=%g alpha=%g: val ndcg@10 %.4f (%.1f s)",
+            rank,
+            reg,
+            alpha,
+            score,
+            seconds,
+        )
+        if score > best_score:
+            best, best_score = factors, score
+    if best is None:
+        raise ValueError("grid: empty")
+    return best, records

@@ -1,0 +1,307 @@
+"""Training inputs: feature tables of one (ds, split_id) in memory, and petastorm row streams.
+
+Small per-entity tables (items, users) are read once into dense tensors indexed by
+``item_index`` (1..n_items, 0 = padding) and by a user row; the per-example streams (training
+pairs, sequences, ranker examples) come from Spark through petastorm's converter
+(``make_spark_converter`` -> ``make_torch_dataloader``), cached under
+``<warehouse_root>/_petastorm_cache`` and deleted after use. Rows are put in a seeded hash order
+and read with one worker and no row-group shuffling, so an epoch sees the same batches in every
+run with the same seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import pandas as pd
+import torch
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
+from recsys.warehouse.tables import (
+    FEATURES_INTERACTIONS_SPLIT,
+    FEATURES_ITEM_FEATURES,
+    FEATURES_RANKER_EXAMPLES,
+    FEATURES_USER_FEATURES,
+    Col,
+    TableRef,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+PETASTORM_CACHE: Final = "_petastorm_cache"
+ROW_ORDER: Final = "_row_order"
+USER_ROW: Final = "user_row"
+SEQ: Final = "seq"
+TRAIN: Final = "train"
+VALIDATION: Final = "validation"
+TEST: Final = "test"
+
+
+def table_slice(spark: SparkSession, table: TableRef, ds: date, split_id: str) -> DataFrame:
+    """Rows of ``table`` for one ``(ds, split_id)``."""
+    return spark.table(table.qualified_name).where(
+        (F.col(Col.DS) == F.lit(ds)) & (F.col(Col.SPLIT_ID) == F.lit(split_id))
+    )
+
+
+def delta_versions(spark: SparkSession, tables: tuple[TableRef, ...]) -> dict[str, int]:
+    """Latest Delta version of each table (``DESCRIBE HISTORY t LIMIT 1``)."""
+    out: dict[str, int] = {}
+    for table in tables:
+        row = spark.sql(f"DESCRIBE HISTORY {table.qualified_name} LIMIT 1").first()
+        out[table.qualified_name] = -1 if row is None else int(row["version"])
+    return out
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    """Item features as tensors; row ``i`` is ``item_index = i`` (row 0 = padding, zeros)."""
+
+    item_ids: torch.Tensor  #: (n+1,) int64 raw ids (0 at row 0)
+    genres: torch.Tensor  #: (n+1, n_genres) float32
+    year: torch.Tensor  #: (n+1,) float32
+    content: torch.Tensor  #: (n+1, content_dim) float32
+    is_cold: torch.Tensor  #: (n+1,) bool
+    log_count: torch.Tensor  #: (n+1,) float32
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_ids.shape[0]) - 1
+
+    def index_of(self) -> dict[int, int]:
+        """Raw item id -> item_index."""
+        return {int(v): i for i, v in enumerate(self.item_ids.tolist()) if i > 0}
+
+
+@dataclass(frozen=True)
+class UserTable:
+    """User features as tensors; ``rows[user_id]`` gives the row (row 0: unknown user, zeros)."""
+
+    rows: Mapping[int, int]
+    user_ids: torch.Tensor  #: (U+1,) int64
+    dense: torch.Tensor  #: (U+1, dense_dim) float32
+    history: torch.Tensor  #: (U+1, H) int64 raw item ids, 0-padded at the front
+    affinity: torch.Tensor  #: (U+1, n_genres) float32
+    n_train: torch.Tensor  #: (U+1,) int64 train interactions
+
+    def row_of(self, user_ids: np.ndarray[Any, Any]) -> torch.Tensor:
+        """Rows of raw user ids (0 for users without features)."""
+        return torch.tensor([self.rows.get(int(u), 0) for u in user_ids], dtype=torch.long)
+
+
+def _stack(values: pd.Series, width: int) -> np.ndarray[Any, Any]:
+    if len(values) == 0:
+        return np.zeros((0, width), dtype=np.float32)
+    return np.stack([np.asarray(v, dtype=np.float32) for v in values])
+
+
+def load_items(spark: SparkSession, ds: date, split_id: str) -> ItemTable:
+    """``features.item_features`` of one split as an :class:`ItemTable`."""
+    pdf = (
+        table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id)
+        .select(
+            Col.ITEM_INDEX,
+            Col.ITEM_ID,
+            Col.GENRES_MULTI_HOT,
+            Col.YEAR_STD,
+            Col.CONTENT_EMBEDDING,
+            Col.IS_COLD,
+            Col.LOG_COUNT,
+        )
+        .orderBy(Col.ITEM_INDEX)
+        .toPandas()
+    )
+    if pdf.empty:
+        raise ValueError(f"{FEATURES_ITEM_FEATURES}: no rows for ds={ds} split_id={split_id!r}")
+    n = len(pdf)
+    if pdf[Col.ITEM_INDEX].tolist() != list(range(1, n + 1)):
+        raise ValueError(f"{FEATURES_ITEM_FEATURES}: item_index is not 1..{n}")
+    genres = _stack(pdf[Col.GENRES_MULTI_HOT], 0)
+    content = _stack(pdf[Col.CONTENT_EMBEDDING], 0)
+
+    def pad(a: np.ndarray[Any, Any]) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate([np.zeros_like(a[:1]), a]))
+
+    return ItemTable(
+        item_ids=pad(pdf[Col.ITEM_ID].to_numpy(np.int64)),
+        genres=pad(genres),
+        year=pad(pdf[Col.YEAR_STD].to_numpy(np.float32)),
+        content=pad(content),
+        is_cold=pad(pdf[Col.IS_COLD].to_numpy(bool)),
+        log_count=pad(pdf[Col.LOG_COUNT].to_numpy(np.float32)),
+    )
+
+
+def load_users(spark: SparkSession, ds: date, split_id: str, history_len: int) -> UserTable:
+    """``features.user_features`` of one split; histories keep the last ``history_len`` items."""
+    pdf = (
+        table_slice(spark, FEATURES_USER_FEATURES, ds, split_id)
+        .select(Col.USER_ID, Col.DENSE, Col.HISTORY, Col.GENRE_AFFINITY, Col.N_INTERACTIONS)
+        .orderBy(Col.USER_ID)
+        .toPandas()
+    )
+    dense = _stack(pdf[Col.DENSE], 0)
+    affinity = _stack(pdf[Col.GENRE_AFFINITY], 0)
+    history = np.zeros((len(pdf) + 1, history_len), dtype=np.int64)
+    for i, items in enumerate(pdf[Col.HISTORY], start=1):
+        tail = list(items)[-history_len:]
+        if tail:
+            history[i, -len(tail) :] = tail
+
+    def pad(a: np.ndarray[Any, Any]) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate([np.zeros_like(a[:1]), a]))
+
+    users = pdf[Col.USER_ID].to_numpy(np.int64)
+    return UserTable(
+        rows={int(u): i for i, u in enumerate(users, start=1)},
+        user_ids=pad(users),
+        dense=pad(dense),
+        history=torch.from_numpy(history),
+        affinity=pad(affinity),
+        n_train=pad(pdf[Col.N_INTERACTIONS].to_numpy(np.int64)),
+    )
+
+
+def split_pairs(spark: SparkSession, ds: date, split_id: str) -> pd.DataFrame:
+    """Every interaction of the split: user_id, item_id, is_positive, event_ts, role."""
+    return (
+        table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id)
+        .select(Col.USER_ID, Col.ITEM_ID, Col.IS_POSITIVE, Col.EVENT_TS, Col.ROLE)
+        .toPandas()
+    )
+
+
+def hashed_order(df: DataFrame, seed: int, *keys: str) -> DataFrame:
+    """``df`` in one partition, ordered by a seeded hash of ``keys`` (deterministic shuffle)."""
+    order = F.xxhash64(F.lit(seed), *[F.col(k) for k in keys])
+    return df.withColumn(ROW_ORDER, order).orderBy(ROW_ORDER, *keys).coalesce(1).drop(ROW_ORDER)
+
+
+def two_tower_rows(spark: SparkSession, ds: date, split_id: str, seed: int) -> DataFrame:
+    """Train positives as (user_id, item_id, item_index), in seeded hash order."""
+    split = table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id).where(
+        (F.col(Col.ROLE) == F.lit(TRAIN)) & F.col(Col.IS_POSITIVE)
+    )
+    items = table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(
+        Col.ITEM_ID, Col.ITEM_INDEX
+    )
+    rows = split.join(items, Col.ITEM_ID).select(
+        F.col(Col.USER_ID).cast("long"),
+        F.col(Col.ITEM_ID).cast("long"),
+        F.col(Col.ITEM_INDEX).cast("long"),
+    )
+    return hashed_order(rows, seed, Col.USER_ID, Col.ITEM_ID)
+
+
+def sasrec_rows(spark: SparkSession, ds: date, split_id: str, max_len: int, seed: int) -> DataFrame:
+    """Chronological train positives as windows of ``max_len + 1`` item indices, left-padded.
+
+    Each user's positives are cut, newest first, into consecutive chunks of ``max_len + 1``;
+    column ``seq`` is ARRAY<BIGINT> of fixed length ``max_len + 1``.
+    """
+    split = table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id).where(
+        (F.col(Col.ROLE) == F.lit(TRAIN)) & F.col(Col.IS_POSITIVE)
+    )
+    items = table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(
+        Col.ITEM_ID, Col.ITEM_INDEX
+    )
+    newest = Window.partitionBy(Col.USER_ID).orderBy(
+        F.col(Col.EVENT_TS).desc(), F.col(Col.ITEM_ID).desc()
+    )
+    width = max_len + 1
+    ranked = split.join(items, Col.ITEM_ID).withColumn("_r", F.row_number().over(newest) - 1)
+    chunks = ranked.groupBy(Col.USER_ID, (F.col("_r") / width).cast("int").alias("_chunk")).agg(
+        F.sort_array(F.collect_list(F.struct(F.col("_r"), F.col(Col.ITEM_INDEX)))).alias("_s")
+    )
+    # sort_array on _r ascending is newest first: reverse to chronological.
+    seq = F.reverse(F.transform(F.col("_s"), lambda s: s[Col.ITEM_INDEX].cast("long")))
+    padded = F.concat(F.array_repeat(F.lit(0).cast("long"), F.lit(width) - F.size(seq)), seq)
+    rows = chunks.where(F.size("_s") >= 2).select(
+        F.col(Col.USER_ID).cast("long"), F.col("_chunk").cast("long"), padded.alias(SEQ)
+    )
+    return hashed_order(rows, seed, Col.USER_ID, "_chunk").drop("_chunk")
+
+
+def ranker_rows(spark: SparkSession, ds: date, split_id: str, role: str, seed: int) -> DataFrame:
+    """``features.ranker_examples`` of one role as (user_id, item_index, label), hash-ordered."""
+    ex = table_slice(spark, FEATURES_RANKER_EXAMPLES, ds, split_id).where(
+        F.col(Col.ROLE) == F.lit(role)
+    )
+    items = table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(
+        Col.ITEM_ID, Col.ITEM_INDEX
+    )
+    rows = ex.join(items, Col.ITEM_ID).select(
+        F.col(Col.USER_ID).cast("long"),
+        F.col(Col.ITEM_ID).cast("long"),
+        F.col(Col.ITEM_INDEX).cast("long"),
+        F.col(Col.LABEL).cast("float"),
+    )
+    return hashed_order(rows, seed, Col.USER_ID, Col.ITEM_ID)
+
+
+@contextmanager
+def petastorm_converter(df: DataFrame, warehouse_root: str) -> Iterator[Any]:
+    """A petastorm converter of ``df`` cached under ``<warehouse_root>/_petastorm_cache``.
+
+    The cache is deleted on exit.
+    """
+    from petastorm.spark import SparkDatasetConverter, make_spark_converter
+
+    root = warehouse_root.rstrip("/")
+    url = root if "://" in root else "file://" + root
+    df.sparkSession.conf.set(
+        SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, url + "/" + PETASTORM_CACHE
+    )
+    converter = make_spark_converter(df)
+    try:
+        yield converter
+    finally:
+        converter.delete()
+
+
+def epoch_batches(converter: Any, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+    """One pass over the converter's rows in stored order (one reader worker, no shuffling)."""
+    with converter.make_torch_dataloader(
+        batch_size=batch_size,
+        num_epochs=1,
+        workers_count=1,
+        shuffling_queue_capacity=0,
+        shuffle_row_groups=False,
+    ) as loader:
+        yield from loader
+
+
+def known_items(pairs: pd.DataFrame, roles: tuple[str, ...]) -> dict[int, set[int]]:
+    """Per user, raw item ids of every interaction in ``roles`` (excluded from rankings)."""
+    sub = pairs[pairs[Col.ROLE].isin(roles)]
+    grouped = sub.groupby(Col.USER_ID)[Col.ITEM_ID].agg(list)
+    return {
+        int(u): set(map(int, g))
+        for u, g in zip(grouped.index.tolist(), grouped.tolist(), strict=True)
+    }
+
+
+def held_out(pairs: pd.DataFrame, role: str) -> pd.DataFrame:
+    """Positive (user_id, item_id) pairs of ``role``: the ground truth."""
+    sub = pairs[(pairs[Col.ROLE] == role) & pairs[Col.IS_POSITIVE]]
+    return sub[[Col.USER_ID, Col.ITEM_ID]].drop_duplicates().reset_index(drop=True)
+
+
+def positive_sequences(
+    pairs: pd.DataFrame, roles: tuple[str, ...], index_of: Mapping[int, int]
+) -> dict[int, list[int]]:
+    """Per user, item indices of positives in ``roles``, oldest first (ties by item id)."""
+    sub = pairs[pairs[Col.ROLE].isin(roles) & pairs[Col.IS_POSITIVE]]
+    sub = sub.sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
+    grouped = sub.groupby(Col.USER_ID, sort=True)[Col.ITEM_ID].agg(list)
+    return {
+        int(u): [index_of[int(i)] for i in g if int(i) in index_of]
+        for u, g in zip(grouped.index.tolist(), grouped.tolist(), strict=True)
+    }

@@ -1,0 +1,191 @@
+"""Seeded training loops with per-epoch validation NDCG@10 and early stopping.
+
+:func:`fit` is the shared loop: one optimiser step per batch, one log line per epoch (mean loss,
+validation NDCG@10, seconds), and early stopping after ``patience`` epochs without a better
+validation NDCG@10; the best epoch's weights are restored. The three model-specific trainers
+(:mod:`recsys.training.trainers`) feed it petastorm batches and a validation function.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from recsys.models.ranker import InteractionRanker, RankerConfig
+from recsys.models.sasrec import SASRecConfig, SequentialRecommender
+from recsys.models.two_tower import TwoTower, TwoTowerConfig
+
+log = logging.getLogger(__name__)
+
+ModelName = Literal["two_tower", "sasrec", "ranker"]
+MODEL_NAMES: tuple[ModelName, ...] = ("two_tower", "sasrec", "ranker")
+NDCG10 = "ndcg@10"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Training knobs shared by the three models, validated at construction.
+
+    Attributes:
+        epochs: Maximum epochs, >= 1.
+        patience: Stop after this many epochs without a better validation NDCG@10, >= 1.
+        seed: Seeds python, numpy and torch, and the data order.
+        lr: Adam learning rate, > 0.
+        weight_decay: AdamW weight decay, >= 0.
+        batch_size: Rows per batch; None for :func:`recsys.models.device.batch_size_for`.
+        history_len: Two-tower history items per user, >= 1.
+        max_len: SASRec sequence length, >= 2.
+        candidates: Two-tower candidates the ranker re-ranks in validation, >= 10.
+    """
+
+    epochs: int = 20
+    patience: int = 3
+    seed: int = 0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int | None = None
+    history_len: int = 50
+    max_len: int = 50
+    candidates: int = 100
+
+    def __post_init__(self) -> None:
+        for name, minimum in (
+            ("epochs", 1),
+            ("patience", 1),
+            ("history_len", 1),
+            ("max_len", 2),
+            ("candidates", 10),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"{name}: must be an int >= {minimum}, got {value!r}")
+        if self.batch_size is not None and (
+            not isinstance(self.batch_size, int) or self.batch_size < 1
+        ):
+            raise ValueError(f"batch_size: must be None or an int >= 1, got {self.batch_size!r}")
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr: must be a finite float > 0, got {self.lr!r}")
+        if not (isinstance(self.weight_decay, int | float) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay: must be >= 0, got {self.weight_decay!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed: must be an int, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """One epoch: mean training loss, validation metrics and wall seconds."""
+
+    epoch: int
+    loss: float
+    metrics: Mapping[str, float]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit` returns: the best epoch, its validation metrics and every epoch's log."""
+
+    best_epoch: int
+    metrics: Mapping[str, float]
+    history: list[EpochLog] = field(default_factory=list)
+    initial: Mapping[str, float] = field(default_factory=dict)  #: before any training
+
+    @property
+    def seconds(self) -> float:
+        return sum(e.seconds for e in self.history)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def fit(
+    model: nn.Module,
+    batches: Callable[[], Iterator[dict[str, Tensor]]],
+    loss_fn: Callable[[dict[str, Tensor]], Tensor],
+    validate: Callable[[], dict[str, float]],
+    config: TrainConfig,
+    name: str,
+) -> FitResult:
+    """Train ``model`` in place; on return it holds the weights of the best validation epoch.
+
+    Args:
+        model: The module (already on its device).
+        batches: Returns one epoch's batches (called once per epoch).
+        loss_fn: Scalar loss of one batch (model in train mode).
+        validate: Validation metrics, including ``"ndcg@10"`` (model set to eval by it).
+        config: Epochs, patience, learning rate.
+        name: Model name in log lines.
+    """
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    best = -math.inf
+    best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
+    initial = validate()
+    best_epoch, best_metrics, bad = 0, initial, 0
+    log.info("%s epoch 0: val %s=%.4f (untrained)", name, NDCG10, initial[NDCG10])
+    history: list[EpochLog] = []
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        total, n = 0.0, 0
+        for batch in batches():
+            loss = loss_fn(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            total += float(loss.detach())
+            n += 1
+        metrics = validate()
+        seconds = time.perf_counter() - started
+        history.append(EpochLog(epoch, total / max(n, 1), metrics, seconds))
+        log.info(
+            "%s epoch %d: loss %.4f, val %s %.4f, %.1f s",
+            name,
+            epoch,
+            total / max(n, 1),
+            NDCG10,
+            metrics[NDCG10],
+            seconds,
+        )
+        if metrics[NDCG10] > best:
+            best, best_epoch, best_metrics, bad = metrics[NDCG10], epoch, metrics, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+            if bad >= config.patience:
+                log.info("%s: early stop after epoch %d (best %d)", name, epoch, best_epoch)
+                break
+    model.load_state_dict(best_state)
+    return FitResult(best_epoch, dict(best_metrics), history, dict(initial))
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A model config dataclass as JSON-able dict (tuples become lists)."""
+    out: dict[str, Any] = dataclasses.asdict(config)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def build_model(name: ModelName, config: Mapping[str, Any]) -> nn.Module:
+    """Rebuild a model from its artifact config."""
+    kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+    if name == "two_tower":
+        return TwoTower(TwoTowerConfig(**kw))
+    if name == "sasrec":
+        return SequentialRecommender(SASRecConfig(**kw))
+    if name == "ranker":
+        return InteractionRanker(RankerConfig(**kw))
+    raise ValueError(f"name: expected one of {MODEL_NAMES}, got {name!r}")

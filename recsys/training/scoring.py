@@ -1,0 +1,203 @@
+"""Full-catalogue scoring: score matrices, known-item masking, top-K lists and quick NDCG.
+
+Every scorer returns a ``(n_users, n_items + 1)`` float matrix whose column ``j`` is
+``item_index = j`` (column 0 is padding and always ``-inf``); :func:`top_k` masks the items each
+user already knows and cuts the list.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from recsys.models.ranker import InteractionRanker
+from recsys.models.sasrec import SequentialRecommender
+from recsys.models.two_tower import TwoTower
+from recsys.training.data import ItemTable, UserTable
+from recsys.warehouse.tables import Col
+
+RANK = "rank"
+CHUNK = 512
+
+
+def known_mask(
+    users: Sequence[int], known: Mapping[int, set[int]], index_of: Mapping[int, int], n: int
+) -> Tensor:
+    """``(len(users), n + 1)`` bool, True where the user already knows the item (and column 0)."""
+    mask = torch.zeros(len(users), n + 1, dtype=torch.bool)
+    mask[:, 0] = True
+    for row, user in enumerate(users):
+        cols = [index_of[i] for i in known.get(int(user), ()) if i in index_of]
+        if cols:
+            mask[row, cols] = True
+    return mask
+
+
+def top_k(scores: Tensor, mask: Tensor, k: int) -> Tensor:
+    """Indices ``(U, k)`` of the best unmasked columns, best first (ties: lower index first)."""
+    s = scores.masked_fill(mask, float("-inf"))
+    k = min(k, s.shape[1])
+    # Stable descending sort: equal scores keep column order, so results are deterministic.
+    return torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
+
+
+def recs_frame(users: Sequence[int], top: Tensor, items: ItemTable, mask: Tensor) -> pd.DataFrame:
+    """Long recommendations frame (user_id, item_id, rank 1..n) from top-K item indices.
+
+    Entries that ``mask`` marks as known (or padding) are dropped, e.g. when K exceeds the items
+    a user has left; ranks count only the kept entries.
+    """
+    keep = ~mask.gather(1, top)
+    ranks = keep.long().cumsum(1)
+    user_col = torch.tensor(list(users), dtype=torch.long).unsqueeze(1).expand_as(top)
+    return pd.DataFrame(
+        {
+            Col.USER_ID: user_col[keep].numpy(),
+            Col.ITEM_ID: items.item_ids[top[keep]].numpy(),
+            RANK: ranks[keep].numpy(),
+        }
+    )
+
+
+def ndcg_at(top: Tensor, targets: Sequence[set[int]], k: int = 10) -> float:
+    """Mean binary NDCG@k of top-K item indices against each user's target index set."""
+    total = 0.0
+    for row, target in zip(top[:, :k].tolist(), targets, strict=True):
+        if not target:
+            continue
+        dcg = sum(1.0 / math.log2(r + 2) for r, i in enumerate(row) if i in target)
+        idcg = sum(1.0 / math.log2(r + 2) for r in range(min(len(target), k)))
+        total += dcg / idcg
+    return total / max(1, sum(1 for t in targets if t))
+
+
+@torch.no_grad()
+def item_vectors(model: TwoTower, items: ItemTable, device: torch.device) -> Tensor:
+    """``(n + 1, out_dim)`` item embeddings; cold items use id 0 (content-only). Row 0 zero."""
+    model.eval()
+    ids = torch.where(items.is_cold, torch.zeros_like(items.item_ids), items.item_ids)
+    out = []
+    for s in range(0, ids.shape[0], 4096):
+        sl = slice(s, s + 4096)
+        out.append(
+            model.item_embedding(
+                ids[sl].to(device),
+                items.content[sl].to(device),
+                items.genres[sl].to(device),
+                items.year[sl].to(device),
+            ).cpu()
+        )
+    vecs = torch.cat(out)
+    vecs[0] = 0.0
+    return vecs
+
+
+@torch.no_grad()
+def user_vectors(model: TwoTower, users: UserTable, rows: Tensor, device: torch.device) -> Tensor:
+    """``(len(rows), out_dim)`` user embeddings of user-table rows."""
+    model.eval()
+    out = []
+    for s in range(0, rows.shape[0], 4096):
+        r = rows[s : s + 4096]
+        out.append(
+            model.user_embedding(
+                users.user_ids[r].to(device), users.dense[r].to(device), users.history[r].to(device)
+            ).cpu()
+        )
+    return torch.cat(out) if out else torch.zeros(0, model.config.out_dim)
+
+
+def two_tower_scores(
+    model: TwoTower,
+    users: UserTable,
+    items: ItemTable,
+    user_ids: Sequence[int],
+    device: torch.device,
+) -> Tensor:
+    """Cosine scores ``(U, n + 1)`` of the given raw user ids against every item."""
+    u = user_vectors(model, users, users.row_of(np.asarray(user_ids)), device)
+    scores = u @ item_vectors(model, items, device).T
+    scores[:, 0] = float("-inf")
+    return scores
+
+
+@torch.no_grad()
+def sasrec_scores(
+    model: SequentialRecommender,
+    sequences: Mapping[int, list[int]],
+    user_ids: Sequence[int],
+    device: torch.device,
+) -> Tensor:
+    """Next-item scores ``(U, n + 1)`` from each user's last ``max_len`` item indices."""
+    model.eval()
+    max_len = model.config.max_len
+    seq = torch.zeros(len(user_ids), max_len, dtype=torch.long)
+    for row, user in enumerate(user_ids):
+        tail = sequences.get(int(user), [])[-max_len:]
+        if tail:
+            seq[row, -len(tail) :] = torch.tensor(tail, dtype=torch.long)
+    out = []
+    for s in range(0, seq.shape[0], 256):
+        out.append(model.next_item_scores(seq[s : s + 256].to(device)).cpu())
+    return torch.cat(out)
+
+
+def ranker_dense(
+    users: UserTable, items: ItemTable, user_rows: Tensor, item_index: Tensor, retrieval: Tensor
+) -> Tensor:
+    """Ranker dense input ``(B, dense_dim + 4)``.
+
+    user dense ‖ genre match (item genres · user genre affinity) ‖ item log_count ‖ is_cold ‖
+    two-tower retrieval score (cosine).
+    """
+    match = (items.genres[item_index] * users.affinity[user_rows]).sum(-1, keepdim=True)
+    return torch.cat(
+        [
+            users.dense[user_rows],
+            match,
+            items.log_count[item_index].unsqueeze(-1) / 5.0,
+            items.is_cold[item_index].float().unsqueeze(-1),
+            retrieval.unsqueeze(-1) * 5.0,
+        ],
+        dim=-1,
+    )
+
+
+@torch.no_grad()
+def rerank(
+    ranker: InteractionRanker,
+    users: UserTable,
+    items: ItemTable,
+    user_ids: Sequence[int],
+    candidates: Tensor,
+    retrieval: Tensor,
+    device: torch.device,
+) -> Tensor:
+    """Re-order ``candidates`` ``(U, C)`` item indices by ranker logit; returns ``(U, C)``.
+
+    ``retrieval`` is the ``(U, n + 1)`` two-tower score matrix the candidates came from.
+    """
+    ranker.eval()
+    rows = users.row_of(np.asarray(user_ids))
+    n_u, n_c = candidates.shape
+    flat_rows = rows.repeat_interleave(n_c)
+    flat_items = candidates.reshape(-1)
+    flat_ret = retrieval.gather(1, candidates).reshape(-1)
+    logits = []
+    for s in range(0, flat_items.shape[0], 8192):
+        sl = slice(s, s + 8192)
+        dense = ranker_dense(users, items, flat_rows[sl], flat_items[sl], flat_ret[sl])
+        logits.append(
+            ranker(
+                users.user_ids[flat_rows[sl]].to(device),
+                items.item_ids[flat_items[sl]].to(device),
+                dense.to(device),
+            ).cpu()
+        )
+    order = torch.sort(torch.cat(logits).reshape(n_u, n_c), dim=1, descending=True, stable=True)
+    return candidates.gather(1, order.indices)

@@ -1,0 +1,292 @@
+"""The three trainers (two-tower, SASRec, ranker) on the feature tables of one (ds, split_id).
+
+Each reads the in-memory item/user tables and a petastorm stream of training rows
+(:mod:`recsys.training.data`), trains with :func:`recsys.training.loops.fit` (early stopping on
+validation NDCG@10, full ranking over every item minus the user's train items) and returns the
+trained module with its config, feature spec, validation metrics and input Delta versions, ready
+for :func:`recsys.training.artifacts.save_artifact`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from recsys.features.item_features import GENRES
+from recsys.models.device import batch_size_for
+from recsys.models.ranker import InteractionRanker, RankerConfig, bce_loss
+from recsys.models.sasrec import SASRecConfig, SequentialRecommender
+from recsys.models.two_tower import TwoTower, TwoTowerConfig, in_batch_softmax_loss
+from recsys.training import data as D
+from recsys.training.loops import NDCG10, FitResult, TrainConfig, config_dict, fit, seed_everything
+from recsys.training.scoring import (
+    item_vectors,
+    known_mask,
+    ndcg_at,
+    ranker_dense,
+    rerank,
+    sasrec_scores,
+    top_k,
+    two_tower_scores,
+    user_vectors,
+)
+from recsys.warehouse.tables import (
+    FEATURES_INTERACTIONS_SPLIT,
+    FEATURES_ITEM_FEATURES,
+    FEATURES_RANKER_EXAMPLES,
+    FEATURES_USER_FEATURES,
+    Col,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+INPUT_TABLES = (
+    FEATURES_INTERACTIONS_SPLIT,
+    FEATURES_USER_FEATURES,
+    FEATURES_ITEM_FEATURES,
+    FEATURES_RANKER_EXAMPLES,
+)
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """Everything in memory about one (ds, split_id)."""
+
+    ds: date
+    split_id: str
+    items: D.ItemTable
+    users: D.UserTable
+    pairs: pd.DataFrame
+    index_of: dict[int, int]
+    versions: dict[str, int]
+
+    def feature_spec(self) -> dict[str, Any]:
+        """What a model's inputs depend on; artifacts refuse to load against another."""
+        return {
+            "n_items": self.items.n_items,
+            "genres": list(GENRES),
+            "n_genres": int(self.items.genres.shape[1]),
+            "content_dim": int(self.items.content.shape[1]),
+            "user_dense_dim": int(self.users.dense.shape[1]),
+            "split_id": self.split_id,
+            "ds": self.ds.isoformat(),
+        }
+
+    def eval_task(self, role: str) -> tuple[list[int], Tensor, list[set[int]]]:
+        """Users with held-out positives of ``role``, their known-item mask and target sets.
+
+        Known items are every interaction before ``role`` (train; plus validation for test).
+        """
+        before = (D.TRAIN,) if role == D.VALIDATION else (D.TRAIN, D.VALIDATION)
+        truth = D.held_out(self.pairs, role)
+        users = sorted(int(u) for u in truth[Col.USER_ID].unique())
+        known = D.known_items(self.pairs, before)
+        mask = known_mask(users, known, self.index_of, self.items.n_items)
+        by_user = truth.groupby(Col.USER_ID)[Col.ITEM_ID].apply(
+            lambda s: {self.index_of[int(i)] for i in s if int(i) in self.index_of}
+        )
+        return users, mask, [by_user[u] for u in users]
+
+
+def load_split(spark: SparkSession, ds: date, split_id: str, history_len: int) -> SplitData:
+    """Read one split's features (and the Delta versions read) into memory."""
+    versions = D.delta_versions(spark, INPUT_TABLES)
+    items = D.load_items(spark, ds, split_id)
+    return SplitData(
+        ds=ds,
+        split_id=split_id,
+        items=items,
+        users=D.load_users(spark, ds, split_id, history_len),
+        pairs=D.split_pairs(spark, ds, split_id),
+        index_of=items.index_of(),
+        versions=versions,
+    )
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A trained module and what its artifact records."""
+
+    name: str
+    model: nn.Module
+    config: dict[str, Any]
+    result: FitResult
+
+
+def _batch_size(config: TrainConfig, kind: Any, device: torch.device) -> int:
+    return config.batch_size or batch_size_for(kind, device)
+
+
+def train_two_tower(
+    spark: SparkSession,
+    split: SplitData,
+    config: TrainConfig,
+    warehouse_root: str,
+    device: torch.device,
+    model_config: TwoTowerConfig | None = None,
+) -> Trained:
+    """In-batch softmax with logQ over train positives; validation NDCG@10 by full ranking."""
+    seed_everything(config.seed)
+    items, users = split.items, split.users
+    mc = model_config or TwoTowerConfig(
+        n_user_buckets=max(1024, 4 * len(users.rows)),
+        n_item_buckets=max(1024, 4 * items.n_items),
+        user_dense_dim=int(users.dense.shape[1]),
+        content_dim=int(items.content.shape[1]),
+        n_genres=int(items.genres.shape[1]),
+        id_dropout=0.1,
+        hidden_dims=(128,),
+    )
+    model = TwoTower(mc).to(device)
+    train = split.pairs[(split.pairs[Col.ROLE] == D.TRAIN) & split.pairs[Col.IS_POSITIVE]]
+    counts = np.bincount(
+        [split.index_of[int(i)] for i in train[Col.ITEM_ID] if int(i) in split.index_of],
+        minlength=items.n_items + 1,
+    )
+    log_q = torch.log(torch.from_numpy(np.maximum(counts, 1) / max(1, counts.sum())).float())
+    val_users, val_mask, val_targets = split.eval_task(D.VALIDATION)
+
+    def loss_fn(batch: dict[str, Tensor]) -> Tensor:
+        rows = users.row_of(batch[Col.USER_ID].numpy())
+        item_ids = batch[Col.ITEM_ID].long()
+        hist = users.history[rows]
+        hist = torch.where(hist == item_ids.unsqueeze(1), torch.zeros_like(hist), hist)
+        idx = batch[Col.ITEM_INDEX].long()
+        out = model(
+            users.user_ids[rows].to(device),
+            users.dense[rows].to(device),
+            hist.to(device),
+            item_ids.to(device),
+            items.content[idx].to(device),
+            items.genres[idx].to(device),
+            items.year[idx].to(device),
+        )
+        return in_batch_softmax_loss(
+            out.user, out.item, out.temperature, item_ids.to(device), log_q[idx].to(device)
+        )
+
+    def validate() -> dict[str, float]:
+        scores = two_tower_scores(model, users, items, val_users, device)
+        return {NDCG10: ndcg_at(top_k(scores, val_mask, 10), val_targets)}
+
+    rows_df = D.two_tower_rows(spark, split.ds, split.split_id, config.seed)
+    size = _batch_size(config, "two_tower", device)
+    with D.petastorm_converter(rows_df, warehouse_root) as conv:
+        result = fit(
+            model, lambda: D.epoch_batches(conv, size), loss_fn, validate, config, "two_tower"
+        )
+    return Trained("two_tower", model, config_dict(mc), result)
+
+
+def train_sasrec(
+    spark: SparkSession,
+    split: SplitData,
+    config: TrainConfig,
+    warehouse_root: str,
+    device: torch.device,
+    model_config: SASRecConfig | None = None,
+) -> Trained:
+    """Full-softmax next-item training on chronological train positives."""
+    seed_everything(config.seed)
+    mc = model_config or SASRecConfig(n_items=split.items.n_items, max_len=config.max_len)
+    model = SequentialRecommender(mc).to(device)
+    val_users, val_mask, val_targets = split.eval_task(D.VALIDATION)
+    seqs = D.positive_sequences(split.pairs, (D.TRAIN,), split.index_of)
+
+    def loss_fn(batch: dict[str, Tensor]) -> Tensor:
+        seq = batch[D.SEQ].long().to(device)
+        return model.loss(seq[:, :-1], seq[:, 1:])
+
+    def validate() -> dict[str, float]:
+        scores = sasrec_scores(model, seqs, val_users, device)
+        return {NDCG10: ndcg_at(top_k(scores, val_mask, 10), val_targets)}
+
+    rows_df = D.sasrec_rows(spark, split.ds, split.split_id, mc.max_len, config.seed)
+    size = _batch_size(config, "sasrec", device)
+    with D.petastorm_converter(rows_df, warehouse_root) as conv:
+        result = fit(
+            model, lambda: D.epoch_batches(conv, size), loss_fn, validate, config, "sasrec"
+        )
+    return Trained("sasrec", model, config_dict(mc), result)
+
+
+def _auc(labels: Tensor, logits: Tensor) -> float:
+    pos, neg = logits[labels > 0.5], logits[labels <= 0.5]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    ranks = torch.argsort(torch.argsort(torch.cat([pos, neg]))).double() + 1
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def train_ranker(
+    spark: SparkSession,
+    split: SplitData,
+    config: TrainConfig,
+    warehouse_root: str,
+    device: torch.device,
+    retriever: TwoTower,
+    model_config: RankerConfig | None = None,
+) -> Trained:
+    """BCE on train-role ranker examples; validation re-ranks two-tower top candidates.
+
+    Early stopping reads the pipeline's validation NDCG@10 (two-tower top ``candidates`` re-ranked);
+    AUC on the validation examples is reported beside it.
+    """
+    seed_everything(config.seed)
+    items, users = split.items, split.users
+    retriever = retriever.to(device)
+    uvec = user_vectors(retriever, users, torch.arange(users.user_ids.shape[0]), device)
+    ivec = item_vectors(retriever, items, device)
+    n_dense = int(users.dense.shape[1]) + 4
+    mc = model_config or RankerConfig(
+        n_user_buckets=max(1024, 4 * len(users.rows)),
+        n_item_buckets=max(1024, 4 * items.n_items),
+        n_dense=n_dense,
+        deep_dims=(128, 64),
+    )
+    model = InteractionRanker(mc).to(device)
+    val_users, val_mask, val_targets = split.eval_task(D.VALIDATION)
+    retrieval = two_tower_scores(retriever, users, items, val_users, device)
+    candidates = top_k(retrieval, val_mask, config.candidates)
+    val_ex = D.ranker_rows(spark, split.ds, split.split_id, D.VALIDATION, config.seed).toPandas()
+
+    def forward(user_ids: Tensor, idx: Tensor) -> Tensor:
+        rows = users.row_of(user_ids.numpy())
+        score = (uvec[rows] * ivec[idx]).sum(-1)
+        dense = ranker_dense(users, items, rows, idx, score)
+        out: Tensor = model(
+            users.user_ids[rows].to(device), items.item_ids[idx].to(device), dense.to(device)
+        )
+        return out
+
+    def loss_fn(batch: dict[str, Tensor]) -> Tensor:
+        logits = forward(batch[Col.USER_ID], batch[Col.ITEM_INDEX].long())
+        return bce_loss(logits, batch[Col.LABEL].to(device))
+
+    def validate() -> dict[str, float]:
+        reranked = rerank(model, users, items, val_users, candidates, retrieval, device)
+        metrics = {NDCG10: ndcg_at(reranked, val_targets)}
+        if len(val_ex):
+            with torch.no_grad():
+                model.eval()
+                logits = forward(
+                    torch.from_numpy(val_ex[Col.USER_ID].to_numpy(np.int64)),
+                    torch.from_numpy(val_ex[Col.ITEM_INDEX].to_numpy(np.int64)),
+                ).cpu()
+            metrics["auc"] = _auc(torch.from_numpy(val_ex[Col.LABEL].to_numpy(np.float32)), logits)
+        return metrics
+
+    rows_df = D.ranker_rows(spark, split.ds, split.split_id, D.TRAIN, config.seed)
+    size = _batch_size(config, "ranker", device)
+    with D.petastorm_converter(rows_df, warehouse_root) as conv:
+        result = fit(
+            model, lambda: D.epoch_batches(conv, size), loss_fn, validate, config, "ranker"
+        )
+    return Trained("ranker", model, config_dict(mc), result)

@@ -1,0 +1,64 @@
+"""jobs.train and jobs.evaluate end to end on a tiny synthetic feature set."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs.evaluate import MODELS, EvalJobConfig
+from jobs.evaluate import parse_args as parse_eval
+from jobs.evaluate import run as run_eval
+from jobs.train import parse_args as parse_train
+from jobs.train import run as run_train
+from recsys.training.artifacts import latest_artifact
+from recsys.training.tiny import write_tiny_features
+from recsys.warehouse.tables import EVAL_OFFLINE_METRICS, Col
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from recsys.settings import WarehouseSettings
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+DS = date(2026, 2, 1)
+
+
+def test_parse_args_refuse_bad_values() -> None:
+    with pytest.raises(ValueError, match="models"):
+        parse_eval(["--ds", "2026-02-01", "--models", "popularity,nope"])
+    with pytest.raises(ValueError, match="epochs"):
+        parse_train(["--model", "sasrec", "--ds", "2026-02-01", "--epochs", "-1"])
+
+
+def test_train_then_evaluate_writes_and_replaces_rows(
+    spark: SparkSession, warehouse_settings: WarehouseSettings, tmp_path: Path
+) -> None:
+    write_tiny_features(spark, DS)
+    root = warehouse_settings.warehouse_root
+    arts = tmp_path / "models"
+    for model in ("two_tower", "sasrec", "ranker"):
+        args = ["--model", model, "--ds", DS.isoformat(), "--epochs", "2", "--batch-size", "16"]
+        run_train(parse_train([*args, "--artifacts-dir", str(arts)]), root)
+        art = latest_artifact(arts, model)
+        assert art is not None
+        assert "ndcg@10" in art.metrics
+        assert "features.item_features" in art.data_versions
+    config = EvalJobConfig(DS, "leave_last_out", MODELS, arts, als_max_iter=2, als_grid="one")
+    table = run_eval(config, root)
+    assert list(table.index) == list(MODELS)
+    assert table["NDCG@10"].notna().all()
+    rows = spark.table(EVAL_OFFLINE_METRICS.qualified_name).where(F.col(Col.DS) == F.lit(DS))
+    first = rows.count()
+    assert first > 0
+    slices = {r[Col.SLICE] for r in rows.select(Col.SLICE).distinct().collect()}
+    # Every tiny user has the same train count: all are "light" (at most the median).
+    assert {"all", "light_users"} <= slices
+    run_eval(config, root)
+    again = spark.table(EVAL_OFFLINE_METRICS.qualified_name).where(F.col(Col.DS) == F.lit(DS))
+    assert again.count() == first
+    assert again.select(Col.RUN_ID).distinct().count() == 1

@@ -1,0 +1,161 @@
+"""Tiny seeded training runs of the three models on a synthetic feature set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pytest
+import torch
+
+from recsys.training.artifacts import FeatureSpecMismatchError, read_artifact, save_artifact
+from recsys.training.baselines import (
+    ALSConfig,
+    fit_als,
+    popularity_counts,
+    popularity_scores,
+    train_positives,
+)
+from recsys.training.loops import NDCG10, TrainConfig, fit
+from recsys.training.scoring import known_mask, top_k
+from recsys.training.tiny import write_tiny_features
+from recsys.training.trainers import (
+    SplitData,
+    load_split,
+    train_ranker,
+    train_sasrec,
+    train_two_tower,
+)
+from recsys.warehouse.tables import Col
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+pytestmark = pytest.mark.spark
+
+DS = date(2026, 1, 5)
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def split(spark: SparkSession) -> SplitData:
+    write_tiny_features(spark, DS)
+    return load_split(spark, DS, "leave_last_out", history_len=10)
+
+
+@pytest.fixture
+def root(spark: SparkSession, tmp_path: Path) -> str:
+    return str(tmp_path)
+
+
+def _cfg(**kw: object) -> TrainConfig:
+    base: dict[str, object] = {"epochs": 4, "patience": 4, "batch_size": 16, "lr": 1e-2}
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.state_dict().values()]
+
+
+@pytest.mark.slow
+def test_two_tower_learns_and_is_deterministic(
+    spark: SparkSession, split: SplitData, root: str
+) -> None:
+    a = train_two_tower(spark, split, _cfg(), root, CPU)
+    hist = a.result.history
+    assert hist[-1].loss < hist[0].loss
+    assert a.result.metrics[NDCG10] >= max(e.metrics[NDCG10] for e in hist) - 1e-12
+    assert a.result.metrics[NDCG10] > a.result.initial[NDCG10]
+    b = train_two_tower(spark, split, _cfg(), root, CPU)
+    assert all(torch.equal(x, y) for x, y in zip(_weights(a.model), _weights(b.model), strict=True))
+    assert not list((Path(root) / "_petastorm_cache").glob("*/*.parquet"))
+
+
+@pytest.mark.slow
+def test_sasrec_loss_drops_and_val_ndcg_improves(
+    spark: SparkSession, split: SplitData, root: str
+) -> None:
+    t = train_sasrec(spark, split, _cfg(epochs=6, patience=6, max_len=8), root, CPU)
+    hist = t.result.history
+    assert hist[-1].loss < hist[0].loss
+    assert t.result.metrics[NDCG10] > t.result.initial[NDCG10]
+
+
+@pytest.mark.slow
+def test_ranker_trains_on_examples(spark: SparkSession, split: SplitData, root: str) -> None:
+    tower = train_two_tower(spark, split, _cfg(epochs=2), root, CPU)
+    r = train_ranker(spark, split, _cfg(epochs=3), root, CPU, tower.model)  # type: ignore[arg-type]
+    assert r.result.history[-1].loss < r.result.history[0].loss
+    assert r.result.metrics["auc"] > 0.5
+
+
+def test_early_stopping_keeps_the_best_epoch() -> None:
+    model = torch.nn.Linear(1, 1, bias=False)
+    scores = iter([0.0, 0.5, 0.9, 0.4, 0.3, 0.2, 0.1])
+    weights: list[float] = []
+
+    def batches() -> Iterator[dict[str, torch.Tensor]]:
+        yield {"x": torch.ones(1, 1)}
+
+    def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return (model(batch["x"]) - 10.0).pow(2).mean()
+
+    def validate() -> dict[str, float]:
+        weights.append(float(model.weight))
+        return {NDCG10: next(scores)}
+
+    res = fit(model, batches, loss_fn, validate, TrainConfig(epochs=10, patience=2, lr=0.1), "t")
+    assert res.best_epoch == 2
+    assert len(res.history) == 4  # epochs 3 and 4 did not improve: stop
+    assert float(model.weight) == pytest.approx(weights[2])
+
+
+def test_artifact_refuses_a_mismatched_feature_spec(split: SplitData, tmp_path: Path) -> None:
+    from jobs.train import load_model
+
+    model = torch.nn.Linear(1, 1)
+    spec = {**split.feature_spec(), "n_items": split.items.n_items + 1}
+    art = save_artifact(
+        tmp_path,
+        "two_tower",
+        model.state_dict(),
+        config={},
+        feature_spec=spec,
+        metrics={NDCG10: 0.1},
+        data_versions=split.versions,
+    )
+    with pytest.raises(FeatureSpecMismatchError, match="n_items"):
+        load_model(read_artifact(art.path), split)
+
+
+def test_popularity_by_distinct_users_on_a_literal_dataset() -> None:
+    pairs = pd.DataFrame(
+        {
+            Col.USER_ID: [1, 1, 2, 2, 3, 3, 3, 1],
+            Col.ITEM_ID: [10, 20, 10, 30, 10, 20, 40, 10],
+            Col.IS_POSITIVE: [True, True, True, True, True, True, False, True],
+            Col.ROLE: ["train"] * 7 + ["test"],
+        }
+    )
+    train = train_positives(pairs)
+    counts = popularity_counts(train)
+    assert counts[Col.ITEM_ID].tolist() == [10, 20, 30]
+    assert counts[Col.N_INTERACTIONS].tolist() == [3, 2, 1]
+    index_of = {10: 1, 20: 2, 30: 3, 40: 4}
+    scores = popularity_scores(train, index_of, 4).float().expand(2, -1)
+    mask = known_mask([1, 2], {1: {10, 20}, 2: {10, 30}}, index_of, 4)
+    assert top_k(scores, mask, 2).tolist() == [[3, 4], [2, 4]]
+
+
+def test_als_runs_on_a_tiny_dataset(spark: SparkSession, split: SplitData) -> None:
+    train = train_positives(split.pairs)
+    factors = fit_als(
+        spark, train, split.index_of, split.items.n_items, ALSConfig(rank=4, max_iter=3)
+    )
+    scores = factors.scores([1, 2])
+    assert scores.shape == (2, split.items.n_items + 1)
+    assert torch.isfinite(scores[:, 1:]).all()
