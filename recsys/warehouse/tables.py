@@ -64,6 +64,16 @@ FEATURES_USER_FEATURES: Final = TableRef("features.user_features")
 FEATURES_ITEM_FEATURES: Final = TableRef("features.item_features")
 FEATURES_RANKER_EXAMPLES: Final = TableRef("features.ranker_examples")
 EVAL_OFFLINE_METRICS: Final = TableRef("eval.offline_metrics")
+AB_SERVED: Final = TableRef("ab.served")
+SERVE_ITEM_EMBEDDINGS: Final = TableRef("serve.item_embeddings")
+SERVE_USER_EMBEDDINGS: Final = TableRef("serve.user_embeddings")
+SERVE_CANDIDATES: Final = TableRef("serve.candidates")
+SERVE_RANKED: Final = TableRef("serve.ranked")
+SERVE_RECOMMENDATIONS: Final = TableRef("serve.recommendations")
+SERVE_RELATED_ITEMS: Final = TableRef("serve.related_items")
+SERVE_TRENDING: Final = TableRef("serve.trending")
+OPS_MODEL_DECISIONS: Final = TableRef("ops.model_decisions")
+OPS_DQ_CHECKS: Final = TableRef("ops.dq_checks")
 
 #: Every table, in the order set-up creates them.
 ALL_TABLES: Final[tuple[TableRef, ...]] = (
@@ -82,6 +92,16 @@ ALL_TABLES: Final[tuple[TableRef, ...]] = (
     FEATURES_ITEM_FEATURES,
     FEATURES_RANKER_EXAMPLES,
     EVAL_OFFLINE_METRICS,
+    AB_SERVED,
+    SERVE_ITEM_EMBEDDINGS,
+    SERVE_USER_EMBEDDINGS,
+    SERVE_CANDIDATES,
+    SERVE_RANKED,
+    SERVE_RECOMMENDATIONS,
+    SERVE_RELATED_ITEMS,
+    SERVE_TRENDING,
+    OPS_MODEL_DECISIONS,
+    OPS_DQ_CHECKS,
 )
 SCHEMAS: Final[tuple[str, ...]] = tuple(dict.fromkeys(t.schema for t in ALL_TABLES))
 
@@ -166,3 +186,42 @@ class Col:
     K: Final = "k"
     N_USERS: Final = "n_users"
     EVALUATED_AT: Final = "evaluated_at"
+    EMBEDDING: Final = "embedding"
+    RETRIEVAL_SCORE: Final = "retrieval_score"
+    CANDIDATE_RANK: Final = "candidate_rank"
+    RANK: Final = "rank"
+    EXPLANATION: Final = "explanation"
+    REC_SET: Final = "rec_set"
+    RELATED_ITEM_ID: Final = "related_item_id"
+    GENRE: Final = "genre"
+    RECENT_COUNT: Final = "recent_count"
+    BASELINE_COUNT: Final = "baseline_count"
+    ITEM_IDS: Final = "item_ids"
+    CHALLENGER_VERSION: Final = "challenger_version"
+    CHALLENGER_NDCG: Final = "challenger_ndcg"
+    CHAMPION_VERSION: Final = "champion_version"
+    CHAMPION_NDCG: Final = "champion_ndcg"
+    MARGIN: Final = "margin"
+    DECISION: Final = "decision"
+    DECIDED_AT: Final = "decided_at"
+    CHECK_NAME: Final = "check_name"
+    TABLE_NAME: Final = "table_name"
+    OBSERVED: Final = "observed"
+    THRESHOLD: Final = "threshold"
+    PASSED: Final = "passed"
+    CHECKED_AT: Final = "checked_at"
+
+
+class RecSet:
+    """Recommendation sets published side by side in ``serve.recommendations`` each ``ds``.
+
+    An experiment serves one set per variant: a variant id that names a set serves that set,
+    any other variant serves :attr:`MODEL`.
+    """
+
+    MODEL: Final = "model"
+    POPULARITY: Final = "popularity"
+
+
+#: ``serve.trending.genre`` of the overall (all-genre) list.
+TRENDING_ALL_GENRES: Final = "all"
