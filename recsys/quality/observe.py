@@ -1,0 +1,120 @@
+"""Spark side of the data-quality checks: the aggregates :mod:`recsys.quality.checks` judges."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+from pyspark.sql import functions as F
+
+from recsys.features.split import Role
+from recsys.quality.checks import Observed, RecSetStats
+from recsys.warehouse.tables import (
+    FEATURES_INTERACTIONS_SPLIT,
+    FEATURES_USER_FEATURES,
+    SERVE_RECOMMENDATIONS,
+    Col,
+    TableRef,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+#: Roles the scoring job treats as known to the user (never recommended again).
+KNOWN_ROLES = (Role.TRAIN.value, Role.VALIDATION.value)
+
+
+def rec_set_stats(recs: DataFrame, seen: DataFrame) -> dict[str, RecSetStats]:
+    """Aggregates per ``rec_set`` of one day's recommendations.
+
+    Args:
+        recs: Rows of ``serve.recommendations`` for one ds.
+        seen: ``(user_id, item_id)`` pairs the users already know (train and validation).
+    """
+    per_list = recs.groupBy(Col.REC_SET, Col.USER_ID).agg(
+        F.count(F.lit(1)).alias("n"),
+        F.countDistinct(Col.ITEM_ID).alias("items"),
+        F.countDistinct(Col.RANK).alias("ranks"),
+        F.min(Col.RANK).alias("lo"),
+        F.max(Col.RANK).alias("hi"),
+    )
+    bad = (
+        (F.col("items") != F.col("n"))
+        | (F.col("ranks") != F.col("n"))
+        | (F.col("lo") != 1)
+        | (F.col("hi") != F.col("n"))
+    )
+    lists = per_list.groupBy(Col.REC_SET).agg(
+        F.count(F.lit(1)).alias("users"),
+        F.sum(bad.cast("long")).alias("bad_lists"),
+        F.percentile_approx("n", 0.5).alias("median_length"),
+    )
+    score = F.col(Col.SCORE)
+    is_null = score.isNull() | F.isnan(score) | (F.length(F.trim(Col.EXPLANATION)) == 0)
+    leaks = recs.join(seen, [Col.USER_ID, Col.ITEM_ID], "left_semi")
+    rows = recs.groupBy(Col.REC_SET).agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(is_null.cast("long")).alias("null_rows"),
+        F.min(score).alias("score_min"),
+        F.max(score).alias("score_max"),
+    )
+    seen_rows = leaks.groupBy(Col.REC_SET).agg(F.count(F.lit(1)).alias("seen_items"))
+    out: dict[str, RecSetStats] = {}
+    for r in rows.join(lists, Col.REC_SET).join(seen_rows, Col.REC_SET, "left").collect():
+        out[str(r[Col.REC_SET])] = RecSetStats(
+            rows=int(r["rows"]),
+            users=int(r["users"]),
+            null_rows=int(r["null_rows"] or 0),
+            score_min=math.nan if r["score_min"] is None else float(r["score_min"]),
+            score_max=math.nan if r["score_max"] is None else float(r["score_max"]),
+            bad_lists=int(r["bad_lists"] or 0),
+            seen_items=int(r["seen_items"] or 0),
+            median_length=float(r["median_length"] or 0),
+        )
+    return out
+
+
+def _newest_commit_age_hours(spark: SparkSession, table: TableRef, now: datetime) -> float:
+    from delta.tables import DeltaTable
+
+    last = DeltaTable.forName(spark, table.qualified_name).history(1).collect()
+    if not last:
+        return math.inf
+    ts = last[0]["timestamp"]
+    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+    return float((now - ts).total_seconds()) / 3600.0
+
+
+def observe(
+    spark: SparkSession, ds: date, split_id: str, surfaces: tuple[TableRef, ...] = ()
+) -> Observed:
+    """Aggregates of ``ds``: recommendations per set, eligible users, freshness, surface rows."""
+    day = F.col(Col.DS) == F.lit(ds)
+    recs = spark.table(SERVE_RECOMMENDATIONS.qualified_name).where(day)
+    in_split = day & (F.col(Col.SPLIT_ID) == F.lit(split_id))
+    seen = (
+        spark.table(FEATURES_INTERACTIONS_SPLIT.qualified_name)
+        .where(in_split & F.col(Col.ROLE).isin(*KNOWN_ROLES))
+        .select(Col.USER_ID, Col.ITEM_ID)
+        .distinct()
+    )
+    eligible = (
+        spark.table(FEATURES_USER_FEATURES.qualified_name)
+        .where(in_split)
+        .select(Col.USER_ID)
+        .distinct()
+        .count()
+    )
+    latest = spark.table(SERVE_RECOMMENDATIONS.qualified_name).agg(F.max(Col.DS)).first()
+    now = datetime.now(UTC)
+    return Observed(
+        ds=ds,
+        eligible_users=int(eligible),
+        rec_sets=rec_set_stats(recs, seen),
+        latest_ds=None if latest is None else latest[0],
+        age_hours=_newest_commit_age_hours(spark, SERVE_RECOMMENDATIONS, now),
+        surface_rows={
+            t.qualified_name: spark.table(t.qualified_name).where(day).count() for t in surfaces
+        },
+    )

@@ -1,0 +1,106 @@
+"""Champion registry: which artifact of each model is the one serving, and why.
+
+The champion of ``model_name`` is recorded in ``<root>/<model_name>/CHAMPION.json`` (written
+atomically by rename, so a reader sees the old pointer or the new one). Scoring resolves the
+artifact it uses through :func:`resolve_artifact`: an explicit version, else the champion, else
+(before any promotion decision, e.g. the first run) the latest artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from recsys.training.artifacts import Artifact, latest_artifact, read_artifact
+
+CHAMPION_FILE: Final = "CHAMPION.json"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Champion:
+    """The serving version of a model and the decision that made it so.
+
+    Attributes:
+        model_name: e.g. ``two_tower``.
+        version: Artifact version (a directory under ``<root>/<model_name>/``).
+        ndcg_at_10: Offline NDCG@10 the decision was based on, in [0, 1].
+        decided_at: When it was promoted, UTC ISO-8601.
+        reason: One line on why.
+    """
+
+    model_name: str
+    version: str
+    ndcg_at_10: float
+    decided_at: str
+    reason: str
+
+
+def read_champion(root: Path, model_name: str) -> Champion | None:
+    """The recorded champion of ``model_name`` under ``root``; None when none was promoted."""
+    path = root / model_name / CHAMPION_FILE
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return Champion(
+        model_name=str(raw["model_name"]),
+        version=str(raw["version"]),
+        ndcg_at_10=float(raw["ndcg_at_10"]),
+        decided_at=str(raw["decided_at"]),
+        reason=str(raw["reason"]),
+    )
+
+
+def set_champion(root: Path, artifact: Artifact, ndcg_at_10: float, reason: str) -> Champion:
+    """Record ``artifact`` as the champion of its model (atomic replace of the pointer)."""
+    if not (root / artifact.model_name / artifact.version).is_dir():
+        raise ValueError(f"artifact: {artifact.version!r} is not under {str(root)!r}")
+    champion = Champion(
+        model_name=artifact.model_name,
+        version=artifact.version,
+        ndcg_at_10=float(ndcg_at_10),
+        decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        reason=reason,
+    )
+    directory = root / artifact.model_name
+    fd, tmp = tempfile.mkstemp(prefix=".champion-", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(_asdict(champion), fh)
+    os.replace(tmp, directory / CHAMPION_FILE)
+    return champion
+
+
+def _asdict(c: Champion) -> dict[str, object]:
+    return {
+        "model_name": c.model_name,
+        "version": c.version,
+        "ndcg_at_10": c.ndcg_at_10,
+        "decided_at": c.decided_at,
+        "reason": c.reason,
+    }
+
+
+def resolve_artifact(root: Path, model_name: str, version: str | None = None) -> Artifact:
+    """The artifact to serve: ``version`` when given, else the champion, else the latest.
+
+    Raises:
+        FileNotFoundError: when no artifact of ``model_name`` exists under ``root`` (or the
+            requested version does not).
+    """
+    if version is not None:
+        return read_artifact(root / model_name / version)
+    champion = read_champion(root, model_name)
+    if champion is not None:
+        return read_artifact(root / model_name / champion.version)
+    latest = latest_artifact(root, model_name)
+    if latest is None:
+        raise FileNotFoundError(f"model_name: no {model_name!r} artifact under {str(root)!r}")
+    log.info("%s: no champion recorded, using the latest artifact %s", model_name, latest.version)
+    return latest
