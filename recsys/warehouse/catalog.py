@@ -5,14 +5,19 @@ There is no shared metastore. Each table's data and schema live in its Delta log
 every session registers the existing ones in its own in-memory catalog at start. Any number of
 Spark processes can therefore work on the warehouse at once; concurrent writers are arbitrated by
 Delta's optimistic concurrency on the log, not by a metastore lock.
+
+Views are declared in ``sql/<schema>/<name>.view.sql`` (one ``CREATE OR REPLACE VIEW`` each) and
+created in every session after the tables (:func:`create_views`); a view whose tables are not
+there yet is skipped with a warning.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recsys.warehouse.tables import ALL_TABLES, SCHEMAS, TableRef
+from recsys.warehouse.tables import ALL_TABLES, SCHEMAS, SQL_ROOT, TableRef
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -67,6 +72,7 @@ def apply_ddl(spark: SparkSession, warehouse_root: str) -> list[TableRef]:
         if not existed:
             created.append(table)
             log.info("created %s at %s", table, table.location(warehouse_root))
+    create_views(spark)
     return created
 
 
@@ -90,4 +96,38 @@ def attach_tables(spark: SparkSession, warehouse_root: str) -> list[TableRef]:
             continue
         spark.catalog.createTable(table.qualified_name, path=location, source="delta")
         attached.append(table)
+    create_views(spark)
     return attached
+
+
+VIEW_SUFFIX = ".view.sql"
+
+
+def view_files() -> list[Path]:
+    """Every view declaration, ``sql/<schema>/<name>.view.sql``, in name order."""
+    return sorted(SQL_ROOT.glob("*/*" + VIEW_SUFFIX))
+
+
+def view_name(path: Path) -> str:
+    """``schema.name`` of a view file (its folder and file name)."""
+    return path.parent.name + "." + path.name.removesuffix(VIEW_SUFFIX)
+
+
+def create_views(spark: SparkSession) -> list[str]:
+    """Create or replace every declared view whose tables exist; idempotent.
+
+    Returns:
+        The views created, as ``schema.name``.
+    """
+    from pyspark.errors import AnalysisException
+
+    created = []
+    for path in view_files():
+        text = path.read_text(encoding="utf-8").strip().rstrip(";")
+        try:
+            spark.sql(text)
+        except AnalysisException as err:
+            log.warning("view %s not created (its tables are missing?): %s", view_name(path), err)
+            continue
+        created.append(view_name(path))
+    return created

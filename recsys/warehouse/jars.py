@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-from recsys.warehouse.session import delta_coordinate, delta_jars
 from recsys.settings import DEFAULT_JAR_CACHE, PROJECT_ROOT
+from recsys.warehouse.session import delta_coordinate, delta_jars
 
 IVY_HOME: Final = PROJECT_ROOT / ".cache" / "ivy"
 JARS_LOCK: Final = PROJECT_ROOT / "requirements" / "jars.lock"
@@ -82,7 +82,10 @@ def resolve(jar_cache: Path = DEFAULT_JAR_CACHE, ivy_home: Path = IVY_HOME) -> l
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
     result = subprocess.run(
         [sys.executable, "-c", _RESOLVE_SNIPPET, delta_coordinate(), str(ivy_home)],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(
@@ -101,7 +104,9 @@ def resolve(jar_cache: Path = DEFAULT_JAR_CACHE, ivy_home: Path = IVY_HOME) -> l
     staging.rename(jar_cache)
     problems = verify(jar_cache)
     if problems:
-        raise RuntimeError("resolved jars do not match requirements/jars.lock: " + "; ".join(problems))
+        raise RuntimeError(
+            "resolved jars do not match requirements/jars.lock: " + "; ".join(problems)
+        )
     return delta_jars(jar_cache)
 
 
@@ -115,7 +120,9 @@ def write_lock(jar_cache: Path = DEFAULT_JAR_CACHE, lock: Path = JARS_LOCK) -> N
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--jar-cache", type=Path, default=DEFAULT_JAR_CACHE)
-    parser.add_argument("--write-lock", action="store_true", help="record checksums after resolving")
+    parser.add_argument(
+        "--write-lock", action="store_true", help="record checksums after resolving"
+    )
     args = parser.parse_args(argv)
     jars = resolve(args.jar_cache)
     if args.write_lock:

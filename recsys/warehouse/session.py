@@ -49,7 +49,10 @@ def delta_jars(jar_cache: Path) -> list[Path]:
     main_jar = jar_cache / (DELTA_GROUP + "_" + DELTA_ARTIFACT + "-" + delta_version() + ".jar")
     if not main_jar.is_file():
         raise WarehouseSetupError(
-            "Delta Lake jar " + delta_coordinate() + " not found in " + str(jar_cache)
+            "Delta Lake jar "
+            + delta_coordinate()
+            + " not found in "
+            + str(jar_cache)
             + ": run `make setup` once (it resolves the jars from Maven Central into that cache;"
             " jobs then start offline)."
         )

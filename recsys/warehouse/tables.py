@@ -26,7 +26,9 @@ class TableRef:
     def __post_init__(self) -> None:
         schema, dot, table = self.qualified_name.partition(".")
         if not dot or not _IDENT.match(schema) or not _IDENT.match(table):
-            raise ValueError(f"qualified_name: expected 'schema.table', got {self.qualified_name!r}")
+            raise ValueError(
+                f"qualified_name: expected 'schema.table', got {self.qualified_name!r}"
+            )
 
     @property
     def schema(self) -> str:
@@ -72,6 +74,10 @@ SERVE_RANKED: Final = TableRef("serve.ranked")
 SERVE_RECOMMENDATIONS: Final = TableRef("serve.recommendations")
 SERVE_RELATED_ITEMS: Final = TableRef("serve.related_items")
 SERVE_TRENDING: Final = TableRef("serve.trending")
+#: Views over the newest ds (``sql/serve/<name>.view.sql``, created in every session by
+#: :func:`recsys.warehouse.catalog.create_views`); not tables, so not in :data:`ALL_TABLES`.
+SERVE_RECOMMENDATIONS_LATEST: Final = TableRef("serve.recommendations_latest")
+SERVE_RELATED_ITEMS_LATEST: Final = TableRef("serve.related_items_latest")
 OPS_MODEL_DECISIONS: Final = TableRef("ops.model_decisions")
 OPS_DQ_CHECKS: Final = TableRef("ops.dq_checks")
 

@@ -8,8 +8,21 @@ from typing import TYPE_CHECKING
 import pytest
 
 from recsys.settings import PROJECT_ROOT, WarehouseSettings
-from recsys.warehouse.catalog import apply_ddl, attach_tables, ddl_statement
-from recsys.warehouse.tables import ALL_TABLES, BRONZE_ITEMS, TableRef
+from recsys.warehouse.catalog import (
+    apply_ddl,
+    attach_tables,
+    create_views,
+    ddl_statement,
+    view_files,
+    view_name,
+)
+from recsys.warehouse.tables import (
+    ALL_TABLES,
+    BRONZE_ITEMS,
+    SERVE_RECOMMENDATIONS_LATEST,
+    SERVE_RELATED_ITEMS_LATEST,
+    TableRef,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -40,21 +53,25 @@ def test_table_has_declared_schema_and_partitioning(spark: SparkSession, table: 
     declared = re.search(r"PARTITIONED BY \(([^)]*)\)", table.ddl_path.read_text())
     assert declared is not None
     assert list(detail["partitionColumns"]) == [c.strip() for c in declared[1].split(",")]
-    assert list(detail["partitionColumns"])[0] == "ds"
+    assert next(iter(detail["partitionColumns"])) == "ds"
 
 
-def test_apply_ddl_is_idempotent(spark: SparkSession, warehouse_settings: WarehouseSettings) -> None:
+def test_apply_ddl_is_idempotent(
+    spark: SparkSession, warehouse_settings: WarehouseSettings
+) -> None:
     assert apply_ddl(spark, warehouse_settings.warehouse_root) == []
     assert [t for t in attach_tables(spark, warehouse_settings.warehouse_root)] == list(ALL_TABLES)
 
 
-def test_schema_drift_is_refused(spark: SparkSession, warehouse_settings: WarehouseSettings) -> None:
+def test_schema_drift_is_refused(
+    spark: SparkSession, warehouse_settings: WarehouseSettings
+) -> None:
     drifted = ddl_statement(BRONZE_ITEMS, warehouse_settings.warehouse_root).replace(
         "year      INT", "year      STRING"
     )
     spark.sql("DROP TABLE " + BRONZE_ITEMS.qualified_name)
     try:
-        with pytest.raises(Exception, match="(?i)schema|mismatch|differ"):
+        with pytest.raises(Exception, match=r"(?i)schema|mismatch|differ"):
             spark.sql(drifted)
     finally:
         attach_tables(spark, warehouse_settings.warehouse_root)
@@ -74,8 +91,68 @@ def test_fresh_process_queries_tables_by_name(warehouse_settings: WarehouseSetti
         "print('TABLES', sorted(t.name for t in spark.catalog.listTables('bronze')))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
-        timeout=300, check=True,
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     ).stdout
     assert re.search(r"^ROWS \d+$", out, re.MULTILINE)
     assert "TABLES ['interactions', 'items', 'quarantine', 'users']" in out
+
+
+def test_views_are_declared_and_created_idempotently(spark: SparkSession) -> None:
+    names = [view_name(p) for p in view_files()]
+    assert {
+        SERVE_RECOMMENDATIONS_LATEST.qualified_name,
+        SERVE_RELATED_ITEMS_LATEST.qualified_name,
+    } <= set(names)
+    assert create_views(spark) == names
+    assert create_views(spark) == names  # CREATE OR REPLACE: a rerun is a no-op
+    for name in names:
+        schema, _, view = name.partition(".")
+        assert spark.catalog.tableExists(name)
+        assert view in {t.name for t in spark.catalog.listTables(schema) if t.tableType == "VIEW"}
+    base = {f.name for f in spark.table("serve.recommendations").schema.fields}
+    assert {
+        f.name for f in spark.table(SERVE_RECOMMENDATIONS_LATEST.qualified_name).schema.fields
+    } == base
+
+
+def test_latest_view_shows_only_the_newest_ds(spark: SparkSession) -> None:
+    from datetime import date
+
+    from pyspark.sql import functions as F
+
+    from recsys.warehouse.io import replace_partition
+    from recsys.warehouse.tables import SERVE_RECOMMENDATIONS, Col
+
+    schema = spark.table(SERVE_RECOMMENDATIONS.qualified_name).schema
+    days = (date(2031, 1, 1), date(2031, 1, 2))
+    for ds in days:
+        row = ("model", 1, 1, 7, 0.5, "x", "two_tower", "v", "r", ds)
+        replace_partition(spark.createDataFrame([row], schema), SERVE_RECOMMENDATIONS, ds)
+    try:
+        got = (
+            spark.table(SERVE_RECOMMENDATIONS_LATEST.qualified_name)
+            .select(Col.DS)
+            .distinct()
+            .collect()
+        )
+        assert [r[0] for r in got] == [days[1]]
+    finally:
+        for ds in days:
+            spark.sql(
+                "DELETE FROM "
+                + SERVE_RECOMMENDATIONS.qualified_name
+                + " WHERE ds = '"
+                + ds.isoformat()
+                + "'"
+            )
+        assert (
+            spark.table(SERVE_RECOMMENDATIONS.qualified_name)
+            .where(F.col(Col.DS).isin(*days))
+            .count()
+            == 0
+        )

@@ -1,0 +1,181 @@
+"""Batch scoring of one ds: embeddings, retrieval, ranking with explanations, publishing.
+
+Usage (also through ``spark-submit jobs/score.py ...``)::
+
+    python -m jobs.score embeddings|retrieve|rank|publish|all --ds 2026-11-28
+        [--split-id leave_last_out] [--artifacts-dir DIR] [--run-id ID]
+        [--two-tower-version V] [--sasrec-version V] [--ranker-version V]
+        [--k 200] (retrieve, all) [--n 50] (rank, all)
+
+- ``embeddings``: two-tower item and user vectors -> ``serve.item_embeddings``,
+  ``serve.user_embeddings``.
+- ``retrieve``: top-K unseen items per user (two-tower, plus SASRec when an artifact exists),
+  trending/popularity fallbacks for users without history -> ``serve.candidates``.
+- ``rank``: ranker top-N with an explanation per row (rec_set ``model``) and the most popular
+  unseen items (rec_set ``popularity``) -> ``serve.ranked``.
+- ``publish``: day ds of ``serve.ranked`` -> ``serve.recommendations`` in one Delta commit
+  (``serve.recommendations_latest`` shows the newest ds).
+- ``all``: the four in one session.
+
+Each step replaces day ``ds`` of its tables (a rerun never duplicates); the run id (default: a new
+uuid) is written on every row. Artifacts: the given version, else the champion, else the latest,
+under ``--artifacts-dir`` (default ``<warehouse_root>/_models``). Exits 2 on bad arguments
+(before Spark starts) or missing inputs/artifacts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Final
+
+if __package__ in (None, "") and __name__ == "__main__":  # spark-submit jobs/score.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jobs.common import configure_logging
+
+log = logging.getLogger("jobs.score")
+
+STEPS: Final = ("embeddings", "retrieve", "rank", "publish")
+COMMANDS: Final = (*STEPS, "all")
+#: Arrow rows per batch handed to the Python workers (bigger batches, fewer round trips).
+ARROW_BATCH_ROWS: Final = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreJobConfig:
+    """One scoring run, validated at the edge."""
+
+    command: str
+    ds: date
+    split_id: str = "leave_last_out"
+    run_id: str = ""
+    artifacts_dir: Path | None = None
+    two_tower_version: str | None = None
+    sasrec_version: str | None = None
+    ranker_version: str | None = None
+    k: int = 200
+    n: int = 50
+
+    def __post_init__(self) -> None:
+        if self.command not in COMMANDS:
+            raise ValueError(f"command: expected one of {COMMANDS}, got {self.command!r}")
+        if not self.split_id or not self.split_id.replace("_", "").isalnum():
+            raise ValueError(f"split_id: expected an identifier, got {self.split_id!r}")
+        if not self.run_id or not self.run_id.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"run_id: expected letters, digits, - or _, got {self.run_id!r}")
+        for name in ("two_tower_version", "sasrec_version", "ranker_version"):
+            v = getattr(self, name)
+            if v is not None and (not v or "/" in v or v.startswith(".")):
+                raise ValueError(f"{name}: expected an artifact version, got {v!r}")
+        if self.k < 1 or self.k > 10_000:
+            raise ValueError(f"k: must be in [1, 10000], got {self.k!r}")
+        if self.n < 1 or self.n > self.k:
+            raise ValueError(f"n: must be in [1, k={self.k}], got {self.n!r}")
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return STEPS if self.command == "all" else (self.command,)
+
+
+def parse_args(argv: Sequence[str] | None) -> ScoreJobConfig:
+    """Command line -> :class:`ScoreJobConfig` (ValueError on bad values, SystemExit(2) on
+    unknown options)."""
+    p = argparse.ArgumentParser(prog="jobs.score", description=__doc__.split("\n\n")[0])
+    p.add_argument("command", choices=COMMANDS)
+    p.add_argument("--ds", type=date.fromisoformat, default=datetime.now(UTC).date())
+    p.add_argument("--split-id", default="leave_last_out")
+    p.add_argument("--run-id", default=None)
+    p.add_argument("--artifacts-dir", type=Path, default=None)
+    p.add_argument("--two-tower-version", default=None)
+    p.add_argument("--sasrec-version", default=None)
+    p.add_argument("--ranker-version", default=None)
+    p.add_argument("--k", type=int, default=200, help="candidates per user and source")
+    p.add_argument("--n", type=int, default=50, help="recommendations per user")
+    a = p.parse_args(argv)
+    return ScoreJobConfig(
+        command=a.command,
+        ds=a.ds,
+        split_id=a.split_id,
+        run_id=a.run_id if a.run_id is not None else str(uuid.uuid4()),
+        artifacts_dir=a.artifacts_dir,
+        two_tower_version=a.two_tower_version,
+        sasrec_version=a.sasrec_version,
+        ranker_version=a.ranker_version,
+        k=a.k,
+        n=a.n,
+    )
+
+
+def run(config: ScoreJobConfig, warehouse_root: str) -> dict[str, int]:
+    """Run the configured steps in one session; returns rows written per table."""
+    import torch
+
+    from jobs.train import artifacts_root
+    from recsys.scoring import pipeline as P
+    from recsys.warehouse.session import build_spark
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    spark = build_spark(app_name="score-" + config.command)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+    ctx = P.ScoreContext(
+        spark=spark,
+        ds=config.ds,
+        split_id=config.split_id,
+        run_id=config.run_id,
+        artifacts_root=artifacts_root(config.artifacts_dir, warehouse_root),
+        two_tower_version=config.two_tower_version,
+        sasrec_version=config.sasrec_version,
+        ranker_version=config.ranker_version,
+    )
+    counts: dict[str, int] = {}
+    for step in config.steps:
+        started = time.perf_counter()
+        if step == "embeddings":
+            out = P.step_embeddings(ctx)
+        elif step == "retrieve":
+            out = P.step_retrieve(ctx, config.k)
+        elif step == "rank":
+            out = P.step_rank(ctx, config.n)
+        else:
+            out = P.step_publish(ctx)
+        counts.update(out)
+        log.info(
+            "%s (run %s, ds=%s): %s in %.1f s",
+            step,
+            config.run_id,
+            config.ds,
+            P.counts_summary(out),
+            time.perf_counter() - started,
+        )
+    return counts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()
+    try:
+        config = parse_args(argv)
+    except ValueError as err:
+        log.error("%s", err)
+        return 2
+    from recsys.settings import load_settings
+
+    started = time.perf_counter()
+    try:
+        run(config, load_settings().warehouse_root)
+    except (FileNotFoundError, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    log.info("done in %.1f s", time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

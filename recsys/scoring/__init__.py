@@ -1,0 +1,1 @@
+"""Distributed batch scoring: embeddings, retrieval, ranking, explanations, publishing."""

@@ -1,0 +1,437 @@
+"""Ranking: the InteractionRanker re-scores each user's candidates; top-N with an explanation item.
+
+Public API (also used by ``bench/``):
+
+- :func:`rank_local`: the single-process reference (pandas in, pandas out).
+- :func:`rank_spark`: the same kernel in Spark's Python workers through ``mapInArrow``.
+
+Inputs of both: candidates ``(user_id, item_id, source)``, per-user features ``(user_id, dense,
+genre_affinity, embedding, history)`` (users without a row score with zero features and user id
+0, as offline), an :class:`ItemArrays` bundle (broadcast), a ranker :class:`ModelPayload`, and
+N. The ranker's dense input is :func:`recsys.training.scoring.ranker_dense` with the two-tower
+cosine of user and item embeddings as the retrieval feature, exactly as in training and offline
+evaluation, whatever the candidate's source.
+
+Output: ``user_id, rank (1..N), item_id, score (sigmoid probability, float32), source,
+because_item_id`` where ``because_item_id`` is the user's history item with the highest cosine to
+the recommended item (ties: the most recent), 0 when the user has no known history item. Order
+within a user: ranker logit descending, ties by lower item id.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from recsys.models.device import batch_size_for, pick_device
+from recsys.models.ranker import InteractionRanker
+from recsys.scoring.embeddings import history_matrix
+from recsys.scoring.kernels import NDArray, group_ranks, list_matrix, list_parts, positions
+from recsys.scoring.runtime import ModelPayload, cached, set_threads, task_slots, worker_threads
+from recsys.training.data import ItemTable, UserTable
+from recsys.training.scoring import ranker_dense
+from recsys.warehouse.tables import Col
+
+if TYPE_CHECKING:
+    from pyspark.broadcast import Broadcast
+    from pyspark.sql import DataFrame
+
+#: Candidate sources, in the order of their integer codes inside the kernel.
+SOURCES: Final = ("two_tower", "sasrec", "trending", "popular_genre")
+#: Output column: the history item that explains a recommendation (0 = none).
+BECAUSE: Final = "because_item_id"
+#: History items compared for an explanation (most recent kept).
+EXPLAIN_HISTORY: Final = 50
+_CANDS: Final = "_cands"
+_HAS_FEATURES: Final = "_has_features"
+#: Users per explanation chunk (bounds the (users, N, history) similarity tensor).
+_EXPLAIN_USERS: Final = 1024
+
+RANKED_SCHEMA: Final = T.StructType(
+    [
+        T.StructField(Col.USER_ID, T.LongType(), False),
+        T.StructField(Col.RANK, T.IntegerType(), False),
+        T.StructField(Col.ITEM_ID, T.LongType(), False),
+        T.StructField(Col.SCORE, T.FloatType(), False),
+        T.StructField(Col.SOURCE, T.IntegerType(), False),
+        T.StructField(BECAUSE, T.LongType(), False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ItemArrays:
+    """Item-side ranking inputs in ascending ``item_id`` order (row i = item_index i + 1).
+
+    Attributes:
+        item_ids: ``(N,)`` int64 ascending, distinct.
+        genres: ``(N, n_genres)`` float32 multi-hot.
+        log_count: ``(N,)`` float32 ``ln(1 + train interactions)``.
+        is_cold: ``(N,)`` bool.
+        embedding: ``(N, d)`` float32 two-tower item vectors (unit norm).
+    """
+
+    item_ids: NDArray
+    genres: NDArray
+    log_count: NDArray
+    is_cold: NDArray
+    embedding: NDArray
+
+    def __post_init__(self) -> None:
+        n = len(self.item_ids)
+        for name in ("genres", "log_count", "is_cold", "embedding"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name}: expected {n} rows, got {len(getattr(self, name))}")
+        if n > 1 and not bool((np.diff(self.item_ids) > 0).all()):
+            raise ValueError("item_ids: must be ascending and distinct")
+
+    def item_table(self) -> ItemTable:
+        """As a :class:`ItemTable` (row 0 padding) for :func:`ranker_dense`."""
+
+        def pad(a: NDArray) -> torch.Tensor:
+            return torch.from_numpy(np.concatenate([np.zeros_like(a[:1]), a]))
+
+        n = len(self.item_ids)
+        return ItemTable(
+            item_ids=pad(self.item_ids.astype(np.int64)),
+            genres=pad(self.genres.astype(np.float32)),
+            year=torch.zeros(n + 1),
+            content=torch.zeros(n + 1, 0),
+            is_cold=pad(self.is_cold.astype(bool)),
+            log_count=pad(self.log_count.astype(np.float32)),
+        )
+
+    def padded_embedding(self) -> torch.Tensor:
+        """``(N + 1, d)`` item vectors, row 0 zero."""
+        e = self.embedding.astype(np.float32)
+        return torch.from_numpy(np.concatenate([np.zeros_like(e[:1]), e]))
+
+
+@dataclass(frozen=True)
+class UserBatch:
+    """Per-user ranking inputs of one batch (row b = one user)."""
+
+    user_ids: NDArray  #: (B,) int64
+    feature_user_ids: NDArray  #: (B,) int64, 0 for users without features
+    dense: NDArray  #: (B, dense_dim) float32
+    affinity: NDArray  #: (B, n_genres) float32
+    embedding: NDArray  #: (B, d) float32
+    history: NDArray  #: (B, H) int64 raw item ids, 0-padded at the front
+    cand_rows: NDArray  #: (M,) int64 user row of each candidate
+    cand_items: NDArray  #: (M,) int64 raw item id
+    cand_sources: NDArray  #: (M,) int64 code in SOURCES
+
+
+def rank_kernel(
+    ranker: InteractionRanker,
+    items: ItemTable,
+    item_ids: NDArray,
+    item_emb: torch.Tensor,
+    batch: UserBatch,
+    n: int,
+    device: torch.device,
+) -> dict[str, NDArray]:
+    """Score, cut to top ``n`` and explain one batch; returns the output columns as arrays."""
+    pos = positions(item_ids, batch.cand_items)
+    known = pos >= 0
+    rows_np, idx_np = batch.cand_rows[known], pos[known] + 1
+    src_np = batch.cand_sources[known]
+    rows, idx = torch.from_numpy(rows_np), torch.from_numpy(idx_np)
+    b = len(batch.user_ids)
+    users = UserTable(
+        rows={},
+        user_ids=torch.from_numpy(batch.feature_user_ids.astype(np.int64)),
+        dense=torch.from_numpy(batch.dense),
+        history=torch.zeros(b, 0, dtype=torch.long),
+        affinity=torch.from_numpy(batch.affinity),
+        n_train=torch.zeros(b, dtype=torch.long),
+    )
+    uemb = torch.from_numpy(batch.embedding)
+    size = batch_size_for("ranker", device, "score")
+    logits = []
+    with torch.no_grad():
+        for s in range(0, len(rows), size):
+            r, i = rows[s : s + size], idx[s : s + size]
+            retrieval = (uemb[r] * item_emb[i]).sum(-1)
+            dense = ranker_dense(users, items, r, i, retrieval)
+            logits.append(
+                ranker(users.user_ids[r].to(device), items.item_ids[i].to(device), dense.to(device))
+                .float()
+                .cpu()
+            )
+    logit = torch.cat(logits).numpy() if logits else np.zeros(0, dtype=np.float32)
+    raw_items = item_ids[idx_np - 1]
+    order = np.lexsort((raw_items, -logit, rows_np))
+    ranks = group_ranks(rows_np[order])
+    keep = order[ranks <= n]
+    ranks = ranks[ranks <= n]
+    score = torch.sigmoid(torch.from_numpy(logit[keep])).numpy().astype(np.float32)
+    because = explain_items(item_ids, item_emb, batch.history, rows_np[keep], idx_np[keep], n)
+    return {
+        Col.USER_ID: batch.user_ids[rows_np[keep]],
+        Col.RANK: ranks.astype(np.int32),
+        Col.ITEM_ID: raw_items[keep],
+        Col.SCORE: score,
+        Col.SOURCE: src_np[keep].astype(np.int32),
+        BECAUSE: because,
+    }
+
+
+def explain_items(
+    item_ids: NDArray,
+    item_emb: torch.Tensor,
+    history: NDArray,
+    rows: NDArray,
+    rec_index: NDArray,
+    n: int,
+) -> NDArray:
+    """For each recommendation, the user's history item with the highest cosine to it.
+
+    Args:
+        item_ids: ``(N,)`` ascending raw ids; ``item_emb`` is ``(N + 1, d)`` with row 0 zero.
+        item_emb: Unit item vectors (inner product = cosine), padded.
+        history: ``(B, H)`` raw ids, 0 = padding; later columns are more recent.
+        rows: ``(M,)`` user row of each recommendation, ascending, at most ``n`` per row.
+        rec_index: ``(M,)`` item_index (1-based) of each recommendation.
+        n: Most recommendations per user.
+
+    Returns:
+        ``(M,)`` int64 raw item ids; ties go to the most recent item; 0 when the user has no
+        history item in the catalogue.
+    """
+    m = len(rows)
+    out = np.zeros(m, dtype=np.int64)
+    if m == 0 or history.shape[1] == 0:
+        return out
+    hist_pos = positions(item_ids, history.reshape(-1)).reshape(history.shape) + 1  # 0 unknown
+    hist_pos[history == 0] = 0
+    slot = group_ranks(rows) - 1
+    n_slot = max(n, int(slot.max()) + 1)
+    width = history.shape[1]
+    for u0 in range(0, history.shape[0], _EXPLAIN_USERS):
+        u1 = min(history.shape[0], u0 + _EXPLAIN_USERS)
+        lo, hi = np.searchsorted(rows, [u0, u1])
+        if lo == hi:
+            continue
+        rec = torch.zeros(u1 - u0, n_slot, dtype=torch.long)
+        rec[torch.from_numpy(rows[lo:hi] - u0), torch.from_numpy(slot[lo:hi])] = torch.from_numpy(
+            rec_index[lo:hi]
+        )
+        hp = torch.from_numpy(hist_pos[u0:u1])
+        sims = torch.bmm(item_emb[rec], item_emb[hp].transpose(1, 2))  # (b, n_slot, H)
+        sims = sims.masked_fill((hp == 0).unsqueeze(1), float("-inf"))
+        # Most recent wins ties: argmax over the reversed history (first maximum) mapped back.
+        best = width - 1 - torch.argmax(sims.flip(2), dim=2)
+        has = torch.isfinite(sims.max(dim=2).values)
+        chosen = torch.gather(torch.from_numpy(history[u0:u1]), 1, best)
+        chosen = torch.where(has, chosen, torch.zeros_like(chosen))
+        out[lo:hi] = chosen[
+            torch.from_numpy(rows[lo:hi] - u0), torch.from_numpy(slot[lo:hi])
+        ].numpy()
+    return out
+
+
+def _check_n(n: object) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n: must be an int >= 1, got {n!r}")
+    return n
+
+
+def rank_local(
+    ranker: InteractionRanker,
+    candidates: pd.DataFrame,
+    users: pd.DataFrame,
+    items: ItemArrays,
+    n: int,
+    device: torch.device | None = None,
+) -> pd.DataFrame:
+    """Single-process ranking (the reference of :func:`rank_spark`).
+
+    Args:
+        ranker: The model (eval mode is set here).
+        candidates: ``user_id, item_id, source`` (source one of :data:`SOURCES`).
+        users: ``user_id, dense, genre_affinity, embedding, history`` (lists per row); users
+            of ``candidates`` missing here score with zero features and user id 0.
+        items: Item-side arrays.
+        n: Recommendations per user, >= 1.
+        device: Where to score; :func:`pick_device` when None.
+
+    Returns:
+        ``user_id, rank, item_id, score, source, because_item_id`` sorted by user and rank.
+    """
+    n = _check_n(n)
+    dev = device or pick_device()
+    ranker = ranker.to(dev).eval()
+    user_ids = np.unique(candidates[Col.USER_ID].to_numpy(np.int64))
+    feats = users.set_index(Col.USER_ID).reindex(user_ids)
+    has = feats[Col.DENSE].notna().to_numpy()
+    dense_dim = int(ranker.config.n_dense) - 4
+    n_genres, dim = items.genres.shape[1], items.embedding.shape[1]
+
+    def stack(col: str, width: int) -> NDArray:
+        out = np.zeros((len(user_ids), width), dtype=np.float32)
+        for r, v in enumerate(feats[col].tolist()):
+            if has[r]:
+                out[r] = np.asarray(v, dtype=np.float32)
+        return out
+
+    hist_col = pa.array([list(v) if has[r] else [] for r, v in enumerate(feats[Col.HISTORY])])
+    code = {s: i for i, s in enumerate(SOURCES)}
+    cand_src = candidates[Col.SOURCE].map(code)
+    if cand_src.isna().any():
+        raise ValueError(f"candidates: source must be one of {SOURCES}")
+    batch = UserBatch(
+        user_ids=user_ids,
+        feature_user_ids=np.where(has, user_ids, 0),
+        dense=stack(Col.DENSE, dense_dim),
+        affinity=stack(Col.GENRE_AFFINITY, n_genres),
+        embedding=stack(Col.EMBEDDING, dim),
+        history=history_matrix(pa.array(hist_col, pa.list_(pa.int64())), EXPLAIN_HISTORY),
+        cand_rows=np.searchsorted(user_ids, candidates[Col.USER_ID].to_numpy(np.int64)),
+        cand_items=candidates[Col.ITEM_ID].to_numpy(np.int64),
+        cand_sources=cand_src.to_numpy(np.int64),
+    )
+    out = rank_kernel(
+        ranker, items.item_table(), items.item_ids, items.padded_embedding(), batch, n, dev
+    )
+    frame = pd.DataFrame(out)
+    frame[Col.SOURCE] = np.asarray(SOURCES, dtype=object)[frame[Col.SOURCE].to_numpy()]
+    return frame.sort_values([Col.USER_ID, Col.RANK], kind="stable").reset_index(drop=True)
+
+
+def _rank_batches(
+    batches: Iterator[pa.RecordBatch],
+    *,
+    model_bc: Broadcast[ModelPayload],
+    items_bc: Broadcast[ItemArrays],
+    key: str,
+    items_key: str,
+    n: int,
+    dense_dim: int,
+    threads: int,
+) -> Iterator[pa.RecordBatch]:
+    set_threads(threads)
+    device = pick_device()
+    model = cached(key + "@" + str(device), lambda: model_bc.value.build(device))
+    arrays = cached(items_key, lambda: items_bc.value)
+    table = cached(items_key + "/table", arrays.item_table)
+    emb = cached(items_key + "/emb", arrays.padded_embedding)
+    n_genres, dim = arrays.genres.shape[1], arrays.embedding.shape[1]
+    for rb in batches:
+        if rb.num_rows == 0:
+            continue
+        cands = rb.column(_CANDS)
+        cand_rows, structs = list_parts(cands)
+        struct_arr = cands.flatten()
+        user_ids = rb.column(Col.USER_ID).to_numpy(zero_copy_only=False).astype(np.int64)
+        has = rb.column(_HAS_FEATURES).to_numpy(zero_copy_only=False).astype(bool)
+        batch = UserBatch(
+            user_ids=user_ids,
+            feature_user_ids=np.where(has, user_ids, 0),
+            dense=list_matrix(rb.column(Col.DENSE), dense_dim),
+            affinity=list_matrix(rb.column(Col.GENRE_AFFINITY), n_genres),
+            embedding=list_matrix(rb.column(Col.EMBEDDING), dim),
+            history=history_matrix(rb.column(Col.HISTORY), EXPLAIN_HISTORY),
+            cand_rows=cand_rows,
+            cand_items=struct_arr.field(0).to_numpy(zero_copy_only=False).astype(np.int64),
+            cand_sources=struct_arr.field(1).to_numpy(zero_copy_only=False).astype(np.int64),
+        )
+        del structs
+        out = rank_kernel(model, table, arrays.item_ids, emb, batch, n, device)  # type: ignore[arg-type]
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(out[Col.USER_ID], pa.int64()),
+                pa.array(out[Col.RANK], pa.int32()),
+                pa.array(out[Col.ITEM_ID], pa.int64()),
+                pa.array(out[Col.SCORE], pa.float32()),
+                pa.array(out[Col.SOURCE], pa.int32()),
+                pa.array(out[BECAUSE], pa.int64()),
+            ],
+            names=[f.name for f in RANKED_SCHEMA.fields],
+        )
+
+
+def _zeros(width: int) -> Any:
+    return F.array_repeat(F.lit(0.0).cast("float"), width)
+
+
+def rank_spark(
+    candidates: DataFrame,
+    users: DataFrame,
+    items: ItemArrays,
+    payload: ModelPayload,
+    n: int,
+    *,
+    threads: int | None = None,
+) -> DataFrame:
+    """Ranked top-``n`` of every user in ``candidates`` in Spark (lazy).
+
+    Args:
+        candidates: ``user_id, item_id, source`` (source one of :data:`SOURCES`).
+        users: ``user_id, dense ARRAY<FLOAT>, genre_affinity ARRAY<FLOAT>, embedding
+            ARRAY<FLOAT>, history ARRAY<BIGINT>``, one row per user at most.
+        items: Item-side arrays (broadcast; ``N x (n_genres + d + 2)`` floats).
+        payload: The ranker.
+        n: Recommendations per user, >= 1.
+        threads: torch threads per Python worker.
+
+    Returns:
+        ``user_id BIGINT, rank INT, item_id BIGINT, score FLOAT, source STRING,
+        because_item_id BIGINT`` as :func:`rank_local`; unordered.
+    """
+    n = _check_n(n)
+    if payload.model_name != "ranker":
+        raise ValueError(f"payload: expected a ranker model, got {payload.model_name!r}")
+    spark = candidates.sparkSession
+    dense_dim = int(payload.config["n_dense"]) - 4
+    n_genres, dim = int(items.genres.shape[1]), int(items.embedding.shape[1])
+    codes = F.array(*[F.lit(s) for s in SOURCES])
+    cand = F.struct(
+        F.col(Col.ITEM_ID).cast("long").alias(Col.ITEM_ID),
+        (F.array_position(codes, F.col(Col.SOURCE)) - 1).cast("long").alias(Col.SOURCE),
+    )
+    grouped = candidates.groupBy(F.col(Col.USER_ID).cast("long").alias(Col.USER_ID)).agg(
+        F.collect_list(cand).alias(_CANDS)
+    )
+    feats = users.select(
+        F.col(Col.USER_ID).cast("long").alias(Col.USER_ID),
+        Col.DENSE,
+        Col.GENRE_AFFINITY,
+        Col.EMBEDDING,
+        Col.HISTORY,
+        F.lit(True).alias(_HAS_FEATURES),
+    )
+    frame = grouped.join(feats, Col.USER_ID, "left").select(
+        Col.USER_ID,
+        _CANDS,
+        F.coalesce(F.col(_HAS_FEATURES), F.lit(False)).alias(_HAS_FEATURES),
+        F.coalesce(F.col(Col.DENSE), _zeros(dense_dim)).alias(Col.DENSE),
+        F.coalesce(F.col(Col.GENRE_AFFINITY), _zeros(n_genres)).alias(Col.GENRE_AFFINITY),
+        F.coalesce(F.col(Col.EMBEDDING), _zeros(dim)).alias(Col.EMBEDDING),
+        F.coalesce(F.col(Col.HISTORY), F.array().cast("array<bigint>")).alias(Col.HISTORY),
+    )
+    slots = task_slots(spark)
+    if frame.rdd.getNumPartitions() < slots:
+        frame = frame.repartition(slots)
+    body = functools.partial(
+        _rank_batches,
+        model_bc=spark.sparkContext.broadcast(payload),
+        items_bc=spark.sparkContext.broadcast(items),
+        key=payload.key,
+        items_key="rank-items/" + uuid.uuid4().hex,
+        n=n,
+        dense_dim=dense_dim,
+        threads=threads or worker_threads(spark),
+    )
+    out = frame.mapInArrow(body, RANKED_SCHEMA)
+    return out.withColumn(Col.SOURCE, F.element_at(codes, F.col(Col.SOURCE) + 1))

@@ -1,0 +1,150 @@
+"""SASRec candidates in Spark: next-item scores of each user's positive sequence, top-K unseen.
+
+The sequence is the user's train and validation positives, oldest first (ties by item id), as
+item indices of ``features.item_features`` (as offline evaluation feeds SASRec); the last
+``max_len`` are kept. Scores are SASRec logits; exclusion and ordering are those of
+:mod:`recsys.scoring.kernels` (ties: lower item id).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+import pyarrow as pa
+import torch
+from pyspark.sql import functions as F
+
+from recsys.models.device import batch_size_for, pick_device
+from recsys.models.sasrec import SequentialRecommender
+from recsys.scoring.embeddings import history_matrix
+from recsys.scoring.kernels import NDArray, TopK, list_parts, positions, topk_blocked
+from recsys.scoring.retrieval import RETRIEVAL_SCHEMA, SEEN
+from recsys.scoring.runtime import ModelPayload, cached, set_threads, worker_threads
+from recsys.warehouse.tables import Col
+
+if TYPE_CHECKING:
+    from pyspark.broadcast import Broadcast
+    from pyspark.sql import DataFrame
+
+#: Column of item-index sequences (oldest first) fed to SASRec.
+SEQUENCE: Final = "_sequence"
+
+
+def sasrec_topk(
+    model: SequentialRecommender,
+    sequences: NDArray,
+    item_ids: NDArray,
+    k: int,
+    seen_rows: NDArray | None,
+    seen_item_ids: NDArray | None,
+    device: torch.device,
+) -> TopK:
+    """Top-``k`` items of each row of ``sequences`` (``(B, max_len)`` item indices, 0-padded
+    at the front); ``item_ids[j]`` is item index ``j + 1`` (ascending)."""
+    seq = torch.from_numpy(sequences.astype(np.int64))
+    size = batch_size_for("sasrec", device, "score")
+
+    def block(u0: int, u1: int, i0: int, i1: int) -> torch.Tensor:
+        scores = model.next_item_scores(seq[u0:u1].to(device))
+        return scores[:, 1 + i0 : 1 + i1]
+
+    cols = None if seen_item_ids is None else positions(item_ids, seen_item_ids)
+    with torch.no_grad():
+        return topk_blocked(
+            len(seq),
+            len(item_ids),
+            block,
+            k,
+            seen_rows,
+            cols,
+            user_block=size,
+            item_block=max(1, len(item_ids)),
+        )
+
+
+def _sasrec_batches(
+    batches: Iterator[pa.RecordBatch],
+    *,
+    model_bc: Broadcast[ModelPayload],
+    ids_bc: Broadcast[NDArray],
+    key: str,
+    k: int,
+    threads: int,
+) -> Iterator[pa.RecordBatch]:
+    set_threads(threads)
+    device = pick_device()
+    model = cached(key + "@" + str(device), lambda: model_bc.value.build(device))
+    item_ids = cached(key + "/ids", lambda: ids_bc.value)
+    max_len = int(model.config.max_len)  # type: ignore[union-attr]
+    for rb in batches:
+        if rb.num_rows == 0:
+            continue
+        users = rb.column(Col.USER_ID).to_numpy(zero_copy_only=False).astype(np.int64)
+        seqs = history_matrix(rb.column(SEQUENCE), max_len)
+        seen_rows, seen_ids = list_parts(rb.column(SEEN))
+        top = sasrec_topk(
+            model,  # type: ignore[arg-type]
+            seqs,
+            item_ids,
+            k,
+            seen_rows,
+            seen_ids.astype(np.int64),
+            device,
+        )
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(users[top.rows], pa.int64()),
+                pa.array(item_ids[top.cols], pa.int64()),
+                pa.array(top.scores, pa.float32()),
+                pa.array(top.ranks, pa.int32()),
+            ],
+            names=[f.name for f in RETRIEVAL_SCHEMA.fields],
+        )
+
+
+def sasrec_spark(
+    sequences: DataFrame,
+    item_ids: NDArray,
+    payload: ModelPayload,
+    k: int,
+    *,
+    threads: int | None = None,
+) -> DataFrame:
+    """SASRec top-``k`` per user (lazy).
+
+    Args:
+        sequences: ``user_id BIGINT, _sequence ARRAY<BIGINT>`` (item indices oldest first),
+            ``_seen_item_ids ARRAY<BIGINT>`` (raw ids to exclude; may be null).
+        item_ids: ``(n_items,)`` raw ids in item-index order (ascending).
+        payload: A sasrec model whose ``n_items`` equals ``len(item_ids)``.
+        k: Items per user, >= 1.
+
+    Returns:
+        ``user_id, item_id, retrieval_score (logit), candidate_rank``.
+    """
+    if payload.model_name != "sasrec":
+        raise ValueError(f"payload: expected a sasrec model, got {payload.model_name!r}")
+    if int(payload.config["n_items"]) != len(item_ids):
+        raise ValueError(
+            f"item_ids: {len(item_ids)} items, the model has {payload.config['n_items']}"
+        )
+    if k < 1:
+        raise ValueError(f"k: must be >= 1, got {k!r}")
+    spark = sequences.sparkSession
+    body = functools.partial(
+        _sasrec_batches,
+        model_bc=spark.sparkContext.broadcast(payload),
+        ids_bc=spark.sparkContext.broadcast(np.asarray(item_ids, dtype=np.int64)),
+        key=payload.key,
+        k=k,
+        threads=threads or worker_threads(spark),
+    )
+    frame = sequences.select(
+        F.col(Col.USER_ID).cast("long"),
+        F.col(SEQUENCE),
+        F.coalesce(F.col(SEEN), F.array().cast("array<bigint>")).alias(SEEN),
+    )
+    return frame.mapInArrow(body, RETRIEVAL_SCHEMA)

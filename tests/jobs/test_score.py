@@ -1,0 +1,125 @@
+"""jobs.score end to end on the tiny feature set with tiny trained models."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from jobs.score import ScoreJobConfig, main, parse_args, run
+from jobs.train import parse_args as parse_train
+from jobs.train import run as run_train
+from recsys.training.tiny import write_tiny_features
+from recsys.warehouse.io import append
+from recsys.warehouse.tables import (
+    FEATURES_INTERACTIONS_SPLIT,
+    SERVE_CANDIDATES,
+    SERVE_ITEM_EMBEDDINGS,
+    SERVE_RANKED,
+    SERVE_RECOMMENDATIONS,
+    SERVE_RECOMMENDATIONS_LATEST,
+    SERVE_USER_EMBEDDINGS,
+    Col,
+    RecSet,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from recsys.settings import WarehouseSettings
+
+DS = date(2026, 3, 1)
+COLD_USER = 999
+
+
+def test_bad_arguments_exit_2_before_spark() -> None:
+    assert main(["rank", "--ds", "2026-03-01", "--n", "0"]) == 2
+    assert main(["retrieve", "--ds", "2026-03-01", "--k", "5", "--n", "6"]) == 2
+    assert main(["all", "--split-id", "no way"]) == 2
+    assert main(["publish", "--run-id", "a b"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["bogus"])
+    assert exc.value.code == 2
+    config = parse_args(["all", "--ds", "2026-03-01"])
+    assert config.steps == ("embeddings", "retrieve", "rank", "publish")
+    assert len(config.run_id) == 36
+
+
+def _day(spark: SparkSession, table: object) -> DataFrame:
+    return spark.table(str(table)).where(F.col(Col.DS) == F.lit(DS))
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_score_all_steps_on_tiny_data(
+    spark: SparkSession, warehouse_settings: WarehouseSettings, tmp_path: Path
+) -> None:
+    root = warehouse_settings.warehouse_root
+    write_tiny_features(spark, DS)
+    # A user with only a validation interaction: no features, so fallback candidates.
+    cold = (
+        spark.table(FEATURES_INTERACTIONS_SPLIT.qualified_name)
+        .where((F.col(Col.DS) == F.lit(DS)) & (F.col(Col.USER_ID) == 1))
+        .limit(1)
+        .withColumn(Col.USER_ID, F.lit(COLD_USER).cast("long"))
+        .withColumn(Col.ROLE, F.lit("validation"))
+        .withColumn(Col.ITEM_ID, F.lit(1).cast("long"))
+        .withColumn(Col.EVENT_TS, F.lit(datetime(2020, 3, 1, tzinfo=UTC)))
+    )
+    append(cold, FEATURES_INTERACTIONS_SPLIT)
+    arts = tmp_path / "models"
+    for name in ("two_tower", "sasrec", "ranker"):
+        args = ["--model", name, "--ds", DS.isoformat(), "--epochs", "1", "--batch-size", "16"]
+        run_train(parse_train([*args, "--artifacts-dir", str(arts)]), root)
+
+    config = ScoreJobConfig("all", DS, run_id="run-1", artifacts_dir=arts, k=20, n=5)
+    counts = run(config, root)
+    assert counts[str(SERVE_ITEM_EMBEDDINGS)] == 30
+    assert counts[str(SERVE_USER_EMBEDDINGS)] == 40
+
+    cands: pd.DataFrame = _day(spark, SERVE_CANDIDATES).toPandas()
+    assert set(cands[Col.SOURCE]) == {"two_tower", "sasrec", "popular_genre"}
+    assert not cands.duplicated([Col.USER_ID, Col.ITEM_ID]).any()
+    seen = (
+        spark.table(FEATURES_INTERACTIONS_SPLIT.qualified_name)
+        .where((F.col(Col.DS) == F.lit(DS)) & F.col(Col.ROLE).isin("train", "validation"))
+        .select(Col.USER_ID, Col.ITEM_ID)
+        .toPandas()
+    )
+    pairs = set(zip(seen[Col.USER_ID], seen[Col.ITEM_ID], strict=True))
+    assert not pairs & set(zip(cands[Col.USER_ID], cands[Col.ITEM_ID], strict=True))
+    cold_rows = cands[cands[Col.USER_ID] == COLD_USER]
+    assert len(cold_rows) == 20
+    assert set(cold_rows[Col.SOURCE]) == {"popular_genre"}
+    assert 1 not in set(cold_rows[Col.ITEM_ID])
+
+    ranked: pd.DataFrame = _day(spark, SERVE_RANKED).toPandas()
+    assert set(ranked[Col.REC_SET]) == {RecSet.MODEL, RecSet.POPULARITY}
+    assert ranked[Col.USER_ID].nunique() == 41
+    per = ranked.groupby([Col.REC_SET, Col.USER_ID])[Col.RANK].agg(list)
+    assert all(r == list(range(1, 6)) for r in per.map(sorted))
+    model_rows: pd.DataFrame = ranked[ranked[Col.REC_SET] == RecSet.MODEL]
+    assert model_rows[Col.SCORE].between(0, 1).all()
+    warm: pd.DataFrame = model_rows[model_rows[Col.SOURCE].isin(["two_tower", "sasrec"])]
+    assert warm[Col.EXPLANATION].str.startswith("Because you watched item ").all()
+    others = ranked[~ranked.index.isin(warm.index)]
+    assert others[Col.EXPLANATION].str.match(r"^Popular (in \w+|right now)$").all()
+    assert set(ranked[Col.RUN_ID]) == {"run-1"}
+
+    recs = _day(spark, SERVE_RECOMMENDATIONS)
+    assert recs.count() == len(ranked)
+    history = spark.sql(f"DESCRIBE HISTORY {SERVE_RECOMMENDATIONS.qualified_name}").count()
+    before = sorted(map(tuple, recs.toPandas().astype(str).values.tolist()))
+    assert main(["publish", "--ds", DS.isoformat(), "--artifacts-dir", str(arts)]) == 0
+    again = _day(spark, SERVE_RECOMMENDATIONS)
+    assert sorted(map(tuple, again.toPandas().astype(str).values.tolist())) == before
+    assert (
+        spark.sql(f"DESCRIBE HISTORY {SERVE_RECOMMENDATIONS.qualified_name}").count() == history + 1
+    )
+    latest = spark.table(SERVE_RECOMMENDATIONS_LATEST.qualified_name).agg(F.max(Col.DS)).first()
+    assert latest is not None
+    assert latest[0] == DS

@@ -1,0 +1,105 @@
+"""Pure kernels on tiny literal arrays: top-k with exclusion, ties, blocks, explanations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from recsys.scoring import kernels as K
+from recsys.scoring.embeddings import history_matrix
+from recsys.scoring.ranking import explain_items
+from recsys.scoring.retrieval import retrieve_local
+from recsys.training.scoring import top_k
+from recsys.warehouse.tables import Col
+
+CPU = torch.device("cpu")
+
+
+def _items(df: object) -> list[list[int]]:
+    import pandas as pd
+
+    assert isinstance(df, pd.DataFrame)
+    return [g[Col.ITEM_ID].tolist() for _, g in df.groupby(Col.USER_ID, sort=True)]
+
+
+def test_topk_excludes_seen_and_orders_by_score() -> None:
+    users = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    items = np.array([[0.9, 0.1], [0.5, 0.5], [0.1, 0.9], [0.8, 0.0]], dtype=np.float32)
+    out = retrieve_local(users, [7, 8], items, [10, 20, 30, 40], 2, {7: [10]}, device=CPU)
+    assert _items(out) == [[40, 20], [30, 20]]
+    assert out[Col.CANDIDATE_RANK].tolist() == [1, 2, 1, 2]
+    assert out[Col.RETRIEVAL_SCORE].tolist() == pytest.approx([0.8, 0.5, 0.9, 0.5])
+
+
+def test_ties_go_to_the_lower_item_id_whatever_the_input_order() -> None:
+    users = np.ones((1, 1), dtype=np.float32)
+    items = np.array([[2.0], [1.0], [2.0], [2.0], [1.0]], dtype=np.float32)
+    out = retrieve_local(users, [1], items, [50, 40, 30, 20, 10], 2, device=CPU)
+    assert out[Col.ITEM_ID].tolist() == [20, 30]
+    out = retrieve_local(users, [1], items, [50, 40, 30, 20, 10], 4, device=CPU)
+    assert out[Col.ITEM_ID].tolist() == [20, 30, 50, 10]
+
+
+def test_fewer_unseen_items_than_k_returns_them_all() -> None:
+    users = np.array([[1.0], [2.0]], dtype=np.float32)
+    items = np.array([[3.0], [1.0], [2.0]], dtype=np.float32)
+    out = retrieve_local(users, [1, 2], items, [1, 2, 3], 10, {1: [1, 2, 3], 2: [3]}, device=CPU)
+    assert _items(out) == [[1, 2]]
+    assert out[Col.USER_ID].tolist() == [2, 2]
+
+
+def test_blocks_smaller_than_k_match_a_full_stable_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    users = rng.normal(size=(37, 4)).astype(np.float32)
+    items = np.round(rng.normal(size=(29, 4))).astype(np.float32)  # many exact ties
+    seen = {u: list(rng.choice(29, 5, replace=False)) for u in range(37)}
+    monkeypatch.setattr(K, "MAX_ITEM_BLOCK", 4)
+    monkeypatch.setattr(K, "CPU_BLOCK_FLOATS", 4 * 8)
+    out = retrieve_local(users, np.arange(37), items, np.arange(29), 9, seen, device=CPU)
+    scores = torch.from_numpy(users @ items.T)
+    mask = torch.zeros(37, 29, dtype=torch.bool)
+    for u, its in seen.items():
+        mask[u, its] = True
+    ref = top_k(scores, mask, 9)
+    assert _items(out) == ref.tolist()
+
+
+def test_topk_rows_breaks_cut_ties_exactly() -> None:
+    scores = torch.tensor([[1.0, 3.0, 2.0, 2.0, 2.0], [0.0, float("-inf"), 5.0, 5.0, 1.0]])
+    vals, idx = K.topk_rows(scores, 3)
+    assert idx.tolist() == [[1, 2, 3], [2, 3, 4]]
+    assert vals[0].tolist() == [3.0, 2.0, 2.0]
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="k"):
+        retrieve_local(np.ones((1, 1)), [1], np.ones((1, 1)), [1], 0)
+    with pytest.raises(ValueError, match="item_ids"):
+        retrieve_local(np.ones((1, 1)), [1], np.ones((2, 1)), [1, 1], 1)
+    with pytest.raises(ValueError, match="user_vecs"):
+        retrieve_local(np.ones((1, 2)), [1], np.ones((2, 1)), [1, 2], 1)
+
+
+def test_list_helpers_and_history_padding() -> None:
+    col = pa.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], pa.list_(pa.float32())).slice(1)
+    assert K.list_matrix(col, 2).tolist() == [[3.0, 4.0], [5.0, 6.0]]
+    with pytest.raises(ValueError, match="column"):
+        K.list_matrix(col, 3)
+    hist = pa.array([[1, 2, 3], [], None, [9]], pa.list_(pa.int64()))
+    assert history_matrix(hist, 2).tolist() == [[2, 3], [0, 0], [0, 0], [0, 9]]
+    assert K.positions(np.array([2, 5, 9]), np.array([5, 3, 9, 1])).tolist() == [1, -1, 2, -1]
+    assert K.group_ranks(np.array([0, 0, 2, 2, 2, 5])).tolist() == [1, 2, 1, 2, 3, 1]
+
+
+def test_explanation_is_the_most_similar_history_item_ties_most_recent() -> None:
+    item_ids = np.array([10, 20, 30, 40])
+    emb = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.6, 0.8]])
+    # user 0 watched 10, 30 (30 is more recent, same vector as 10); user 1 watched 20;
+    # user 2 has no known history item.
+    history = np.array([[10, 30], [0, 20], [0, 99]])
+    rows = np.array([0, 0, 1, 2])
+    rec_index = np.array([4, 2, 4, 1])  # items 40, 20, 40, 10
+    out = explain_items(item_ids, emb, history, rows, rec_index, 2)
+    assert out.tolist() == [30, 30, 20, 0]

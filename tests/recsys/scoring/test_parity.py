@@ -1,0 +1,136 @@
+"""Parity: Spark-scored output equals single-process scoring of the same model and inputs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from pyspark.sql import types as T
+
+from recsys.models.ranker import InteractionRanker, RankerConfig
+from recsys.scoring.ranking import SOURCES, ItemArrays, rank_local, rank_spark
+from recsys.scoring.retrieval import retrieve_local, retrieve_spark
+from recsys.scoring.runtime import ModelPayload
+from recsys.training.loops import config_dict
+from recsys.warehouse.tables import Col
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+pytestmark = pytest.mark.spark
+
+CPU = torch.device("cpu")
+FLOATS = T.ArrayType(T.FloatType(), False)
+
+
+def _vectors(spark: SparkSession, ids: Any, vecs: Any, key: str) -> object:
+    schema = T.StructType(
+        [T.StructField(key, T.LongType(), False), T.StructField(Col.EMBEDDING, FLOATS, False)]
+    )
+    rows = [(int(i), [float(x) for x in v]) for i, v in zip(ids, vecs, strict=True)]
+    return spark.createDataFrame(rows, schema).repartition(3)
+
+
+def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return df.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def test_retrieval_spark_equals_local(spark: SparkSession) -> None:
+    rng = np.random.default_rng(0)
+    n_users, n_items, dim, k = 120, 90, 8, 25
+    user_ids = rng.choice(10_000, n_users, replace=False)
+    item_ids = rng.choice(10_000, n_items, replace=False)
+    uv = rng.normal(size=(n_users, dim)).astype(np.float32)
+    iv = rng.normal(size=(n_items, dim)).astype(np.float32)
+    iv /= np.linalg.norm(iv, axis=1, keepdims=True)
+    seen = pd.DataFrame(
+        {
+            Col.USER_ID: np.repeat(user_ids, 70),
+            Col.ITEM_ID: np.concatenate(
+                [rng.choice(item_ids, 70, replace=False) for _ in user_ids]
+            ),
+        }
+    )
+    seen = seen[seen.index % 3 != 0]  # some users keep fewer than k unseen items, some more
+    local = retrieve_local(uv, user_ids, iv, item_ids, k, seen, device=CPU)
+    out = retrieve_spark(
+        _vectors(spark, user_ids, uv, Col.USER_ID),  # type: ignore[arg-type]
+        _vectors(spark, item_ids, iv, Col.ITEM_ID),  # type: ignore[arg-type]
+        k,
+        spark.createDataFrame(seen),
+    ).toPandas()
+    keys = [Col.USER_ID, Col.CANDIDATE_RANK]
+    got, want = _sorted(out, keys), _sorted(local, keys)
+    assert len(got) == len(want) > 0
+    assert got[Col.USER_ID].tolist() == want[Col.USER_ID].tolist()
+    assert got[Col.ITEM_ID].tolist() == want[Col.ITEM_ID].tolist()
+    assert got[Col.CANDIDATE_RANK].tolist() == want[Col.CANDIDATE_RANK].tolist()
+    np.testing.assert_allclose(got[Col.RETRIEVAL_SCORE], want[Col.RETRIEVAL_SCORE], atol=1e-5)
+    seen_pairs = set(zip(seen[Col.USER_ID], seen[Col.ITEM_ID], strict=True))
+    assert not seen_pairs & set(zip(got[Col.USER_ID], got[Col.ITEM_ID], strict=True))
+
+
+def test_ranking_spark_equals_local(spark: SparkSession) -> None:
+    rng = np.random.default_rng(1)
+    torch.manual_seed(0)
+    n_users, n_items, dim, n_genres, dense_dim, n = 30, 40, 6, 5, 7, 8
+    config = RankerConfig(
+        n_user_buckets=64, n_item_buckets=64, n_dense=dense_dim + 4, deep_dims=(16,)
+    )
+    ranker = InteractionRanker(config).eval()
+    payload = ModelPayload.from_module("ranker", "v-test", config_dict(config), ranker)
+    item_ids = np.sort(rng.choice(1000, n_items, replace=False)) + 1
+    emb = rng.normal(size=(n_items, dim)).astype(np.float32)
+    items = ItemArrays(
+        item_ids=item_ids,
+        genres=(rng.random((n_items, n_genres)) > 0.6).astype(np.float32),
+        log_count=rng.random(n_items).astype(np.float32) * 5,
+        is_cold=rng.random(n_items) > 0.8,
+        embedding=emb / np.linalg.norm(emb, axis=1, keepdims=True),
+    )
+    user_ids = np.arange(1, n_users + 1)
+    cands = pd.DataFrame(
+        [
+            (int(u), int(i), SOURCES[int(rng.integers(0, 4))])
+            for u in user_ids
+            for i in rng.choice(item_ids, int(rng.integers(3, 20)), replace=False)
+        ],
+        columns=[Col.USER_ID, Col.ITEM_ID, Col.SOURCE],
+    )
+    with_feats = user_ids[user_ids % 5 != 0]  # every 5th user has no features (cold)
+    users = pd.DataFrame(
+        {
+            Col.USER_ID: with_feats,
+            Col.DENSE: [rng.normal(size=dense_dim).astype(np.float32).tolist() for _ in with_feats],
+            Col.GENRE_AFFINITY: [
+                rng.random(n_genres).astype(np.float32).tolist() for _ in with_feats
+            ],
+            Col.EMBEDDING: [rng.normal(size=dim).astype(np.float32).tolist() for _ in with_feats],
+            Col.HISTORY: [rng.choice(item_ids, 4).tolist() for _ in with_feats],
+        }
+    )
+    local = rank_local(ranker, cands, users, items, n, device=CPU)
+    users_schema = T.StructType(
+        [
+            T.StructField(Col.USER_ID, T.LongType(), False),
+            T.StructField(Col.DENSE, FLOATS, False),
+            T.StructField(Col.GENRE_AFFINITY, FLOATS, False),
+            T.StructField(Col.EMBEDDING, FLOATS, False),
+            T.StructField(Col.HISTORY, T.ArrayType(T.LongType(), False), False),
+        ]
+    )
+    users_df = spark.createDataFrame(
+        [tuple(r) for r in users.itertuples(index=False)], users_schema
+    )
+    out = rank_spark(spark.createDataFrame(cands), users_df, items, payload, n).toPandas()
+    keys = [Col.USER_ID, Col.RANK]
+    got, want = _sorted(out, keys), _sorted(local, keys)
+    assert len(got) == len(want) > 0
+    for col in (Col.USER_ID, Col.RANK, Col.ITEM_ID, Col.SOURCE, "because_item_id"):
+        assert got[col].tolist() == want[col].tolist(), col
+    np.testing.assert_allclose(got[Col.SCORE], want[Col.SCORE], atol=1e-5)
+    assert ((got[Col.SCORE] >= 0) & (got[Col.SCORE] <= 1)).all()
+    assert got.groupby(Col.USER_ID).size().max() <= n
