@@ -154,3 +154,106 @@ def test_looks_must_increase(spark: SparkSession) -> None:
     exposures, events, _ = frames(spark)
     with pytest.raises(ValueError, match="looks"):
         sufficient_stats(exposures, events, [CLICKS], [LOOKS[1], LOOKS[0]])
+
+
+RANDOM_METRICS = [
+    MetricDefinition("buyer", "binomial", EventAggregate("click", "any"), window_days=2),
+    MetricDefinition(
+        "revenue",
+        "mean",
+        EventAggregate("purchase", "sum"),
+        window_days=5,
+        covariate=EventAggregate("purchase", "sum", pre_window_days=7),
+    ),
+    MetricDefinition(
+        "ctr3",
+        "ratio",
+        EventAggregate("click", "count"),
+        window_days=3,
+        denominator=EventAggregate("impression", "count"),
+        covariate=EventAggregate("click", "any", pre_window_days=3),
+    ),
+    CLICKS,
+]
+RANDOM_LOOKS = [date(2026, 1, d) for d in (1, 2, 3, 5, 8)]
+
+
+def _reference(
+    exposures: list[tuple[str, str, str, datetime]],
+    events: list[tuple[str, str, datetime, float | None]],
+    slices: list[tuple[str, str]],
+) -> dict[tuple[str, str, str, str, date], list[float]]:
+    """Sufficient statistics by brute force in pure Python (the definition in outcomes.py)."""
+    from datetime import timedelta
+
+    def total(agg: EventAggregate, unit: str, lo: datetime, hi: datetime) -> float:
+        hits = [
+            (v or 0.0) for u, t, ts, v in events if u == unit and t == agg.event and lo <= ts < hi
+        ]
+        if agg.agg == "any":
+            return 1.0 if hits else 0.0
+        return float(sum(hits)) if agg.agg == "sum" else float(len(hits))
+
+    out: dict[tuple[str, str, str, str, date], list[float]] = {}
+    for exp, variant, unit, fe in exposures:
+        names = ["all"] + [s for u, s in slices if u == unit]
+        for look in RANDOM_LOOKS:
+            if fe.date() > look:
+                continue
+            end = datetime.combine(look + timedelta(days=1), datetime.min.time())
+            for m in RANDOM_METRICS:
+                hi = min(fe + timedelta(days=m.window_days), end)
+                y = total(m.numerator, unit, fe, hi)
+                d = 1.0 if m.denominator is None else total(m.denominator, unit, fe, hi)
+                x = 0.0
+                if m.covariate is not None and m.covariate.pre_window_days is not None:
+                    x = total(
+                        m.covariate, unit, fe - timedelta(days=m.covariate.pre_window_days), fe
+                    )
+                for name in names:
+                    acc = out.setdefault((exp, variant, m.name, name, look), [0.0] * 10)
+                    terms = (1, y, y * y, d, d * d, y * d, x, x * x, y * x, d * x)
+                    for i, t in enumerate(terms):
+                        acc[i] += t
+    return out
+
+
+def test_matches_brute_force_on_random_data(spark: SparkSession) -> None:
+    import random
+    from datetime import timedelta
+
+    rng = random.Random(7)
+    units = [f"r{i}" for i in range(30)]
+    exposures = []
+    for exp in ("ex_a", "ex_b"):
+        for unit in rng.sample(units, 22):  # most units are in both experiments
+            fe = datetime(2026, 1, 1) + timedelta(minutes=rng.randrange(0, 9 * 24 * 60))
+            exposures.append((exp, rng.choice(["control", "treat"]), unit, fe))
+    events = []
+    for _ in range(600):
+        kind = rng.choice(["click", "impression", "purchase", "other"])
+        ts = datetime(2025, 12, 20) + timedelta(seconds=rng.randrange(0, 24 * 86_400))
+        value = None if rng.random() < 0.3 else round(rng.uniform(0, 10), 2)
+        events.append((rng.choice([*units, "nobody"]), kind, ts, value))
+    slices = [(u, s) for u in units for s in ("s1", "s2") if rng.random() < 0.4]
+    got = sufficient_stats(
+        spark.createDataFrame(
+            exposures,
+            "experiment_id string, variant string, unit_id string, first_exposure_ts timestamp",
+        ),
+        spark.createDataFrame(
+            events, "unit_id string, event_type string, event_ts timestamp, value double"
+        ),
+        RANDOM_METRICS,
+        RANDOM_LOOKS,
+        spark.createDataFrame(slices, "unit_id string, slice string"),
+    ).collect()
+    want = _reference(exposures, events, slices)
+    rows = {(r.experiment_id, r.variant, r.metric, r.slice, r.look_date): r for r in got}
+    assert len(rows) == len(got)
+    assert rows.keys() == want.keys()
+    for key, expected in want.items():
+        row = rows[key]
+        assert row["n"] == expected[0], key
+        assert [row[c] for c in STAT_COLUMNS[1:]] == pytest.approx(expected[1:], rel=1e-9), key
+        assert row["has_covariate"] is (key[2] != "buyer")
