@@ -1,0 +1,228 @@
+"""Publish trending items (overall and per genre) of one ds to ``serve.trending``.
+
+Usage (also through ``spark-submit jobs/trending.py ...``)::
+
+    python -m jobs.trending --ds 2026-11-28 [--source ml-latest-small] [--source-ds DATE]
+        [--as-of TS] [--recent-days 7] [--baseline-days 28] [--half-life-days R/2]
+        [--min-support 5] [--prior 5] [--top-k 100] [--min-items 10] [--max-doublings 5]
+        [--run-id ID]
+
+Reads the interactions and items of one bronze delivery (default: the latest of ``--source`` on
+or before ``--ds``) and ranks items by the growth of their time-decayed interaction counts in a
+recent window against the baseline window before it (formula and units:
+``recsys.surfaces.trending_formula``). Both windows end at ``--as-of``, by default the latest
+event at or before the end of ``--ds`` (UTC): MovieLens data ends years ago, and windows ending
+at the wall clock would be empty. When fewer than ``--min-items`` items reach the support, both
+windows (and the half-life) are doubled, at most ``--max-doublings`` times, and the windows used
+are logged: ml-latest-small's last weeks hold a handful of users, so its 7/28-day defaults widen
+to 56/224 days (``--min-items 0`` keeps the windows as given).
+
+One Delta commit replaces day ``ds`` of ``serve.trending``; a rerun never duplicates. Exits 2 on
+bad arguments or missing input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+from jobs.common import configure_logging
+from recsys.surfaces.publish import publish_day
+from recsys.surfaces.sources import MissingInputError, delivery, resolve_delivery
+from recsys.surfaces.trending import default_as_of, trending, widen_windows
+from recsys.surfaces.trending_formula import TrendingConfig, as_utc
+from recsys.warehouse.session import build_spark
+from recsys.warehouse.tables import SERVE_TRENDING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger("jobs.trending")
+
+DEFAULT_SOURCE = "ml-latest-small"
+
+
+@dataclass(frozen=True, slots=True)
+class TrendingJobConfig:
+    """One validated run.
+
+    Attributes:
+        ds: Publication day (partition of ``serve.trending``).
+        source: Bronze delivery name.
+        source_ds: Delivery date; None = latest of ``source`` on or before ``ds``.
+        as_of: End of the windows (UTC); None = latest event before the end of ``ds``.
+        trending: Score parameters (the narrowest windows tried).
+        min_items: Items the overall list should hold before windows stop widening, >= 0.
+        max_doublings: Most window doublings, >= 0.
+        run_id: Id stamped on every row.
+    """
+
+    ds: date
+    source: str = DEFAULT_SOURCE
+    source_ds: date | None = None
+    as_of: datetime | None = None
+    trending: TrendingConfig = field(default_factory=TrendingConfig)
+    min_items: int = 10
+    max_doublings: int = 5
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ds, date):
+            raise TypeError(f"ds: expected a datetime.date, got {self.ds!r}")
+        if not isinstance(self.source, str) or not self.source.strip():
+            raise ValueError(f"source: expected a delivery name, got {self.source!r}")
+        for name in ("min_items", "max_doublings"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: must be an int >= 0, got {value!r}")
+        if not isinstance(self.run_id, str) or not self.run_id.strip():
+            raise ValueError(f"run_id: expected a non-empty string, got {self.run_id!r}")
+
+
+def parse_args(argv: Sequence[str] | None) -> TrendingJobConfig:
+    """Command line -> validated :class:`TrendingJobConfig`.
+
+    Raises:
+        ValueError: an argument is out of range, naming it and its value.
+    """
+    defaults = TrendingConfig()
+    parser = argparse.ArgumentParser(prog="jobs.trending", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--ds",
+        type=date.fromisoformat,
+        default=datetime.now(UTC).date(),
+        help="publication day YYYY-MM-DD (default: today, UTC)",
+    )
+    parser.add_argument("--source", default=DEFAULT_SOURCE, help="bronze delivery name")
+    parser.add_argument("--source-ds", type=date.fromisoformat, help="bronze delivery date")
+    parser.add_argument(
+        "--as-of",
+        type=lambda s: as_utc(datetime.fromisoformat(s)),
+        help="end of the windows, ISO 8601, naive = UTC (default: latest event <= end of ds)",
+    )
+    parser.add_argument("--recent-days", type=float, default=defaults.recent_days)
+    parser.add_argument("--baseline-days", type=float, default=defaults.baseline_days)
+    parser.add_argument("--half-life-days", type=float, help="default: recent-days / 2")
+    parser.add_argument(
+        "--min-support",
+        type=int,
+        default=defaults.min_support,
+        help="distinct users an item needs in the recent window",
+    )
+    parser.add_argument("--prior", type=float, default=defaults.prior, help="pseudo-events")
+    parser.add_argument("--top-k", type=int, default=defaults.top_k, help="items per list")
+    parser.add_argument(
+        "--min-items",
+        type=int,
+        default=10,
+        help="widen the windows until the overall list has this many items (0: never)",
+    )
+    parser.add_argument("--max-doublings", type=int, default=5, help="most window doublings")
+    parser.add_argument("--run-id", help="id stamped on every row (default: a new UUID)")
+    args = parser.parse_args(argv)
+    try:
+        scoring = TrendingConfig(
+            recent_days=args.recent_days,
+            baseline_days=args.baseline_days,
+            half_life_days=args.half_life_days,
+            min_support=args.min_support,
+            prior=args.prior,
+            top_k=args.top_k,
+        )
+    except TypeError as err:
+        raise ValueError(str(err)) from None
+    return TrendingJobConfig(
+        ds=args.ds,
+        source=args.source,
+        source_ds=args.source_ds,
+        as_of=args.as_of,
+        trending=scoring,
+        min_items=args.min_items,
+        max_doublings=args.max_doublings,
+        run_id=args.run_id if args.run_id is not None else uuid.uuid4().hex,
+    )
+
+
+def extract(
+    spark: SparkSession, config: TrendingJobConfig
+) -> tuple[DataFrame, DataFrame, datetime]:
+    """Interactions and items of the delivery, and the as-of instant.
+
+    Raises:
+        MissingInputError: no delivery, or no interaction before the end of ``ds``.
+    """
+    source_ds = resolve_delivery(spark, config.source, config.ds, config.source_ds)
+    interactions, items = delivery(spark, config.source, source_ds)
+    as_of = config.as_of or default_as_of(interactions, config.ds)
+    if as_of is None:
+        raise MissingInputError(
+            f"ds: no interaction of {config.source!r} (delivery {source_ds}) before the end of "
+            f"{config.ds.isoformat()}"
+        )
+    log.info("reading %s ds=%s; windows end at %s", config.source, source_ds, as_of.isoformat())
+    return interactions, items, as_of
+
+
+def windows(interactions: DataFrame, as_of: datetime, config: TrendingJobConfig) -> TrendingConfig:
+    """The score parameters to use: the configured ones, widened for sparse data."""
+    chosen = widen_windows(
+        interactions, as_of, config.trending, config.min_items, config.max_doublings
+    )
+    log.info(
+        "windows: recent %.4g days, baseline %.4g days, half-life %.4g days%s",
+        chosen.recent_days,
+        chosen.baseline_days,
+        chosen.half_life,
+        "" if chosen == config.trending else " (widened: sparse data)",
+    )
+    return chosen
+
+
+def transform(
+    interactions: DataFrame, items: DataFrame, as_of: datetime, scoring: TrendingConfig
+) -> DataFrame:
+    """The trending lists (``recsys.surfaces.trending.trending``)."""
+    return trending(interactions, items, as_of, scoring)
+
+
+def load(lists: DataFrame, config: TrendingJobConfig) -> int:
+    """Replace day ``ds`` of ``serve.trending`` in one commit; returns the rows written."""
+    return publish_day(lists, SERVE_TRENDING, config.ds, config.run_id)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()
+    try:
+        config = parse_args(argv)
+    except (ValueError, TypeError) as err:
+        log.error("%s", err)
+        return 2
+    started = time.perf_counter()
+    spark = build_spark(app_name="trending")
+    try:
+        interactions, items, as_of = extract(spark, config)
+    except MissingInputError as err:
+        log.error("%s", err)
+        return 2
+    scoring = windows(interactions, as_of, config)
+    n = load(transform(interactions, items, as_of, scoring), config)
+    log.info(
+        "serve.trending ds=%s: %d rows (as of %s, run %s) in %.1f s",
+        config.ds,
+        n,
+        as_of.isoformat(),
+        config.run_id,
+        time.perf_counter() - started,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
