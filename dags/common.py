@@ -97,11 +97,9 @@ def warehouse_asset(qualified_table: str) -> Asset:
     return Asset(name=qualified_table, uri=f"delta://warehouse/{schema}/{table}", group="warehouse")
 
 
-#: Emitted by the last task of ``recsys_daily`` (its event's ``extra`` holds ``ds`` and
-#: ``source``); ``experiment_analysis`` is scheduled on it. Today the daily graph ends at
-#: ``features``; when ``publish`` lands this becomes ``warehouse_asset("serving.recommendations")``
-#: and moves to that task.
-RECSYS_DAILY_OUTPUT: Final = warehouse_asset("features.ranker_examples")
+#: Emitted by ``publish`` of ``recsys_daily`` when a day of recommendations is live (its event's
+#: ``extra`` holds ``ds`` and ``source``); ``experiment_analysis`` is scheduled on it.
+RECSYS_DAILY_OUTPUT: Final = warehouse_asset("serve.recommendations")
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,6 +254,7 @@ class SparkJobOperator(SparkSubmitOperator):  # type: ignore[misc]
 
     def execute(self, context: Context) -> None:
         self.prepare_runtime()
+        self.application_args = drop_empty_args(self.application_args)
         super().execute(context)
         self.stamp_outlets(context)
 
@@ -266,6 +265,12 @@ class SparkJobOperator(SparkSubmitOperator):  # type: ignore[misc]
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra.update(self.asset_extra)
+
+
+def drop_empty_args(args: Sequence[str] | None) -> list[str]:
+    """Rendered arguments without the empty ones, so a template can make a flag conditional:
+    ``"{{ '--no-content' if not params.content_embeddings else '' }}"``."""
+    return [a for a in (args or []) if a != ""]
 
 
 def spark_job(task_id: str, job: str, args: Sequence[str] = (), **kwargs: Any) -> SparkJobOperator:

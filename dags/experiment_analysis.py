@@ -5,7 +5,14 @@ Daily A/B assignment and analysis, run whenever `recsys_daily` has produced its 
 
 - `resolve_run`: the day (`ds`) and bronze delivery (`source`) this run is about (below);
 - `assign`: `spark-submit jobs/assign.py --config {{ params.experiments_config }} --ds <ds>
-  --source <source>`, the population of that day into `ab.assignments`;
+  --source <source>`, the population of that day into `ab.assignments` (every day from
+  `params.from_ds` to `ds` when set, in one Spark session);
+- `should_replay` → `replay`: only with `params.replay` (offline demos, backtests):
+  `jobs/replay.py` serves each assigned unit its variant's set from `serve.recommendations`
+  and turns held-out interactions into `impression`/`click` events (rules in
+  `ab_testing/replay.py`); otherwise skipped, and `ab.served`/`ab.events` come from the apps;
+- `exposures`: `jobs/exposures.py`, first exposures from `ab.served` into `ab.exposures`
+  (runs whether `replay` ran or was skipped);
 - `list_analyses`: reads the experiments YAML (pure Python, at run time, never at parse time)
   and returns one argument list per experiment to analyse on `ds`;
 - `analyze`: mapped over that list (dynamic task mapping), `spark-submit jobs/ab_analyze.py
@@ -23,7 +30,19 @@ the day of `run_after`. The source is `params.source`, else the triggering event
 `ml-latest-small`.
 
 **Params**: `experiments_config` and `metrics_config` (YAML files, default the examples under
-`ab_testing/`), `ds`, `source`, `grace_days`. Retries and the failure line as in `dags/common.py`.
+`ab_testing/`), `ds`, `from_ds`, `source`, `grace_days`, and for a replay `replay`,
+`replay_experiment`, `replay_data_start` (the data instant mapped onto the experiment's first
+day) and `replay_speed` (data days per replay day). The demo's replay of the recommendation
+experiment:
+
+```bash
+airflow dags test experiment_analysis 2027-01-17 -c '{"experiments_config":
+  "ab_testing/experiments.recs.yaml", "metrics_config": "ab_testing/metrics.recs.yaml",
+  "from_ds": "2027-01-04", "replay": true, "replay_experiment": "recs_model_vs_popularity",
+  "replay_data_start": "2017-09-01T00:00:00", "replay_speed": 30}'
+```
+
+Retries and the failure line as in `dags/common.py`.
 """
 
 from __future__ import annotations
@@ -35,7 +54,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Param, get_current_context, task
+from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
 try:
     from dags import common
@@ -136,6 +155,16 @@ def list_analyses(run: dict[str, str]) -> list[list[str]]:
     return analysis_args(ids, params["experiments_config"], params["metrics_config"], day)
 
 
+@task.short_circuit(ignore_downstream_trigger_rules=False)
+def should_replay() -> bool:
+    """``params.replay``: True runs ``replay``; False skips it (``exposures`` still runs)."""
+    return bool(get_current_context()["params"]["replay"])
+
+
+RUN_DS = "{{ ti.xcom_pull(task_ids='resolve_run')['ds'] }}"
+FROM_DS = ["{{ '--from-ds' if params.from_ds else '' }}", "{{ params.from_ds or '' }}"]
+
+
 with DAG(
     dag_id="experiment_analysis",
     description="A/B assignment, then one analysis per live experiment (dynamic task mapping)",
@@ -157,7 +186,31 @@ with DAG(
             "Metrics YAML (format: ab_testing/metrics_config.py).",
         ),
         "ds": common.ds_param(),
+        "from_ds": Param(
+            None,
+            type=["null", "string"],
+            pattern=common.DS_PATTERN,
+            description="Assign and record exposures for every day from this one to ds.",
+        ),
         "source": common.source_param(default=None),
+        "replay": Param(
+            False, type="boolean", description="Replay held-out interactions (offline only)."
+        ),
+        "replay_experiment": Param(
+            "recs_model_vs_popularity",
+            type="string",
+            pattern=r"^[a-z][a-z0-9_]{0,63}$",
+            description="Experiment id the replay serves.",
+        ),
+        "replay_data_start": Param(
+            "2017-09-01T00:00:00",
+            type="string",
+            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$",
+            description="Data instant (UTC) mapped onto the experiment's first day.",
+        ),
+        "replay_speed": Param(
+            30, type="integer", minimum=1, maximum=10000, description="Data days per replay day."
+        ),
         "grace_days": Param(
             7,
             type="integer",
@@ -173,10 +226,29 @@ with DAG(
         "assign",
         [
             "--config", "{{ params.experiments_config }}",
-            "--ds", "{{ ti.xcom_pull(task_ids='resolve_run')['ds'] }}",
+            "--ds", RUN_DS,
             "--source", "{{ ti.xcom_pull(task_ids='resolve_run')['source'] }}",
+            *FROM_DS,
         ],
     )  # fmt: skip
+    replay_gate = should_replay()
+    replay = common.spark_job(
+        "replay",
+        "replay",
+        [
+            "--config", "{{ params.experiments_config }}",
+            "--experiment", "{{ params.replay_experiment }}",
+            "--ds", RUN_DS,
+            "--data-start", "{{ params.replay_data_start }}",
+            "--speed", "{{ params.replay_speed }}",
+        ],
+    )  # fmt: skip
+    exposures = common.spark_job(
+        "exposures",
+        "exposures",
+        ["--ds", RUN_DS, *FROM_DS],
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+    )
     analyses = list_analyses(run)  # type: ignore[arg-type]  # an XComArg, resolved at run time
     analyze = common.spark_job_partial(
         "analyze",
@@ -185,4 +257,5 @@ with DAG(
         max_active_tis_per_dagrun=MAX_PARALLEL_ANALYSES,
     ).expand(application_args=analyses)
 
-    run >> assign >> analyses
+    run >> assign >> replay_gate >> replay >> exposures >> analyses
+    assign >> exposures

@@ -1,28 +1,39 @@
 """# recsys_daily
 
-The daily recommendation pipeline on the Delta warehouse, one `spark-submit` per step:
+The daily recommendation pipeline on the Delta warehouse, one `spark-submit` of `jobs/` per step:
 
-- `setup_warehouse`: `jobs/setup_warehouse.py`, creates missing tables and checks declared
-  schemas (idempotent);
-- `ingest`: `jobs/ingest.py --input {{ params.input_path }} --ds {{ ds }}
-  --source {{ params.source }}`, one MovieLens delivery into bronze, bad lines quarantined;
-- `features`: `jobs/features.py --ds {{ ds }} --source {{ params.source }} --source-ds {{ ds }}`,
-  split, user/item features and ranker examples of that delivery.
+| task | job | what it does |
+|---|---|---|
+| `setup_warehouse` | `setup_warehouse.py` | creates missing tables, checks declared schemas |
+| `ingest` | `ingest.py` | one MovieLens delivery into bronze, bad lines quarantined |
+| `features` | `features.py` | split, user/item features (content embeddings), ranker examples |
+| `trending` | `trending.py` | trending overall and per genre (cold-start fallback) |
+| `should_train` | (Python) | train today? `force_retrain`, else every `train_every_days` days |
+| `train_two_tower`, `train_sasrec`, `train_ranker` | `train.py` | new artifacts (challengers) |
+| `evaluate` | `evaluate.py` | full-ranking offline metrics into `eval.offline_metrics` |
+| `promote` | `promote.py` | champion/challenger gate on NDCG@10 (`promotion_margin`) |
+| `embeddings` | `score.py embeddings` | item and user embeddings of the champion two-tower |
+| `related_items` | `related_items.py` | top-50 similar items per item |
+| `retrieval` | `score.py retrieve` | top-200 candidates per user (two-tower + SASRec + fallbacks) |
+| `ranking` | `score.py rank` | ranker top-50 with explanations, plus the popularity set |
+| `publish` | `score.py publish` | the day into `serve.recommendations` in ONE commit |
+| `data_quality` | `dq_checks.py` | counts, coverage, nulls, score ranges, freshness; fails loudly |
 
-`features` emits the Asset `delta://warehouse/features/ranker_examples`
+On days `should_train` says no, the three training tasks, `evaluate` and `promote` are
+**skipped** and scoring uses the current champions (`embeddings` runs when its upstream tasks
+succeeded or were skipped). The gate keeps the champion when the challenger's NDCG@10 is worse
+by more than the margin, and its log line and `ops.model_decisions` say why.
+
+`publish` emits the Asset `delta://warehouse/serve/recommendations`
 (`dags.common.RECSYS_DAILY_OUTPUT`) with `extra = {"ds", "source"}`; `experiment_analysis` is
 scheduled on it.
 
-**Later issues** append, in this order: `train` (reads `params.force_retrain`) → `evaluate` →
-`gate` → `embeddings` → `retrieval` → `ranking` → `publish` → `data_quality`. The graph stops
-at the tasks whose jobs exist (no placeholders); when `publish` lands, the output Asset becomes
-`delta://warehouse/serving/recommendations` and moves to it.
-
 **Params** (JSON schema, checked when a run is triggered): `input_path` (a MovieLens directory,
-default the bundled `data/ml-latest-small`), `source` (delivery name, default `ml-latest-small`),
-`force_retrain` (bool, default false; used by `train` once it exists). `ds` is the run's logical
-date: scheduled runs and `airflow dags test recsys_daily 2026-01-05` have one; a manual trigger
-must set a logical date.
+default the bundled `data/ml-latest-small`), `source` (delivery name), `force_retrain` (bool),
+`train_every_days` (1 = daily), `train_epochs` (0 = each model's default; small values for
+demos), `eval_models` (comma list for `jobs/evaluate.py --models`), `promotion_margin` (allowed
+NDCG@10 drop), `content_embeddings` (false skips the sentence encoder: zeros). `ds` is the run's
+logical date; every task is idempotent by `ds`, so reruns and backfills replace, never duplicate.
 
 **Running it** (throw-away metadata DB; Spark connection as in `dags/common.py`):
 
@@ -30,7 +41,8 @@ must set a logical date.
 export AIRFLOW_HOME=$(mktemp -d) AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=2 \
   AIRFLOW__CORE__DAGS_FOLDER=$PWD/dags PYTHONPATH=$PWD \
   AIRFLOW_CONN_SPARK_LOCAL='{"conn_type": "spark", "host": "local[*]"}'
-.venv/bin/airflow db migrate && .venv/bin/airflow dags test recsys_daily 2026-01-05
+.venv/bin/airflow db migrate && .venv/bin/airflow dags test recsys_daily 2026-01-05 \
+  -c '{"force_retrain": true, "train_epochs": 3}'
 ```
 
 Retries: 2 per task, exponential backoff from 1 minute; a failure logs one `TASK FAILED` line.
@@ -38,11 +50,12 @@ Retries: 2 per task, exponential backoff from 1 minute; a failure logs one `TASK
 
 from __future__ import annotations
 
+import logging
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
 try:
     from dags import common
@@ -50,9 +63,60 @@ except ModuleNotFoundError:  # parsed by Airflow without the repository on sys.p
     sys.path.append(str(Path(__file__).resolve().parents[1]))
     from dags import common
 
+log = logging.getLogger("recsys.dags.recsys_daily")
+
+#: Day 0 of the training cadence: with ``train_every_days = n`` training runs on days d with
+#: ``(d - CADENCE_EPOCH).days % n == 0`` (a pure function of ds, so backfills decide the same).
+CADENCE_EPOCH = date(2026, 1, 1)
+
+
+def is_training_day(ds: str, every_days: int, force: bool) -> bool:
+    """Train on ``ds``? Forced, or on the cadence counted from :data:`CADENCE_EPOCH`.
+
+    Raises:
+        ValueError: ``every_days`` < 1.
+    """
+    if every_days < 1:
+        raise ValueError(f"train_every_days: expected >= 1, got {every_days!r}")
+    return force or (date.fromisoformat(ds) - CADENCE_EPOCH).days % every_days == 0
+
+
+@task.short_circuit(ignore_downstream_trigger_rules=False)
+def should_train() -> bool:
+    """True to train today; False skips training, evaluation and the gate (not scoring)."""
+    context = get_current_context()
+    params = context["params"]
+    decision = is_training_day(
+        str(context["ds"]), int(params["train_every_days"]), bool(params["force_retrain"])
+    )
+    log.info(
+        "ds=%s force_retrain=%s train_every_days=%s -> %s",
+        context["ds"],
+        params["force_retrain"],
+        params["train_every_days"],
+        "train" if decision else "reuse the champions",
+    )
+    return decision
+
+
+DS = "{{ ds }}"
+RUN = "{{ run_id }}"
+EPOCHS = ["{{ '--epochs' if params.train_epochs else '' }}", "{{ params.train_epochs or '' }}"]
+
+
+def train(model: str) -> common.SparkJobOperator:
+    """``jobs/train.py --model <model>`` for the run's day."""
+    return common.spark_job("train_" + model, "train", ["--model", model, "--ds", DS, *EPOCHS])
+
+
+def score(step: str, task_id: str, *extra: str, **kwargs: object) -> common.SparkJobOperator:
+    """``jobs/score.py <step>`` for the run's day, all steps sharing the run id."""
+    return common.spark_job(task_id, "score", [step, "--ds", DS, "--run-id", RUN, *extra], **kwargs)
+
+
 with DAG(
     dag_id="recsys_daily",
-    description="Daily recommendations: ingest -> features (-> models, scoring: later issues)",
+    description="Daily recommendations: ingest -> features -> train/gate -> score -> publish -> DQ",
     doc_md=__doc__,
     schedule="@daily",
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
@@ -68,7 +132,33 @@ with DAG(
         ),
         "source": common.source_param(),
         "force_retrain": Param(
-            False, type="boolean", description="Retrain even if the model gate would skip it."
+            False, type="boolean", description="Train today whatever the cadence."
+        ),
+        "train_every_days": Param(
+            7, type="integer", minimum=1, maximum=365, description="Training cadence in days."
+        ),
+        "train_epochs": Param(
+            0,
+            type="integer",
+            minimum=0,
+            maximum=1000,
+            description="Epoch cap for every model; 0 = each model's default.",
+        ),
+        "eval_models": Param(
+            "popularity,two_tower,sasrec,two_tower+ranker",
+            type="string",
+            pattern=r"^[a-z_+]+(,[a-z_+]+)*$",
+            description="Models jobs/evaluate.py compares (als is slower).",
+        ),
+        "promotion_margin": Param(
+            0.005,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Allowed NDCG@10 drop of a challenger against the champion (absolute).",
+        ),
+        "content_embeddings": Param(
+            True, type="boolean", description="Run the sentence encoder for item content."
         ),
     },
 ) as dag:
@@ -76,22 +166,54 @@ with DAG(
     ingest = common.spark_job(
         "ingest",
         "ingest",
-        [
-            "--input", "{{ params.input_path }}",
-            "--ds", "{{ ds }}",
-            "--source", "{{ params.source }}",
-        ],
-    )  # fmt: skip
+        ["--input", "{{ params.input_path }}", "--ds", DS, "--source", "{{ params.source }}"],
+    )
     features = common.spark_job(
         "features",
         "features",
         [
-            "--ds", "{{ ds }}",
+            "--ds", DS,
             "--source", "{{ params.source }}",
-            "--source-ds", "{{ ds }}",
+            "--source-ds", DS,
+            "{{ '--no-content' if not params.content_embeddings else '' }}",
         ],
-        outlets=[common.RECSYS_DAILY_OUTPUT],
-        asset_extra={"ds": "{{ ds }}", "source": "{{ params.source }}"},
     )  # fmt: skip
+    trending = common.spark_job(
+        "trending", "trending", ["--ds", DS, "--source", "{{ params.source }}", "--run-id", RUN]
+    )
+    gate_open = should_train()
+    train_two_tower = train("two_tower")
+    train_sasrec = train("sasrec")
+    train_ranker = train("ranker")
+    evaluate = common.spark_job(
+        "evaluate", "evaluate", ["--ds", DS, "--models", "{{ params.eval_models }}"]
+    )
+    promote = common.spark_job(
+        "promote", "promote", ["--ds", DS, "--margin", "{{ params.promotion_margin }}"]
+    )
+    embeddings = score(
+        "embeddings", "embeddings", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+    )
+    related_items = common.spark_job(
+        "related_items",
+        "related_items",
+        ["--ds", DS, "--source", "{{ params.source }}", "--run-id", RUN],
+    )
+    retrieval = score("retrieve", "retrieval")
+    ranking = score("rank", "ranking")
+    publish = score(
+        "publish",
+        "publish",
+        outlets=[common.RECSYS_DAILY_OUTPUT],
+        asset_extra={"ds": DS, "source": "{{ params.source }}"},
+    )
+    data_quality = common.spark_job("data_quality", "dq_checks", ["--ds", DS])
 
-    setup_warehouse >> ingest >> features
+    setup_warehouse >> ingest >> features >> [trending, gate_open]
+    gate_open >> [train_two_tower, train_sasrec]
+    train_two_tower >> train_ranker
+    [train_ranker, train_sasrec] >> evaluate >> promote >> embeddings
+    features >> embeddings
+    embeddings >> related_items
+    [embeddings, trending] >> retrieval >> ranking >> publish
+    [publish, related_items] >> data_quality

@@ -3,16 +3,16 @@
 Usage (also ``spark-submit jobs/promote.py ...``)::
 
     python -m jobs.promote --ds 2026-01-05 [--margin 0.005] [--models two_tower,sasrec,ranker]
-        [--artifacts-dir DIR]
+        [--split-id leave_last_out] [--artifacts-dir DIR]
 
 For each model the challenger is its newest artifact and its NDCG@10 (slice ``all``) is read from
-``eval.offline_metrics`` of ``--ds`` (so ``jobs/evaluate.py`` must have run for that day; the
-ranker is judged by its pipeline row ``two_tower+ranker``). The champion's NDCG@10 is its row on
-the same day when it was evaluated there, else the value recorded at its promotion. The decision
-(:func:`recsys.training.promotion.decide`) moves the champion pointer that scoring reads
-(``recsys.training.registry``) and is logged with its reason and written to
-``ops.model_decisions`` (day ``ds`` replaced in one commit). Exit status: 0 decided (promoted or
-kept), 1 a challenger has no evaluation on ``ds``, 2 invalid arguments.
+``eval.offline_metrics`` of ``--ds`` and ``--split-id`` (so ``jobs/evaluate.py`` must have run for
+that day; the ranker is judged by its pipeline row ``two_tower+ranker``). The champion's NDCG@10 is
+its row on the same day when it was evaluated there, else the value recorded at its promotion. The
+decision (:func:`recsys.training.promotion.decide`) moves the champion pointer that scoring reads
+(``recsys.training.registry``) and is logged with its reason and written to ``ops.model_decisions``
+(day ``ds`` replaced in one commit). Exit status: 0 decided (promoted or kept), 1 a challenger has
+no evaluation on ``ds``, 2 invalid arguments.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class PromoteArgs:
     margin: float
     models: tuple[str, ...]
     artifacts_dir: Path | None
+    split_id: str = "leave_last_out"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.margin) and 0 <= self.margin <= 1):
@@ -79,18 +80,20 @@ def parse_args(argv: Sequence[str] | None) -> PromoteArgs:
     p.add_argument("--margin", type=float, default=0.005, help="allowed NDCG@10 drop (absolute)")
     p.add_argument("--models", default=",".join(EVAL_NAME))
     p.add_argument("--artifacts-dir", type=Path, default=None)
+    p.add_argument("--split-id", default="leave_last_out")
     a = p.parse_args(argv)
     models = tuple(m.strip() for m in a.models.split(",") if m.strip())
-    return PromoteArgs(a.ds, a.margin, models, a.artifacts_dir)
+    return PromoteArgs(a.ds, a.margin, models, a.artifacts_dir, a.split_id)
 
 
-def ndcg_rows(spark: SparkSession, ds: date) -> dict[tuple[str, str], float]:
+def ndcg_rows(spark: SparkSession, ds: date, split_id: str) -> dict[tuple[str, str], float]:
     """``(eval model_name, artifact version) -> NDCG@10`` of ``ds`` (the ranker row keyed by
     the ranker part of ``<two_tower>+<ranker>``)."""
     rows = (
         spark.table(EVAL_OFFLINE_METRICS.qualified_name)
         .where(
             (F.col(Col.DS) == F.lit(ds))
+            & (F.col(Col.SPLIT_ID) == F.lit(split_id))
             & (F.col(Col.METRIC) == F.lit("ndcg"))
             & (F.col(Col.K) == F.lit(10))
             & (F.col(Col.SLICE) == F.lit("all"))
@@ -143,7 +146,7 @@ def run(args: PromoteArgs, warehouse_root: str) -> list[GateDecision]:
     """Decide for every model, move champion pointers, write ``ops.model_decisions``."""
     spark = build_spark(app_name="promote")
     root = artifacts_root(args.artifacts_dir, warehouse_root)
-    ndcg = ndcg_rows(spark, args.ds)
+    ndcg = ndcg_rows(spark, args.ds, args.split_id)
     decisions = [decide(gate_inputs(m, root, args.margin, ndcg, args.ds)) for m in args.models]
     run_id, now = str(uuid.uuid4()), datetime.now(UTC).replace(tzinfo=None)
     for d in decisions:

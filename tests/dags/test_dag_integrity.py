@@ -102,7 +102,7 @@ def test_dag_conventions(dagbag: DagBag, dag_id: str) -> None:
 def test_spark_tasks_use_the_guarded_operator(dagbag: DagBag) -> None:
     for dag in dagbag.dags.values():
         for task in dag.tasks:
-            if task.task_id in ("resolve_run", "list_analyses"):
+            if task.task_id in ("resolve_run", "list_analyses", "should_train", "should_replay"):
                 continue
             kwargs = getattr(task, "partial_kwargs", None)
             if kwargs is not None:  # mapped: the class and partial arguments
@@ -118,26 +118,79 @@ def test_spark_tasks_use_the_guarded_operator(dagbag: DagBag) -> None:
 
 def test_recsys_daily_shape(dagbag: DagBag) -> None:
     dag = dagbag.dags["recsys_daily"]
-    assert set(dag.task_ids) == {"setup_warehouse", "ingest", "features"}
-    assert edges(dag) == {("setup_warehouse", "ingest"), ("ingest", "features")}
-    features = dag.get_task("features")
-    assert features.outlets == [common.RECSYS_DAILY_OUTPUT]
-    assert features.asset_extra == {"ds": "{{ ds }}", "source": "{{ params.source }}"}
+    assert edges(dag) == {
+        ("setup_warehouse", "ingest"),
+        ("ingest", "features"),
+        ("features", "trending"),
+        ("features", "should_train"),
+        ("features", "embeddings"),
+        ("should_train", "train_two_tower"),
+        ("should_train", "train_sasrec"),
+        ("train_two_tower", "train_ranker"),
+        ("train_ranker", "evaluate"),
+        ("train_sasrec", "evaluate"),
+        ("evaluate", "promote"),
+        ("promote", "embeddings"),
+        ("embeddings", "related_items"),
+        ("embeddings", "retrieval"),
+        ("trending", "retrieval"),
+        ("retrieval", "ranking"),
+        ("ranking", "publish"),
+        ("publish", "data_quality"),
+        ("related_items", "data_quality"),
+    }
+    # Scoring runs on days without training (the gate's branch skipped), never after a failure.
+    assert dag.get_task("embeddings").trigger_rule == "none_failed_min_one_success"
+    publish = dag.get_task("publish")
+    assert publish.outlets == [common.RECSYS_DAILY_OUTPUT]
+    assert publish.asset_extra == {"ds": "{{ ds }}", "source": "{{ params.source }}"}
+    assert [t.task_id for t in dag.tasks if t.outlets] == ["publish"]
     assert dag.get_task("ingest").application_args == [
         "--input", "{{ params.input_path }}", "--ds", "{{ ds }}", "--source", "{{ params.source }}"
     ]  # fmt: skip
     assert dag.get_task("features").application_args[:2] == ["--ds", "{{ ds }}"]
+    run_ids = {
+        t.task_id: t.application_args[t.application_args.index("--run-id") + 1]
+        for t in dag.tasks
+        if "--run-id" in getattr(t, "application_args", [])
+    }
+    assert set(run_ids) >= {"embeddings", "retrieval", "ranking", "publish"}
+    assert set(run_ids.values()) == {"{{ run_id }}"}  # one run id across the scoring tables
+
+
+def test_training_cadence() -> None:
+    from dags.recsys_daily import is_training_day
+
+    assert is_training_day("2026-01-01", 7, force=False)
+    assert not is_training_day("2026-01-02", 7, force=False)
+    assert is_training_day("2026-01-08", 7, force=False)
+    assert is_training_day("2026-01-02", 7, force=True)
+    assert all(is_training_day(f"2026-02-{d:02d}", 1, force=False) for d in range(1, 29))
+    with pytest.raises(ValueError, match="train_every_days"):
+        is_training_day("2026-01-01", 0, force=False)
+
+
+def test_empty_arguments_are_dropped_after_templating() -> None:
+    assert common.drop_empty_args(["--ds", "2026-01-01", "", "--epochs", "3", ""]) == [
+        "--ds", "2026-01-01", "--epochs", "3"
+    ]  # fmt: skip
+    assert common.drop_empty_args(None) == []
 
 
 def test_experiment_analysis_shape(dagbag: DagBag) -> None:
     dag = dagbag.dags["experiment_analysis"]
-    assert set(dag.task_ids) == {"resolve_run", "assign", "list_analyses", "analyze"}
     assert edges(dag) == {
         ("resolve_run", "assign"),
         ("resolve_run", "list_analyses"),
-        ("assign", "list_analyses"),
+        ("assign", "should_replay"),
+        ("assign", "exposures"),
+        ("should_replay", "replay"),
+        ("replay", "exposures"),
+        ("exposures", "list_analyses"),
         ("list_analyses", "analyze"),
     }
+    # Without a replay, exposures still run (from the apps' ab.served).
+    assert dag.get_task("exposures").trigger_rule == "none_failed_min_one_success"
     analyze = dag.get_task("analyze")
     assert type(analyze).__name__ == "MappedOperator"
     assert analyze.map_index_template == "{{ task.application_args[-1] }}"
@@ -155,7 +208,16 @@ def test_params_are_validated(dagbag: DagBag) -> None:
         "input_path": str(REPO / "data" / "ml-latest-small"),
         "source": "ml-latest-small",
         "force_retrain": False,
+        "train_every_days": 7,
+        "train_epochs": 0,
+        "eval_models": "popularity,two_tower,sasrec,two_tower+ranker",
+        "promotion_margin": 0.005,
+        "content_embeddings": True,
     }
+    with pytest.raises(ParamValidationError):
+        daily.get_param("train_every_days").resolve(0)
+    with pytest.raises(ParamValidationError):
+        daily.get_param("eval_models").resolve("two_tower; rm -rf /")
     with pytest.raises(ParamValidationError):
         daily.get_param("source").resolve("Bad Source!")
     with pytest.raises(ParamValidationError):
