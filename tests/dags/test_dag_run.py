@@ -5,9 +5,9 @@ process), sharing one migrated metadata database per module:
 
 - dry runs: every Spark task's binary replaced by ``/bin/echo``, so the real operator, guard,
   templating, dynamic mapping and asset events run without a JVM;
-- one end-to-end run of ``recsys_daily`` on a tiny ml-latest-small directory with local Spark,
-  up to ``ingest`` (``features`` is marked success: it needs the sentence encoder), against the
-  session-wide test warehouse, whose bronze tables are then read back.
+- one end-to-end run of the whole ``recsys_daily`` with local Spark on a small generated
+  MovieLens directory (no sentence encoder, one epoch per model) into its own warehouse, whose
+  published tables and checks are then read back.
 """
 
 from __future__ import annotations
@@ -22,8 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from recsys.settings import WarehouseSettings
-from recsys.warehouse.tables import BRONZE_INTERACTIONS, BRONZE_ITEMS, OPS_INGEST_RUNS, TableRef
+from recsys.warehouse.tables import (
+    BRONZE_INTERACTIONS,
+    OPS_DQ_CHECKS,
+    OPS_MODEL_DECISIONS,
+    SERVE_RECOMMENDATIONS,
+    SERVE_RELATED_ITEMS,
+    SERVE_TRENDING,
+    TableRef,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -135,37 +142,80 @@ def dag_test(home: Path, cfg: dict[str, Any], timeout: int, **env: str) -> dict[
     return result
 
 
-def test_recsys_daily_dry_run(airflow_home: Path, tmp_path: Path) -> None:
+SPARK_TASKS = [
+    "setup_warehouse", "ingest", "features", "trending", "train_two_tower", "train_sasrec",
+    "train_ranker", "evaluate", "promote", "embeddings", "related_items", "retrieval", "ranking",
+    "publish", "data_quality",
+]  # fmt: skip
+
+
+def test_recsys_daily_dry_run_training_day(airflow_home: Path, tmp_path: Path) -> None:
     out = dag_test(
         airflow_home,
         {
             "dag": "recsys_daily",
             "logical_date": "2026-01-07T00:00:00+00:00",
-            "conf": {"input_path": str(tmp_path), "source": "ml-test"},
-            "echo": ["setup_warehouse", "ingest", "features"],
+            "conf": {
+                "input_path": str(tmp_path),
+                "source": "ml-test",
+                "force_retrain": True,
+                "train_epochs": 3,
+                "content_embeddings": False,
+            },
+            "echo": SPARK_TASKS,
         },
-        timeout=180,
+        timeout=300,
         RECSYS_WAREHOUSE=str(tmp_path / "warehouse"),
     )
     assert out["state"] == "success", out
-    assert [t[:3] for t in out["tis"]] == [
-        ["features", -1, "success"],
-        ["ingest", -1, "success"],
-        ["setup_warehouse", -1, "success"],
-    ]
-    assert out["args"]["ingest[-1]"] == [
+    assert {t[0]: t[2] for t in out["tis"]} == {
+        **{task: "success" for task in SPARK_TASKS},
+        "should_train": "success",
+    }
+    args = out["args"]
+    assert args["ingest[-1]"] == [
         "--input", str(tmp_path), "--ds", "2026-01-07", "--source", "ml-test"
     ]  # fmt: skip
-    assert out["args"]["features[-1]"] == [
-        "--ds", "2026-01-07", "--source", "ml-test", "--source-ds", "2026-01-07"
+    # Empty template results are dropped at execution; the rendered field keeps them.
+    assert [a for a in args["features[-1]"] if a] == [
+        "--ds", "2026-01-07", "--source", "ml-test", "--source-ds", "2026-01-07", "--no-content"
     ]  # fmt: skip
+    assert [a for a in args["train_sasrec[-1]"] if a] == [
+        "--model", "sasrec", "--ds", "2026-01-07", "--epochs", "3"
+    ]  # fmt: skip
+    run_id = args["publish[-1]"][args["publish[-1]"].index("--run-id") + 1]
+    assert run_id.startswith("manual__")
+    assert args["retrieval[-1]"][:3] == ["retrieve", "--ds", "2026-01-07"]
     assert out["events"] == [
         {
-            "uri": "delta://warehouse/features/ranker_examples",
-            "task": "features",
+            "uri": "delta://warehouse/serve/recommendations",
+            "task": "publish",
             "extra": {"ds": "2026-01-07", "source": "ml-test"},
         }
     ]
+
+
+def test_recsys_daily_dry_run_off_cadence_reuses_champions(
+    airflow_home: Path, tmp_path: Path
+) -> None:
+    out = dag_test(
+        airflow_home,
+        {
+            "dag": "recsys_daily",
+            "logical_date": "2026-01-03T00:00:00+00:00",  # 2 days after the cadence epoch
+            "conf": {"input_path": str(tmp_path), "train_every_days": 7},
+            "echo": SPARK_TASKS,
+        },
+        timeout=300,
+        RECSYS_WAREHOUSE=str(tmp_path / "warehouse"),
+    )
+    assert out["state"] == "success", out
+    states = {t[0]: t[2] for t in out["tis"]}
+    skipped = {"train_two_tower", "train_sasrec", "train_ranker", "evaluate", "promote"}
+    assert {t for t, s in states.items() if s == "skipped"} == skipped
+    assert {t for t, s in states.items() if s == "success"} == (
+        set(SPARK_TASKS) - skipped | {"should_train"}
+    )
 
 
 def test_experiment_analysis_dry_run_maps_live_experiments(airflow_home: Path) -> None:
@@ -174,7 +224,7 @@ def test_experiment_analysis_dry_run_maps_live_experiments(airflow_home: Path) -
         {
             "dag": "experiment_analysis",
             "logical_date": "2026-01-12T00:00:00+00:00",
-            "echo": ["assign", "analyze"],
+            "echo": ["assign", "replay", "exposures", "analyze"],
         },
         timeout=180,
     )
@@ -185,8 +235,11 @@ def test_experiment_analysis_dry_run_maps_live_experiments(airflow_home: Path) -
         ["analyze", 1, "success", "diversity_boost"],
         ["analyze", 2, "success", "carousel_rows"],
     ]
+    states = {t[0]: t[2] for t in out["tis"] if t[0] != "analyze"}
+    assert states["replay"] == "skipped"  # params.replay is false by default
+    assert states["exposures"] == "success"
     config = str(REPO / "ab_testing" / "experiments.example.yaml")
-    assert out["args"]["assign[-1]"] == [
+    assert [a for a in out["args"]["assign[-1]"] if a] == [
         "--config", config, "--ds", "2026-01-12", "--source", "ml-latest-small"
     ]  # fmt: skip
     assert out["args"]["analyze[1]"] == [
@@ -197,26 +250,36 @@ def test_experiment_analysis_dry_run_maps_live_experiments(airflow_home: Path) -
     ]  # fmt: skip
 
 
-def write_tiny_movielens(directory: Path) -> tuple[int, int]:
-    """A tiny ml-latest-small directory; returns (movies, ratings)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    movies = [
-        "1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy",
-        "2,Jumanji (1995),Adventure|Children|Fantasy",
-        "3,Heat (1995),Action|Crime|Thriller",
-        '4,"American President, The (1995)",Comedy|Drama|Romance',
-    ]
-    ratings = [
-        f"{user},{item},{rating},{964982703 + 60 * user + item}"
-        for user in range(1, 6)
-        for item, rating in ((1, 4.0), (2, 3.5), (3, 5.0), (4, 2.0))
-        if (user + item) % 5
-    ]
-    (directory / "movies.csv").write_text("movieId,title,genres\n" + "\n".join(movies) + "\n")
-    (directory / "ratings.csv").write_text(
-        "userId,movieId,rating,timestamp\n" + "\n".join(ratings) + "\n"
+def test_experiment_analysis_dry_run_with_replay_over_a_range(airflow_home: Path) -> None:
+    config = str(REPO / "ab_testing" / "experiments.recs.yaml")
+    out = dag_test(
+        airflow_home,
+        {
+            "dag": "experiment_analysis",
+            "logical_date": "2027-01-06T00:00:00+00:00",
+            "conf": {
+                "experiments_config": config,
+                "metrics_config": str(REPO / "ab_testing" / "metrics.recs.yaml"),
+                "from_ds": "2027-01-04",
+                "replay": True,
+            },
+            "echo": ["assign", "replay", "exposures", "analyze"],
+        },
+        timeout=180,
     )
-    return len(movies), len(ratings)
+    assert out["state"] == "success", out
+    assert {t[0]: t[2] for t in out["tis"]}["replay"] == "success"
+    assert [a for a in out["args"]["exposures[-1]"] if a] == [
+        "--ds", "2027-01-06", "--from-ds", "2027-01-04"
+    ]  # fmt: skip
+    assert out["args"]["replay[-1]"] == [
+        "--config", config,
+        "--experiment", "recs_model_vs_popularity",
+        "--ds", "2027-01-06",
+        "--data-start", "2017-09-01T00:00:00",
+        "--speed", "30",
+    ]  # fmt: skip
+    assert [t[3] for t in out["tis"] if t[0] == "analyze"] == ["recs_model_vs_popularity"]
 
 
 def count(spark: SparkSession, table: TableRef, root: str, ds: date, source: str) -> int:
@@ -224,31 +287,67 @@ def count(spark: SparkSession, table: TableRef, root: str, ds: date, source: str
     return frame.where((frame["ds"] == ds) & (frame["source"] == source)).count()
 
 
+def write_small_movielens(directory: Path, n_users: int = 60, n_items: int = 40) -> int:
+    """A small, learnable ml-latest-small directory (two taste groups, the last 30 days dense
+    enough for trending); returns the number of ratings."""
+    directory.mkdir(parents=True, exist_ok=True)
+    genres = ["Action|Thriller", "Comedy|Romance", "Drama", "Animation|Children|Comedy"]
+    movies = [f"{i},Movie {i} ({1990 + i % 20}),{genres[i % 4]}" for i in range(1, n_items + 1)]
+    end = 1_700_000_000  # 2023-11-14 22:13:20 UTC
+    ratings = []
+    for user in range(1, n_users + 1):
+        half = range(1, n_items // 2 + 1) if user % 2 else range(n_items // 2 + 1, n_items + 1)
+        for step, item in enumerate(list(half)[(user % 5) : (user % 5) + 15]):
+            ts = end - 30 * 86_400 + step * 2 * 86_400 + user * 600
+            ratings.append(f"{user},{item},{3.0 + (item + user) % 3},{ts}")
+    (directory / "movies.csv").write_text("movieId,title,genres\n" + "\n".join(movies) + "\n")
+    (directory / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n" + "\n".join(ratings) + "\n"
+    )
+    return len(ratings)
+
+
 @pytest.mark.spark
-def test_recsys_daily_end_to_end_up_to_ingest(
-    spark: SparkSession, warehouse_settings: WarehouseSettings, airflow_home: Path, tmp_path: Path
-) -> None:
-    n_movies, n_ratings = write_tiny_movielens(tmp_path / "ml-tiny")
-    root = warehouse_settings.warehouse_root
+def test_recsys_daily_end_to_end(spark: SparkSession, airflow_home: Path, tmp_path: Path) -> None:
+    """Every task for real (local Spark): ingest -> ... -> publish -> data-quality checks."""
+    n_ratings = write_small_movielens(tmp_path / "ml-small")
+    root = str(tmp_path / "warehouse")  # its own warehouse and model artifacts
     out = dag_test(
         airflow_home,
         {
             "dag": "recsys_daily",
             "logical_date": "2026-01-05T00:00:00+00:00",
-            "conf": {"input_path": str(tmp_path / "ml-tiny"), "source": "ml-tiny"},
-            "mark_success": "features",
+            "conf": {
+                "input_path": str(tmp_path / "ml-small"),
+                "source": "ml-small",
+                "force_retrain": True,
+                "train_epochs": 1,
+                "content_embeddings": False,
+            },
         },
-        timeout=300,
+        timeout=2400,
         RECSYS_WAREHOUSE=root,
     )
     assert out["state"] == "success", out
-    assert [t[:3] for t in out["tis"]][1:] == [
-        ["ingest", -1, "success"],
-        ["setup_warehouse", -1, "success"],
-    ]
+    assert all(t[2] == "success" for t in out["tis"]), out["tis"]
     ds = date(2026, 1, 5)
-    assert count(spark, BRONZE_INTERACTIONS, root, ds, "ml-tiny") == n_ratings
-    assert count(spark, BRONZE_ITEMS, root, ds, "ml-tiny") == n_movies
-    runs = spark.read.format("delta").load(OPS_INGEST_RUNS.location(root))
-    statuses = {r["status"] for r in runs.where(runs["source"] == "ml-tiny").collect()}
-    assert statuses == {"ok"}
+    assert count(spark, BRONZE_INTERACTIONS, root, ds, "ml-small") == n_ratings
+
+    def day(table: TableRef) -> Any:
+        frame = spark.read.format("delta").load(table.location(root))
+        return frame.where(frame["ds"] == ds)
+
+    recs = day(SERVE_RECOMMENDATIONS)
+    sets = {
+        r["rec_set"]: r["n"]
+        for r in recs.groupBy("rec_set").count().withColumnRenamed("count", "n").collect()
+    }
+    assert set(sets) == {"model", "popularity"}
+    assert recs.where(recs["explanation"] == "").count() == 0
+    checks = day(OPS_DQ_CHECKS)
+    assert checks.count() > 0
+    assert checks.where(~checks["passed"]).count() == 0
+    assert {r["decision"] for r in day(OPS_MODEL_DECISIONS).collect()} == {"promoted"}
+    assert day(SERVE_RELATED_ITEMS).count() > 0
+    assert day(SERVE_TRENDING).count() > 0
+    assert out["events"][0]["uri"] == "delta://warehouse/serve/recommendations"
