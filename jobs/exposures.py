@@ -1,8 +1,8 @@
-"""Record first exposures of one day: ab.served x ab.assignments -> ab.exposures.
+"""Record first exposures of one day or a range: ab.served x ab.assignments -> ab.exposures.
 
 Usage (also through ``spark-submit jobs/exposures.py ...``)::
 
-    python -m jobs.exposures --ds 2026-01-10 [--source app] [--run-id ID]
+    python -m jobs.exposures --ds 2026-01-10 [--from-ds 2026-01-01] [--source app] [--run-id ID]
 
 Reads the served recommendations of day ``--ds`` (``ab.served``, every source or only
 ``--source``) and the assignments of the same day (``ab.assignments``, written by
@@ -16,8 +16,19 @@ Served rows that cannot be an exposure are not dropped: they go to ``bronze.quar
 (``target_table = 'ab.exposures'``, the row as JSON, a reason) and the rows this job quarantined
 for the day before are replaced, so reruns never duplicate them. Reasons: ``served_ts`` not on
 day ``ds`` (``timestamp_out_of_range``), empty ``unit_id`` or ``surface`` (``null_field``), no
-item shown (``invalid_value``). Exit status: 0 done, 1 no assignments for the day, 2 invalid
-arguments.
+item shown (``invalid_value``).
+
+``--from-ds D0`` processes every day ``D0..--ds`` (both included, at most 366) in one Spark
+session and gives exactly the tables that single-day runs of those days in order would: the
+served rows of the range are checked against their own partition's day, joined to the
+assignments of their own day, and the earliest exposure per (experiment, unit) over the range is
+merged once (the merge keeps the earliest, so one merge of the range's minimum equals one merge
+per day). Two Delta commits for the whole range, as for one day: the quarantine rows of every day
+of the range are replaced in one, the exposures merged in the other. Every day of the range must
+have assignments, else nothing is written.
+
+Exit status: 0 done, 1 no assignments for the day (any day of the range), 2 invalid arguments
+(also ``--from-ds`` after ``--ds`` or a range over 366 days).
 """
 
 from __future__ import annotations
@@ -29,8 +40,8 @@ import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
-from typing import TYPE_CHECKING
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Final
 
 from pyspark.sql import functions as F
 
@@ -54,29 +65,65 @@ log = logging.getLogger("jobs.exposures")
 
 #: Delivery names and run ids, as bronze writes them.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Most days one ``--from-ds``..``--ds`` run may process (both ends included).
+MAX_RANGE_DAYS: Final = 366
 
 
 class NoAssignmentsError(RuntimeError):
     """``ab.assignments`` has no row for the day: run ``jobs.assign`` first."""
 
 
+def day_range(first: date | None, last: date) -> tuple[date, ...]:
+    """Days ``first``..``last``, both included; ``(last,)`` when ``first`` is None.
+
+    Raises:
+        ValueError: ``first`` is after ``last``, or the range is over MAX_RANGE_DAYS days.
+    """
+    if first is None:
+        return (last,)
+    if first > last:
+        raise ValueError(f"--from-ds: {first} is after --ds {last}")
+    n = (last - first).days + 1
+    if n > MAX_RANGE_DAYS:
+        raise ValueError(
+            f"--from-ds: {first}..{last} (--ds) is {n} days; at most {MAX_RANGE_DAYS} per run"
+        )
+    return tuple(first + timedelta(days=i) for i in range(n))
+
+
 @dataclass(frozen=True, slots=True)
 class ExposuresJob:
-    """One validated run: the day, the served source (None: all) and the run id."""
+    """One validated run: the last day, the served source (None: all), the run id and the first
+    day (None: ``ds`` alone)."""
 
     ds: date
     source: str | None
     run_id: str
+    from_ds: date | None = None
+
+    def __post_init__(self) -> None:
+        day_range(self.from_ds, self.ds)  # raises ValueError on a bad range
+
+    @property
+    def days(self) -> tuple[date, ...]:
+        """The days to record, in order."""
+        return day_range(self.from_ds, self.ds)
 
 
 def parse_args(argv: Sequence[str] | None) -> ExposuresJob:
     """Command line -> validated :class:`ExposuresJob`.
 
     Raises:
-        ValueError: ``--source`` or ``--run-id`` is malformed.
+        ValueError: ``--source`` or ``--run-id`` is malformed, or ``--from-ds`` is after
+            ``--ds`` or over 366 days before it.
     """
     parser = argparse.ArgumentParser(prog="jobs.exposures", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ds", required=True, type=date.fromisoformat, help="day, YYYY-MM-DD")
+    parser.add_argument(
+        "--from-ds",
+        type=date.fromisoformat,
+        help="first day of a range ending at --ds, YYYY-MM-DD (default: --ds alone)",
+    )
     parser.add_argument("--source", help="only ab.served rows of this source (default: all)")
     parser.add_argument("--run-id", help="id stamped on quarantined rows (default: a new UUID)")
     args = parser.parse_args(argv)
@@ -84,14 +131,18 @@ def parse_args(argv: Sequence[str] | None) -> ExposuresJob:
     for name, value in (("source", args.source), ("run_id", run_id)):
         if value is not None and not _NAME_RE.match(value):
             raise ValueError(f"{name}: expected {_NAME_RE.pattern}, got {value!r}")
-    return ExposuresJob(args.ds, args.source, run_id)
+    return ExposuresJob(args.ds, args.source, run_id, args.from_ds)
 
 
-def problem(ds: date) -> tuple[Column, Column]:
-    """(reason, detail) of a served row of partition ``ds`` that is no exposure; NULL if fine."""
+def problem(ds: date | None = None) -> tuple[Column, Column]:
+    """(reason, detail) of a served row of partition ``ds`` that is no exposure; NULL if fine.
+
+    ``ds`` None: the row's own partition (column ``ds``), for rows of several days.
+    """
+    day = F.col(Col.DS) if ds is None else F.lit(ds)
     checks = [
         (
-            F.to_date(Col.SERVED_TS) != F.lit(ds),
+            F.to_date(Col.SERVED_TS) != day,
             Reason.TIMESTAMP_OUT_OF_RANGE,
             "served_ts is not on ds",
         ),
@@ -107,16 +158,18 @@ def problem(ds: date) -> tuple[Column, Column]:
     return reason, detail
 
 
-def split_served(served: DataFrame, ds: date) -> tuple[DataFrame, DataFrame]:
-    """(good, bad) served rows of day ``ds``; ``bad`` carries ``reason`` and ``detail``."""
+def split_served(served: DataFrame, ds: date | None = None) -> tuple[DataFrame, DataFrame]:
+    """(good, bad) served rows of day ``ds`` (None: each of its own ``ds``); ``bad`` carries
+    ``reason`` and ``detail``."""
     reason, detail = problem(ds)
     flagged = served.withColumn(Col.REASON, reason).withColumn(Col.DETAIL, detail)
     good = flagged.where(F.col(Col.REASON).isNull()).drop(Col.REASON, Col.DETAIL)
     return good, flagged.where(F.col(Col.REASON).isNotNull())
 
 
-def quarantine_rows(bad: DataFrame, run_id: str, ds: date) -> DataFrame:
-    """``bronze.quarantine`` rows for bad served rows (the row verbatim as JSON)."""
+def quarantine_rows(bad: DataFrame, run_id: str, ds: date | None = None) -> DataFrame:
+    """``bronze.quarantine`` rows for bad served rows (the row verbatim as JSON), on day ``ds``
+    (None: each served row's own ``ds``)."""
     payload = [c for c in bad.columns if c not in (Col.REASON, Col.DETAIL)]
     return bad.select(
         F.lit(AB_EXPOSURES.qualified_name).alias(Col.TARGET_TABLE),
@@ -126,33 +179,62 @@ def quarantine_rows(bad: DataFrame, run_id: str, ds: date) -> DataFrame:
         Col.DETAIL,
         Col.SOURCE,
         F.lit(run_id).alias(Col.RUN_ID),
-        F.lit(ds).alias(Col.DS),
+        (F.col(Col.DS) if ds is None else F.lit(ds)).alias(Col.DS),
     )
 
 
-def run(spark: SparkSession, job: ExposuresJob) -> dict[str, int]:
-    """Quarantine bad served rows, merge the day's first exposures; returns counts."""
-    served = spark.table(AB_SERVED.qualified_name).where(F.col(Col.DS) == F.lit(job.ds))
-    mine = F.col(Col.DS) == F.lit(job.ds)
+def _days(days: Sequence[date]) -> Column:
+    """``ds`` is one of ``days`` (consecutive, ascending)."""
+    if len(days) == 1:
+        return F.col(Col.DS) == F.lit(days[0])
+    return (F.col(Col.DS) >= F.lit(days[0])) & (F.col(Col.DS) <= F.lit(days[-1]))
+
+
+def _per_day(df: DataFrame, days: Sequence[date]) -> dict[date, int]:
+    counts = {r[Col.DS]: int(r["count"]) for r in df.groupBy(Col.DS).count().collect()}
+    return {day: counts.get(day, 0) for day in days}
+
+
+def run(spark: SparkSession, job: ExposuresJob) -> dict[date, dict[str, int]]:
+    """Quarantine bad served rows, merge the first exposures of the days; counts per day.
+
+    Raises:
+        NoAssignmentsError: a day of the range has no assignments (checked before any write).
+    """
+    days = job.days
+    in_range = _days(days)
+    served = spark.table(AB_SERVED.qualified_name).where(in_range)
+    mine = in_range
     if job.source is not None:
         served = served.where(F.col(Col.SOURCE) == F.lit(job.source))
         mine = mine & (F.col(Col.SOURCE) == F.lit(job.source))
-    assignments = spark.table(AB_ASSIGNMENTS.qualified_name).where(F.col(Col.DS) == F.lit(job.ds))
-    if assignments.limit(1).count() == 0:
-        raise NoAssignmentsError(f"{AB_ASSIGNMENTS}: no rows for {job.ds}; run jobs.assign first")
-    good, bad = split_served(served, job.ds)
-    quarantine = quarantine_rows(bad, job.run_id, job.ds)
+    assignments = spark.table(AB_ASSIGNMENTS.qualified_name).where(in_range)
+    if len(days) == 1:
+        assigned = {days[0]} if assignments.limit(1).count() else set()
+    else:
+        assigned = {r[Col.DS] for r in assignments.select(Col.DS).distinct().collect()}
+    missing = [day for day in days if day not in assigned]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise NoAssignmentsError(f"{AB_ASSIGNMENTS}: no rows for {shown}; run jobs.assign first")
+    # Each row is checked against its own partition's day: the same as a run per day.
+    good, bad = split_served(served)
+    quarantine = quarantine_rows(bad, job.run_id)
     mine = mine & (F.col(Col.TARGET_TABLE) == F.lit(AB_EXPOSURES.qualified_name))
     with_conflict_retry(
         lambda: quarantine.writeTo(BRONZE_QUARANTINE.qualified_name).overwrite(mine),
         BRONZE_QUARANTINE.qualified_name,
     )
     record_exposures(exposures_from_served(good, assignments))
-    first_today = spark.table(AB_EXPOSURES.qualified_name).where(F.col(Col.DS) == F.lit(job.ds))
+    first = spark.table(AB_EXPOSURES.qualified_name).where(in_range)
+    served_n, bad_n, first_n = (_per_day(df, days) for df in (served, bad, first))
     return {
-        "served": served.count(),
-        "quarantined": bad.count(),
-        "first_exposures_on_ds": first_today.count(),
+        day: {
+            "served": served_n[day],
+            "quarantined": bad_n[day],
+            "first_exposures_on_ds": first_n[day],
+        }
+        for day in days
     }
 
 
@@ -169,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoAssignmentsError as err:
         log.error("%s", err)
         return 1
-    log.info("%s ds=%s (source %s): %s", AB_EXPOSURES, job.ds, job.source or "all", counts)
+    for day, per_day in counts.items():
+        log.info("%s ds=%s (source %s): %s", AB_EXPOSURES, day, job.source or "all", per_day)
     return 0
 
 

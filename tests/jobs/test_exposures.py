@@ -1,8 +1,9 @@
-"""The exposures job: served x assigned of a day -> first exposures; bad rows quarantined."""
+"""The exposures job: served x assigned of days -> first exposures; bad rows quarantined."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections import Counter
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,8 +21,8 @@ DAY1, DAY2 = date(2031, 5, 1), date(2031, 5, 2)
 EXP = "exposures_job_test"
 
 
-def assignment(unit: str, variant: str, ds: date) -> tuple[Any, ...]:
-    return (unit, EXP, "layer_x", variant, variant == "control", 1, 2, 1, "r", ds)
+def assignment(unit: str, variant: str, ds: date, exp: str = EXP) -> tuple[Any, ...]:
+    return (unit, exp, "layer_x", variant, variant == "control", 1, 2, 1, "r", ds)
 
 
 def served(
@@ -40,8 +41,8 @@ def write(spark: SparkSession, table: str, rows: list[tuple[Any, ...]]) -> None:
     spark.createDataFrame(rows, spark.table(table).schema).writeTo(table).append()
 
 
-def exposures(spark: SparkSession) -> dict[str, Any]:
-    rows = spark.table(AB_EXPOSURES.qualified_name).where(F.col(Col.EXPERIMENT_ID) == EXP)
+def exposures(spark: SparkSession, exp: str = EXP) -> dict[str, Any]:
+    rows = spark.table(AB_EXPOSURES.qualified_name).where(F.col(Col.EXPERIMENT_ID) == exp)
     return {r.unit_id: r for r in rows.collect()}
 
 
@@ -117,3 +118,84 @@ def test_missing_assignments_and_bad_arguments(spark: SparkSession) -> None:
     assert job.main(["--ds", "2031-06-01", "--source", "bad source"]) == 2
     with pytest.raises(SystemExit):
         job.parse_args(["--ds", "yesterday"])
+
+
+RANGE_EXP = "exposures_range_test"
+R1, R2, R3 = date(2031, 7, 1), date(2031, 7, 2), date(2031, 7, 3)
+
+
+def range_state(spark: SparkSession) -> tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]:
+    """(exposures of RANGE_EXP, quarantined rows of R1..R3 without run id), as multisets."""
+    exp = spark.table(AB_EXPOSURES.qualified_name).where(F.col(Col.EXPERIMENT_ID) == RANGE_EXP)
+    q = spark.table(BRONZE_QUARANTINE.qualified_name).where(
+        F.col(Col.DS).between(R1, R3) & (F.col(Col.TARGET_TABLE) == "ab.exposures")
+    )
+    return (
+        Counter(tuple(r) for r in exp.collect()),
+        Counter(tuple(r) for r in q.drop(Col.RUN_ID).collect()),
+    )
+
+
+def test_range_equals_per_day_runs_and_reruns_idempotently(spark: SparkSession) -> None:
+    write(
+        spark,
+        AB_ASSIGNMENTS.qualified_name,
+        [assignment("r1", "control", d, RANGE_EXP) for d in (R1, R2, R3)]
+        + [assignment("r2", "treat", d, RANGE_EXP) for d in (R2, R3)]
+        + [assignment("r3", "treat", R3, RANGE_EXP), assignment("r4", "control", R1, RANGE_EXP)],
+    )
+    write(
+        spark,
+        AB_SERVED.qualified_name,
+        [
+            served("r1", datetime(2031, 7, 1, 10)),
+            served("r1", datetime(2031, 7, 1, 9), surface="item_page", source="replay"),
+            served("r1", datetime(2031, 7, 2, 1)),  # later: keeps day 1
+            served("r2", datetime(2031, 7, 1, 2)),  # not assigned on day 1: exposes nothing
+            served("r2", datetime(2031, 7, 3, 4)),
+            served("r2", datetime(2031, 7, 2, 23)),
+            served("r3", datetime(2031, 7, 3, 5)),
+            served("r4", datetime(2031, 7, 2, 6)),  # assigned on day 1 only: nothing
+            served("r1", datetime(2031, 7, 1, 6), items=[]),
+            served("r3", datetime(2031, 7, 2, 7), ds=R3),  # in the wrong partition
+            served("", datetime(2031, 7, 2, 8)),
+        ],
+    )
+    for day in (R1, R2, R3):
+        assert job.main(["--ds", str(day), "--run-id", "per-day"]) == 0
+    per_day = range_state(spark)
+    got = exposures(spark, RANGE_EXP)
+    assert set(got) == {"r1", "r2", "r3"}
+    assert (got["r1"].first_exposure_ts, got["r1"].ds) == (datetime(2031, 7, 1, 9), R1)
+    assert (got["r2"].first_exposure_ts, got["r3"].ds) == (datetime(2031, 7, 2, 23), R3)
+    assert sorted(k[3] for k in per_day[1].elements()) == [
+        "invalid_value",
+        "null_field",
+        "timestamp_out_of_range",
+    ]
+
+    # The range from an empty start gives the same exposures and quarantine as the days did.
+    spark.sql(f"DELETE FROM {AB_EXPOSURES.qualified_name} WHERE experiment_id = '{RANGE_EXP}'")
+    assert exposures(spark, RANGE_EXP) == {}
+    rng = ["--from-ds", str(R1), "--ds", str(R3)]
+    assert job.main([*rng, "--run-id", "range"]) == 0
+    assert range_state(spark) == per_day
+    assert {r.run_id for r in quarantined(spark, R2)} == {"range"}
+    assert job.main([*rng, "--run-id", "again"]) == 0  # a rerun duplicates nothing
+    assert range_state(spark) == per_day
+    assert {r.run_id for r in quarantined(spark, R3)} == {"again"}
+
+    # A day of the range without assignments: exit 1 before anything is written.
+    late = ["--from-ds", str(R2), "--ds", str(R3 + timedelta(days=2)), "--run-id", "none"]
+    assert job.main(late) == 1
+    assert {r.run_id for r in quarantined(spark, R2)} == {"again"}
+
+
+def test_bad_ranges_exit_2(caplog: pytest.LogCaptureFixture) -> None:
+    assert job.main(["--from-ds", "2031-07-03", "--ds", "2031-07-01"]) == 2
+    assert "--from-ds: 2031-07-03 is after --ds 2031-07-01" in caplog.text
+    assert job.main(["--from-ds", "2030-06-30", "--ds", "2031-07-01"]) == 2  # 367 days
+    assert "367 days; at most 366" in caplog.text
+    longest = job.parse_args(["--from-ds", "2030-07-01", "--ds", "2031-07-01"])
+    assert (len(longest.days), longest.days[-1]) == (366, date(2031, 7, 1))
+    assert job.parse_args(["--ds", "2031-07-01"]).days == (date(2031, 7, 1),)
