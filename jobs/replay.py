@@ -20,9 +20,10 @@ Writes, each in one Delta commit that replaces what a previous replay wrote for 
 ``ab.events`` rows with ``source = 'replay'`` from ``--pre-days`` before the start to ``--ds``,
 and assignments that could not be served (unit id not a user id, no list in any set) to
 ``bronze.quarantine`` with their reason. A replay owns the ``replay`` source of those days:
-replaying another experiment over the same days replaces it. Then run ``jobs.exposures`` for
-each day and ``jobs.ab_analyze``. Exit status: 0 done, 1 missing input (assignments,
-recommendations or interactions), 2 invalid arguments or config (checked before Spark starts).
+replaying another experiment over the same days replaces it. Then run ``jobs.exposures
+--from-ds <start> --ds <day>`` and ``jobs.ab_analyze``. Exit status: 0 done, 1 missing input
+(assignments, recommendations or interactions), 2 invalid arguments or config (checked before
+Spark starts).
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def inputs(spark: SparkSession, job: ReplayJob) -> tuple[DataFrame, DataFrame, D
     if not assigned_days:
         raise MissingInputError(
             f"{AB_ASSIGNMENTS}: no rows of {job.experiment.id} in [{cfg.start}, {cfg.end}]; "
-            "run jobs.assign for each day first"
+            "run jobs.assign --from-ds <start> --ds <day> first"
         )
     expected = {cfg.start + timedelta(days=i) for i in range((cfg.end - cfg.start).days + 1)}
     if expected - assigned_days:
