@@ -150,7 +150,9 @@ def _model_scores(
             raise FileNotFoundError(f"no sasrec artifact under {root}")
         model = load_model(art, split)
         assert isinstance(model, SequentialRecommender)
-        seqs = D.positive_sequences(split.pairs, (D.TRAIN, D.VALIDATION), split.index_of)
+        seqs = D.event_sequences(
+            split.pairs, (D.TRAIN, D.VALIDATION), split.index_of, model.config.positives_only
+        )
         scores = sasrec_scores(model.to(device), seqs, users, device)
         return top_k(scores, mask, TOP_K), art.version
     if tower_art is None:

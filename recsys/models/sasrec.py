@@ -36,6 +36,9 @@ class SASRecConfig:
         n_layers: Transformer blocks, >= 1.
         dim_feedforward: Width of each block's feed-forward layer, >= 1.
         dropout: Dropout on embeddings, attention and feed-forward, in [0, 1).
+        positives_only: Which events the input sequences hold (the module does not read it;
+            trainers and scorers do): True, the user's positives; False, every interaction,
+            positive or not, oldest first. Targets in training are the next event either way.
     """
 
     n_items: int
@@ -45,6 +48,7 @@ class SASRecConfig:
     n_layers: int = 2
     dim_feedforward: int = 256
     dropout: float = 0.2
+    positives_only: bool = True
 
     def __post_init__(self) -> None:
         _check_int("n_items", self.n_items, 1)
@@ -58,6 +62,8 @@ class SASRecConfig:
         _check_int("n_layers", self.n_layers, 1)
         _check_int("dim_feedforward", self.dim_feedforward, 1)
         _check_prob("dropout", self.dropout, allow_one=False)
+        if not isinstance(self.positives_only, bool):
+            raise ValueError(f"positives_only: must be a bool, got {self.positives_only!r}")
 
 
 def full_softmax_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -162,11 +168,18 @@ class SequentialRecommender(nn.Module):
             targets: ``(B, L)`` int64 next item of each position (e.g. ``items[:, 1:]``); 0 or a
                 padding input position is ignored.
 
-        Logits are built only for the ignored-free positions, ``(M, n_items + 1)`` floats.
+        Logits are built only for the M non-ignored positions and only over real items,
+        ``(M, n_items)`` floats: the same value as :func:`full_softmax_loss` on
+        :meth:`scores`, without the padding column's copy, fill and masking passes over the
+        largest tensor of a training step.
         """
-        hidden = self(seq)
+        hidden: Tensor = self(seq)
         valid = (targets != 0) & (seq != 0)
-        return full_softmax_loss(self.scores(hidden[valid]), targets[valid])
+        if not bool(valid.any()):
+            return hidden.sum() * 0.0
+        logits = hidden[valid] @ self.item_emb.weight[1:].T
+        loss: Tensor = F.cross_entropy(logits, targets[valid] - 1)
+        return loss
 
     def user_representation(self, seq: Tensor) -> Tensor:
         """Hidden state at each row's most recent (last non-padding) item; ``(B, d_model)``.

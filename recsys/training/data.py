@@ -4,14 +4,20 @@ Small per-entity tables (items, users) are read once into dense tensors indexed 
 ``item_index`` (1..n_items, 0 = padding) and by a user row; the per-example streams (training
 pairs, sequences, ranker examples) come from Spark through petastorm's converter
 (``make_spark_converter`` -> ``make_torch_dataloader``), cached under
-``<warehouse_root>/_petastorm_cache`` and deleted after use. Rows are put in a seeded hash order
-and read with one worker and no row-group shuffling, so an epoch sees the same batches in every
-run with the same seed.
+``<warehouse_root>/_petastorm_cache`` and deleted after use.
+
+Epoch order (:class:`EpochBatches`): a stream of at most ``max_rows_in_memory`` rows is read
+through petastorm once and kept as tensors; every epoch then draws its own permutation from
+``(seed, epoch)``, so epochs differ from each other and a rerun with the same seed repeats them
+exactly. Optionally, rows are grouped by length inside windows of a few batches and each batch is
+cut to its longest row (SASRec: most windows are mostly padding). A larger stream is re-read
+every epoch with petastorm's seeded row and row-group shuffling (one worker, seed
+``seed + epoch``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -39,6 +45,10 @@ PETASTORM_CACHE: Final = "_petastorm_cache"
 ROW_ORDER: Final = "_row_order"
 USER_ROW: Final = "user_row"
 SEQ: Final = "seq"
+#: Rows above which :class:`EpochBatches` streams every epoch instead of holding the rows.
+MAX_ROWS_IN_MEMORY: Final = 2_000_000
+#: :class:`EpochBatches` groups rows by length inside windows of this many batches.
+LENGTH_WINDOW_BATCHES: Final = 8
 TRAIN: Final = "train"
 VALIDATION: Final = "validation"
 TEST: Final = "test"
@@ -200,15 +210,25 @@ def two_tower_rows(spark: SparkSession, ds: date, split_id: str, seed: int) -> D
     return hashed_order(rows, seed, Col.USER_ID, Col.ITEM_ID)
 
 
-def sasrec_rows(spark: SparkSession, ds: date, split_id: str, max_len: int, seed: int) -> DataFrame:
-    """Chronological train positives as windows of ``max_len + 1`` item indices, left-padded.
+def sasrec_rows(
+    spark: SparkSession,
+    ds: date,
+    split_id: str,
+    max_len: int,
+    seed: int,
+    positives_only: bool = True,
+) -> DataFrame:
+    """Chronological train events as windows of ``max_len + 1`` item indices, left-padded.
 
-    Each user's positives are cut, newest first, into consecutive chunks of ``max_len + 1``;
-    column ``seq`` is ARRAY<BIGINT> of fixed length ``max_len + 1``.
+    Each user's train positives (every train interaction with ``positives_only=False``) are cut,
+    newest first, into consecutive chunks of ``max_len + 1``; column ``seq`` is ARRAY<BIGINT> of
+    fixed length ``max_len + 1``. Order: ``(event_ts, item_id)``, as the split orders events.
     """
     split = table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id).where(
-        (F.col(Col.ROLE) == F.lit(TRAIN)) & F.col(Col.IS_POSITIVE)
+        F.col(Col.ROLE) == F.lit(TRAIN)
     )
+    if positives_only:
+        split = split.where(F.col(Col.IS_POSITIVE))
     items = table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(
         Col.ITEM_ID, Col.ITEM_INDEX
     )
@@ -266,16 +286,100 @@ def petastorm_converter(df: DataFrame, warehouse_root: str) -> Iterator[Any]:
         converter.delete()
 
 
-def epoch_batches(converter: Any, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
-    """One pass over the converter's rows in stored order (one reader worker, no shuffling)."""
+def epoch_batches(
+    converter: Any, batch_size: int, seed: int | None = None
+) -> Iterator[dict[str, torch.Tensor]]:
+    """One pass over the converter's rows through one reader worker.
+
+    ``seed`` None: stored order. Otherwise rows and row groups are shuffled by petastorm with
+    that seed (deterministic, as there is one worker).
+    """
+    shuffle: dict[str, Any] = (
+        {"shuffle_row_groups": False}
+        if seed is None
+        else {"shuffle_row_groups": True, "shuffle_rows": True, "seed": seed}
+    )
     with converter.make_torch_dataloader(
         batch_size=batch_size,
         num_epochs=1,
         workers_count=1,
         shuffling_queue_capacity=0,
-        shuffle_row_groups=False,
+        **shuffle,
     ) as loader:
         yield from loader
+
+
+def read_all(converter: Any, batch_size: int = 65_536) -> dict[str, torch.Tensor]:
+    """Every row of the converter as one tensor per column, in stored order."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    for batch in epoch_batches(converter, batch_size):
+        for key, value in batch.items():
+            parts.setdefault(key, []).append(value)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+class EpochBatches:
+    """Callable giving one epoch of batches per call, in a new seeded order each epoch.
+
+    Args:
+        converter: A petastorm converter (``len()`` is its row count).
+        batch_size: Rows per batch, >= 1.
+        seed: Seeds each epoch's order together with the epoch number (1, 2, ...).
+        length_of: Column whose non-zero count is a row's length, e.g. :data:`SEQ`, or None.
+            Given, rows are sorted by length inside windows of :data:`LENGTH_WINDOW_BATCHES`
+            shuffled batches, and each batch of that 2-D column is cut to its longest row's
+            trailing entries (rows must be left-padded with 0). In-memory streams only.
+        max_rows_in_memory: Streams with more rows are re-read (shuffled) every epoch.
+    """
+
+    def __init__(
+        self,
+        converter: Any,
+        batch_size: int,
+        seed: int,
+        *,
+        length_of: str | None = None,
+        max_rows_in_memory: int = MAX_ROWS_IN_MEMORY,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {batch_size!r}")
+        self.converter = converter
+        self.batch_size = batch_size
+        self.seed = seed
+        self.length_of = length_of
+        self.epoch = 0
+        self.rows: dict[str, torch.Tensor] | None = (
+            read_all(converter) if len(converter) <= max_rows_in_memory else None
+        )
+
+    def __call__(self) -> Iterator[dict[str, torch.Tensor]]:
+        self.epoch += 1
+        if self.rows is None:
+            return epoch_batches(self.converter, self.batch_size, self.seed + self.epoch)
+        return iter(self._in_memory(self.rows, self.epoch))
+
+    def _in_memory(self, rows: dict[str, torch.Tensor], epoch: int) -> list[dict[str, Any]]:
+        n = len(next(iter(rows.values()))) if rows else 0
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(n, generator=gen)
+        if self.length_of is None:
+            groups: Sequence[torch.Tensor] = torch.split(perm, self.batch_size)
+        else:
+            lengths = (rows[self.length_of] != 0).sum(1)
+            windows = torch.split(perm, self.batch_size * LENGTH_WINDOW_BATCHES)
+            by_length = [w[torch.argsort(lengths[w], stable=True)] for w in windows]
+            groups = [g for w in by_length for g in torch.split(w, self.batch_size)]
+            order = torch.randperm(len(groups), generator=gen).tolist()
+            groups = [groups[i] for i in order]
+        out: list[dict[str, Any]] = []
+        for idx in groups:
+            batch = {k: v[idx] for k, v in rows.items()}
+            if self.length_of is not None:
+                col = batch[self.length_of]
+                width = max(1, int((col != 0).sum(1).max()))
+                batch[self.length_of] = col[:, -width:]
+            out.append(batch)
+        return out
 
 
 def known_items(pairs: pd.DataFrame, roles: tuple[str, ...]) -> dict[int, set[int]]:
@@ -299,6 +403,29 @@ def positive_sequences(
 ) -> dict[int, list[int]]:
     """Per user, item indices of positives in ``roles``, oldest first (ties by item id)."""
     sub = pairs[pairs[Col.ROLE].isin(roles) & pairs[Col.IS_POSITIVE]]
+    sub = sub.sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
+    grouped = sub.groupby(Col.USER_ID, sort=True)[Col.ITEM_ID].agg(list)
+    return {
+        int(u): [index_of[int(i)] for i in g if int(i) in index_of]
+        for u, g in zip(grouped.index.tolist(), grouped.tolist(), strict=True)
+    }
+
+
+def event_sequences(
+    pairs: pd.DataFrame,
+    roles: tuple[str, ...],
+    index_of: Mapping[int, int],
+    positives_only: bool,
+) -> dict[int, list[int]]:
+    """Per user, item indices of the events in ``roles``, oldest first (ties by item id).
+
+    ``positives_only``: as :func:`positive_sequences`; otherwise every interaction (a rating
+    below the positive threshold is still a watched item), the input SASRec is trained on when
+    its config says ``positives_only=False``.
+    """
+    if positives_only:
+        return positive_sequences(pairs, roles, index_of)
+    sub = pairs[pairs[Col.ROLE].isin(roles)]
     sub = sub.sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
     grouped = sub.groupby(Col.USER_ID, sort=True)[Col.ITEM_ID].agg(list)
     return {

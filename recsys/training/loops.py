@@ -47,6 +47,9 @@ class TrainConfig:
         history_len: Two-tower history items per user, >= 1.
         max_len: SASRec sequence length, >= 2.
         candidates: Two-tower candidates the ranker re-ranks in validation, >= 10.
+        dropout: SASRec dropout, in [0, 1).
+        positives_only: SASRec input events: positives only, or every interaction (see
+            :class:`recsys.models.sasrec.SASRecConfig`).
     """
 
     epochs: int = 20
@@ -58,6 +61,8 @@ class TrainConfig:
     history_len: int = 50
     max_len: int = 50
     candidates: int = 100
+    dropout: float = 0.2
+    positives_only: bool = True
 
     def __post_init__(self) -> None:
         for name, minimum in (
@@ -78,6 +83,10 @@ class TrainConfig:
             raise ValueError(f"lr: must be a finite float > 0, got {self.lr!r}")
         if not (isinstance(self.weight_decay, int | float) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay: must be >= 0, got {self.weight_decay!r}")
+        if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout: must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.positives_only, bool):
+            raise ValueError(f"positives_only: must be a bool, got {self.positives_only!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed: must be an int, got {self.seed!r}")
 

@@ -180,7 +180,7 @@ def train_two_tower(
     size = _batch_size(config, "two_tower", device)
     with D.petastorm_converter(rows_df, warehouse_root) as conv:
         result = fit(
-            model, lambda: D.epoch_batches(conv, size), loss_fn, validate, config, "two_tower"
+            model, D.EpochBatches(conv, size, config.seed), loss_fn, validate, config, "two_tower"
         )
     return Trained("two_tower", model, config_dict(mc), result)
 
@@ -193,12 +193,22 @@ def train_sasrec(
     device: torch.device,
     model_config: SASRecConfig | None = None,
 ) -> Trained:
-    """Full-softmax next-item training on chronological train positives."""
+    """Full-softmax next-item training on chronological train events.
+
+    The events are the train positives, or every train interaction when
+    ``config.positives_only`` is False; validation feeds the same kind of sequence. Batches are
+    reshuffled every epoch and grouped by length, each cut to its longest row.
+    """
     seed_everything(config.seed)
-    mc = model_config or SASRecConfig(n_items=split.items.n_items, max_len=config.max_len)
+    mc = model_config or SASRecConfig(
+        n_items=split.items.n_items,
+        max_len=config.max_len,
+        dropout=config.dropout,
+        positives_only=config.positives_only,
+    )
     model = SequentialRecommender(mc).to(device)
     val_users, val_mask, val_targets = split.eval_task(D.VALIDATION)
-    seqs = D.positive_sequences(split.pairs, (D.TRAIN,), split.index_of)
+    seqs = D.event_sequences(split.pairs, (D.TRAIN,), split.index_of, mc.positives_only)
 
     def loss_fn(batch: dict[str, Tensor]) -> Tensor:
         seq = batch[D.SEQ].long().to(device)
@@ -208,12 +218,13 @@ def train_sasrec(
         scores = sasrec_scores(model, seqs, val_users, device)
         return {NDCG10: ndcg_at(top_k(scores, val_mask, 10), val_targets)}
 
-    rows_df = D.sasrec_rows(spark, split.ds, split.split_id, mc.max_len, config.seed)
+    rows_df = D.sasrec_rows(
+        spark, split.ds, split.split_id, mc.max_len, config.seed, mc.positives_only
+    )
     size = _batch_size(config, "sasrec", device)
     with D.petastorm_converter(rows_df, warehouse_root) as conv:
-        result = fit(
-            model, lambda: D.epoch_batches(conv, size), loss_fn, validate, config, "sasrec"
-        )
+        batches = D.EpochBatches(conv, size, config.seed, length_of=D.SEQ)
+        result = fit(model, batches, loss_fn, validate, config, "sasrec")
     return Trained("sasrec", model, config_dict(mc), result)
 
 
@@ -287,6 +298,6 @@ def train_ranker(
     size = _batch_size(config, "ranker", device)
     with D.petastorm_converter(rows_df, warehouse_root) as conv:
         result = fit(
-            model, lambda: D.epoch_batches(conv, size), loss_fn, validate, config, "ranker"
+            model, D.EpochBatches(conv, size, config.seed), loss_fn, validate, config, "ranker"
         )
     return Trained("ranker", model, config_dict(mc), result)

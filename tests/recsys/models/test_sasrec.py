@@ -180,3 +180,18 @@ def test_state_dict_round_trip(tmp_path: Path) -> None:
 def test_config_rejects_bad_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"^{field}:"):
         replace(TINY, **{field: value})  # type: ignore[arg-type]
+
+
+def test_positives_only_must_be_a_bool() -> None:
+    assert SASRecConfig(n_items=3).positives_only is True
+    assert SASRecConfig(n_items=3, positives_only=False).positives_only is False
+    with pytest.raises(ValueError, match="positives_only"):
+        SASRecConfig(n_items=3, positives_only="no")  # type: ignore[arg-type]
+
+
+def test_loss_of_a_batch_without_targets_is_zero_and_differentiable() -> None:
+    model = _model().train()
+    seq = torch.tensor([[0, 0, 3]])
+    loss = model.loss(seq, torch.zeros_like(seq))
+    assert loss.item() == 0.0
+    loss.backward()  # type: ignore[no-untyped-call]
