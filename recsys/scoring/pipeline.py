@@ -229,7 +229,11 @@ def step_retrieve(ctx: ScoreContext, k: int) -> dict[str, int]:
 def _sasrec(
     ctx: ScoreContext, art: Artifact, items: D.ItemTable, users: DataFrame, seen: DataFrame, k: int
 ) -> DataFrame:
-    roles = F.col(Col.ROLE).isin(D.TRAIN, D.VALIDATION) & F.col(Col.IS_POSITIVE)
+    roles = F.col(Col.ROLE).isin(D.TRAIN, D.VALIDATION)
+    # The input the model was trained on: positives only, or every interaction (artifacts from
+    # before the option existed lack the key and were trained on positives).
+    if bool(art.config.get("positives_only", True)):
+        roles = roles & F.col(Col.IS_POSITIVE)
     index = ctx.split(FEATURES_ITEM_FEATURES).select(Col.ITEM_ID, Col.ITEM_INDEX)
     pos = ctx.split(FEATURES_INTERACTIONS_SPLIT).where(roles).join(index, Col.ITEM_ID)
     ordered = F.sort_array(

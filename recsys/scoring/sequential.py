@@ -1,6 +1,7 @@
-"""SASRec candidates in Spark: next-item scores of each user's positive sequence, top-K unseen.
+"""SASRec candidates in Spark: next-item scores of each user's sequence, top-K unseen.
 
-The sequence is the user's train and validation positives, oldest first (ties by item id), as
+The sequence is the user's train and validation events (positives only, or every interaction,
+as the artifact's ``positives_only`` says), oldest first (ties by item id), as
 item indices of ``features.item_features`` (as offline evaluation feeds SASRec); the last
 ``max_len`` are kept. Scores are SASRec logits; exclusion and ordering are those of
 :mod:`recsys.scoring.kernels` (ties: lower item id).

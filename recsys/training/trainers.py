@@ -9,6 +9,7 @@ for :func:`recsys.training.artifacts.save_artifact`.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -76,7 +77,11 @@ class SplitData:
             "content_dim": int(self.items.content.shape[1]),
             "user_dense_dim": int(self.users.dense.shape[1]),
             "split_id": self.split_id,
-            "ds": self.ds.isoformat(),
+            # Which item id each index means (not the day): a model trained on an earlier ds
+            # serves later days as long as the catalogue, hence its vocabulary, is unchanged.
+            "item_vocabulary": hashlib.sha256(
+                np.ascontiguousarray(self.items.item_ids[1:].numpy(), dtype=np.int64).tobytes()
+            ).hexdigest()[:16],
         }
 
     def eval_task(self, role: str) -> tuple[list[int], Tensor, list[set[int]]]:

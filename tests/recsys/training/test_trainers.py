@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -130,6 +131,16 @@ def test_artifact_refuses_a_mismatched_feature_spec(split: SplitData, tmp_path: 
     )
     with pytest.raises(FeatureSpecMismatchError, match="n_items"):
         load_model(read_artifact(art.path), split)
+
+
+def test_feature_spec_follows_the_catalogue_not_the_day(split: SplitData) -> None:
+    """A model trained on one ds serves later days while the item vocabulary is unchanged."""
+    later = dataclasses.replace(split, ds=split.ds + timedelta(days=7))
+    assert later.feature_spec() == split.feature_spec()
+    ids = split.items.item_ids.clone()
+    ids[1], ids[2] = ids[2].item(), ids[1].item()  # the same ids meaning other indices
+    shuffled = dataclasses.replace(split, items=dataclasses.replace(split.items, item_ids=ids))
+    assert shuffled.feature_spec()["item_vocabulary"] != split.feature_spec()["item_vocabulary"]
 
 
 def test_popularity_by_distinct_users_on_a_literal_dataset() -> None:
