@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 import uuid
@@ -40,6 +41,8 @@ if __package__ in (None, "") and __name__ == "__main__":  # spark-submit jobs/sc
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jobs.common import configure_logging
+
+RUN_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:+-]{1,200}")
 
 log = logging.getLogger("jobs.score")
 
@@ -69,8 +72,11 @@ class ScoreJobConfig:
             raise ValueError(f"command: expected one of {COMMANDS}, got {self.command!r}")
         if not self.split_id or not self.split_id.replace("_", "").isalnum():
             raise ValueError(f"split_id: expected an identifier, got {self.split_id!r}")
-        if not self.run_id or not self.run_id.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"run_id: expected letters, digits, - or _, got {self.run_id!r}")
+        # Airflow run ids look like manual__2026-01-05T00:00:00+00:00; the id is only data.
+        if not RUN_ID_PATTERN.fullmatch(self.run_id):
+            raise ValueError(
+                f"run_id: expected 1-200 of letters, digits, _ - . : +, got {self.run_id!r}"
+            )
         for name in ("two_tower_version", "sasrec_version", "ranker_version"):
             v = getattr(self, name)
             if v is not None and (not v or "/" in v or v.startswith(".")):

@@ -47,6 +47,8 @@ def test_bad_arguments_exit_2_before_spark() -> None:
     config = parse_args(["all", "--ds", "2026-03-01"])
     assert config.steps == ("embeddings", "retrieve", "rank", "publish")
     assert len(config.run_id) == 36
+    airflow_run = "manual__2026-01-05T00:00:00.123456+00:00"  # what the DAG passes
+    assert parse_args(["publish", "--run-id", airflow_run]).run_id == airflow_run
 
 
 def _day(spark: SparkSession, table: object) -> DataFrame:
