@@ -203,8 +203,12 @@ def write_reports(
         daily = daily_points(data, looks, args.analysis) if looks else []
         definitions = args.metrics.for_experiment(exp_id)
         covariates = {
-            m.name: m.covariate.event + " " + m.covariate.agg + ", "
-            + str(m.covariate.pre_window_days) + " days before first exposure"
+            m.name: m.covariate.event
+            + " "
+            + m.covariate.agg
+            + ", "
+            + str(m.covariate.pre_window_days)
+            + " days before first exposure"
             for m in definitions
             if m.covariate is not None
         }
