@@ -19,13 +19,13 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from recsys.features.item_features import GENRES
 from recsys.models.device import batch_size_for, pick_device
 from recsys.models.two_tower import TwoTower
 from recsys.scoring.kernels import NDArray, list_matrix, list_parts
 from recsys.scoring.runtime import ModelPayload, cached, set_threads, worker_threads
 from recsys.training.data import ItemTable
 from recsys.training.scoring import item_vectors
+from recsys.training.trainers import feature_spec_of
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -43,18 +43,10 @@ USER_EMBEDDING_SCHEMA: Final = T.StructType(
 )
 
 
-def feature_spec(items: ItemTable, user_dense_dim: int, ds: Any, split_id: str) -> dict[str, Any]:
-    """The feature spec artifacts are checked against (as ``SplitData.feature_spec``), built
-    without loading every interaction."""
-    return {
-        "n_items": items.n_items,
-        "genres": list(GENRES),
-        "n_genres": int(items.genres.shape[1]),
-        "content_dim": int(items.content.shape[1]),
-        "user_dense_dim": int(user_dense_dim),
-        "split_id": split_id,
-        "ds": ds.isoformat(),
-    }
+def feature_spec(items: ItemTable, user_dense_dim: int, split_id: str) -> dict[str, Any]:
+    """The feature spec artifacts are checked against, built without loading every interaction
+    (the same function as ``SplitData.feature_spec``)."""
+    return feature_spec_of(items, user_dense_dim, split_id)
 
 
 def item_embedding_arrays(model: TwoTower, items: ItemTable, device: torch.device) -> NDArray:

@@ -94,7 +94,7 @@ def _dense_dim(ctx: ScoreContext) -> int:
 def resolve(ctx: ScoreContext, name: str, version: str | None, items: D.ItemTable) -> Artifact:
     """The artifact to use, refused when trained on other features."""
     art = resolve_artifact(ctx.artifacts_root, name, version)
-    check_feature_spec(art, feature_spec(items, _dense_dim(ctx), ctx.ds, ctx.split_id))
+    check_feature_spec(art, feature_spec(items, _dense_dim(ctx), ctx.split_id))
     return art
 
 

@@ -56,6 +56,25 @@ INPUT_TABLES = (
 )
 
 
+def feature_spec_of(items: D.ItemTable, user_dense_dim: int, split_id: str) -> dict[str, Any]:
+    """The feature spec artifacts are checked against: vocabulary and input dimensions.
+
+    It names which item id each index means (a hash of the ids in index order), not the day: a
+    model trained on an earlier ds serves later days as long as the catalogue is unchanged.
+    """
+    return {
+        "n_items": items.n_items,
+        "genres": list(GENRES),
+        "n_genres": int(items.genres.shape[1]),
+        "content_dim": int(items.content.shape[1]),
+        "user_dense_dim": int(user_dense_dim),
+        "split_id": split_id,
+        "item_vocabulary": hashlib.sha256(
+            np.ascontiguousarray(items.item_ids[1:].numpy(), dtype=np.int64).tobytes()
+        ).hexdigest()[:16],
+    }
+
+
 @dataclass(frozen=True)
 class SplitData:
     """Everything in memory about one (ds, split_id)."""
@@ -70,19 +89,7 @@ class SplitData:
 
     def feature_spec(self) -> dict[str, Any]:
         """What a model's inputs depend on; artifacts refuse to load against another."""
-        return {
-            "n_items": self.items.n_items,
-            "genres": list(GENRES),
-            "n_genres": int(self.items.genres.shape[1]),
-            "content_dim": int(self.items.content.shape[1]),
-            "user_dense_dim": int(self.users.dense.shape[1]),
-            "split_id": self.split_id,
-            # Which item id each index means (not the day): a model trained on an earlier ds
-            # serves later days as long as the catalogue, hence its vocabulary, is unchanged.
-            "item_vocabulary": hashlib.sha256(
-                np.ascontiguousarray(self.items.item_ids[1:].numpy(), dtype=np.int64).tobytes()
-            ).hexdigest()[:16],
-        }
+        return feature_spec_of(self.items, int(self.users.dense.shape[1]), self.split_id)
 
     def eval_task(self, role: str) -> tuple[list[int], Tensor, list[set[int]]]:
         """Users with held-out positives of ``role``, their known-item mask and target sets.
