@@ -139,6 +139,9 @@ def dag_test(home: Path, cfg: dict[str, Any], timeout: int, **env: str) -> dict[
     assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
     assert lines, res.stdout[-6000:]
     result: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
+    if result["state"] != "success":  # what failed, in the assertion message of the caller
+        output = (res.stdout + res.stderr).splitlines()
+        result["errors"] = [x[:400] for x in output if "ERROR" in x or "TASK FAILED" in x][-20:]
     return result
 
 
