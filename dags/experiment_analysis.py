@@ -32,14 +32,17 @@ the day of `run_after`. The source is `params.source`, else the triggering event
 **Params**: `experiments_config` and `metrics_config` (YAML files, default the examples under
 `ab_testing/`), `ds`, `from_ds`, `source`, `grace_days`, and for a replay `replay`,
 `replay_experiment`, `replay_data_start` (the data instant mapped onto the experiment's first
-day) and `replay_speed` (data days per replay day). The demo's replay of the recommendation
+day), `replay_speed` (data days per replay day) and `replay_list_size`. The defaults map
+2010-01-01 onwards (about 9.5 years of MovieLens) onto the 14 replay days, so most users' held-out
+interactions fall inside the experiment and the 14 replay days before it (9.6 years of data)
+feed the CUPED covariate. The demo's replay of the recommendation
 experiment:
 
 ```bash
 airflow dags test experiment_analysis 2027-01-17 -c '{"experiments_config":
   "ab_testing/experiments.recs.yaml", "metrics_config": "ab_testing/metrics.recs.yaml",
   "from_ds": "2027-01-04", "replay": true, "replay_experiment": "recs_model_vs_popularity",
-  "replay_data_start": "2017-09-01T00:00:00", "replay_speed": 30}'
+  "replay_data_start": "2010-01-01T00:00:00", "replay_speed": 250}'
 ```
 
 Retries and the failure line as in `dags/common.py`.
@@ -203,13 +206,16 @@ with DAG(
             description="Experiment id the replay serves.",
         ),
         "replay_data_start": Param(
-            "2017-09-01T00:00:00",
+            "2010-01-01T00:00:00",
             type="string",
             pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$",
             description="Data instant (UTC) mapped onto the experiment's first day.",
         ),
         "replay_speed": Param(
-            30, type="integer", minimum=1, maximum=10000, description="Data days per replay day."
+            250, type="integer", minimum=1, maximum=10000, description="Data days per replay day."
+        ),
+        "replay_list_size": Param(
+            20, type="integer", minimum=1, maximum=200, description="Items per served list."
         ),
         "grace_days": Param(
             7,
@@ -241,6 +247,7 @@ with DAG(
             "--ds", RUN_DS,
             "--data-start", "{{ params.replay_data_start }}",
             "--speed", "{{ params.replay_speed }}",
+            "--list-size", "{{ params.replay_list_size }}",
         ],
     )  # fmt: skip
     exposures = common.spark_job(

@@ -279,8 +279,9 @@ def test_experiment_analysis_dry_run_with_replay_over_a_range(airflow_home: Path
         "--config", config,
         "--experiment", "recs_model_vs_popularity",
         "--ds", "2027-01-06",
-        "--data-start", "2017-09-01T00:00:00",
-        "--speed", "30",
+        "--data-start", "2010-01-01T00:00:00",
+        "--speed", "250",
+        "--list-size", "20",
     ]  # fmt: skip
     assert [t[3] for t in out["tis"] if t[0] == "analyze"] == ["recs_model_vs_popularity"]
 
@@ -311,6 +312,7 @@ def write_small_movielens(directory: Path, n_users: int = 60, n_items: int = 40)
 
 
 @pytest.mark.spark
+@pytest.mark.timeout(2700)  # 15 spark-submits; ~8 min on an idle 2-core machine, more when loaded
 def test_recsys_daily_end_to_end(spark: SparkSession, airflow_home: Path, tmp_path: Path) -> None:
     """Every task for real (local Spark): ingest -> ... -> publish -> data-quality checks."""
     n_ratings = write_small_movielens(tmp_path / "ml-small")
