@@ -129,7 +129,8 @@ def test_latest_view_shows_only_the_newest_ds(spark: SparkSession) -> None:
     from recsys.warehouse.tables import SERVE_RECOMMENDATIONS, Col
 
     schema = spark.table(SERVE_RECOMMENDATIONS.qualified_name).schema
-    days = (date(2031, 1, 1), date(2031, 1, 2))
+    # Later than any ds another test of the session writes: the view shows the table's newest day.
+    days = (date(2099, 1, 1), date(2099, 1, 2))
     for ds in days:
         row = ("model", 1, 1, 7, 0.5, "x", "two_tower", "v", "r", ds)
         replace_partition(spark.createDataFrame([row], schema), SERVE_RECOMMENDATIONS, ds)

@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 def tiny_delivery(directory: Path, n_users: int) -> Path:
     directory.mkdir(parents=True)
-    (directory / "movies.csv").write_text("movieId,title,genres\n1,A (2001),Drama\n2,B (2002),Comedy\n")
+    (directory / "movies.csv").write_text(
+        "movieId,title,genres\n1,A (2001),Drama\n2,B (2002),Comedy\n"
+    )
     lines = ["userId,movieId,rating,timestamp"]
     lines += [f"{u},{i},4.0,{1_000_000 + u}" for u in range(1, n_users + 1) for i in (1, 2)]
     (directory / "ratings.csv").write_text("\n".join(lines) + "\n")
@@ -38,12 +40,27 @@ def test_two_ingest_processes_write_the_same_tables_at_once(
         src = tiny_delivery(tmp_path / name, n_users)
         argv = ["-m", "jobs.ingest", "--input", str(src), "--ds", "2026-10-01", "--source", name]
         env = dict(os.environ, RECSYS_DRIVER_MEMORY="1g", RECSYS_SPARK_MASTER="local[1]")
-        procs.append(subprocess.Popen([sys.executable, *argv], cwd=PROJECT_ROOT, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, *argv],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     for p, out in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, "\n".join(l for l in out.splitlines() if not l.lstrip().startswith("at "))[-3000:]
-    got = {r["source"]: r["n"] for r in spark.table("bronze.interactions")
-           .where(F.col("source").isin("conc-a", "conc-b"))
-           .groupBy("source").agg(F.count(F.lit(1)).alias("n")).collect()}
+        assert p.returncode == 0, "\n".join(
+            line for line in out.splitlines() if not line.lstrip().startswith("at ")
+        )[-3000:]
+    got = {
+        r["source"]: r["n"]
+        for r in spark.table("bronze.interactions")
+        .where(F.col("source").isin("conc-a", "conc-b"))
+        .groupBy("source")
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
+    }
     assert got == {"conc-a": 60, "conc-b": 80}
