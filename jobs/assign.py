@@ -30,15 +30,15 @@ import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
 from ab_testing.assignment_spark import assign_df, write_assignments
 from ab_testing.config import ExperimentsConfig, load_config
-from jobs.common import configure_logging
+from jobs.common import configure_logging, day_range
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import AB_ASSIGNMENTS, BRONZE_USERS, Col
 
@@ -51,30 +51,10 @@ log = logging.getLogger("jobs.assign")
 _NOT_ATTRIBUTES = (Col.USER_ID, Col.SOURCE, Col.RUN_ID, Col.DS)
 #: Delivery names and run ids, as bronze writes them.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-#: Most days one ``--from-ds``..``--ds`` run may process (both ends included).
-MAX_RANGE_DAYS: Final = 366
 
 
 class NoPopulationError(RuntimeError):
     """No ``bronze.users`` delivery on or before the day to assign."""
-
-
-def day_range(first: date | None, last: date) -> tuple[date, ...]:
-    """Days ``first``..``last``, both included; ``(last,)`` when ``first`` is None.
-
-    Raises:
-        ValueError: ``first`` is after ``last``, or the range is over MAX_RANGE_DAYS days.
-    """
-    if first is None:
-        return (last,)
-    if first > last:
-        raise ValueError(f"--from-ds: {first} is after --ds {last}")
-    n = (last - first).days + 1
-    if n > MAX_RANGE_DAYS:
-        raise ValueError(
-            f"--from-ds: {first}..{last} (--ds) is {n} days; at most {MAX_RANGE_DAYS} per run"
-        )
-    return tuple(first + timedelta(days=i) for i in range(n))
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,13 +40,13 @@ import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import TYPE_CHECKING, Final
+from datetime import date
+from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
 from ab_testing.assignment_spark import exposures_from_served, record_exposures
-from jobs.common import configure_logging
+from jobs.common import configure_logging, day_range
 from recsys.settings import Reason
 from recsys.warehouse.io import with_conflict_retry
 from recsys.warehouse.session import build_spark
@@ -65,30 +65,10 @@ log = logging.getLogger("jobs.exposures")
 
 #: Delivery names and run ids, as bronze writes them.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-#: Most days one ``--from-ds``..``--ds`` run may process (both ends included).
-MAX_RANGE_DAYS: Final = 366
 
 
 class NoAssignmentsError(RuntimeError):
     """``ab.assignments`` has no row for the day: run ``jobs.assign`` first."""
-
-
-def day_range(first: date | None, last: date) -> tuple[date, ...]:
-    """Days ``first``..``last``, both included; ``(last,)`` when ``first`` is None.
-
-    Raises:
-        ValueError: ``first`` is after ``last``, or the range is over MAX_RANGE_DAYS days.
-    """
-    if first is None:
-        return (last,)
-    if first > last:
-        raise ValueError(f"--from-ds: {first} is after --ds {last}")
-    n = (last - first).days + 1
-    if n > MAX_RANGE_DAYS:
-        raise ValueError(
-            f"--from-ds: {first}..{last} (--ds) is {n} days; at most {MAX_RANGE_DAYS} per run"
-        )
-    return tuple(first + timedelta(days=i) for i in range(n))
 
 
 @dataclass(frozen=True, slots=True)
