@@ -28,7 +28,8 @@ class RankerConfig:
     Attributes:
         n_user_buckets: Hash buckets of the user id table, >= 1.
         n_item_buckets: Hash buckets of the item id table, >= 1.
-        id_dim: Width of each id embedding, >= 1.
+        id_dim: Width of each id embedding, >= 0; 0 for none (dense features only: with few
+            labelled users, id embeddings memorise them instead of generalising).
         n_dense: Width of the dense feature vector (user, item, cross features and the retrieval
             score, standardised upstream), >= 0.
         n_cross_layers: Number of cross layers, >= 0.
@@ -53,8 +54,10 @@ class RankerConfig:
     def __post_init__(self) -> None:
         _check_int("n_user_buckets", self.n_user_buckets, 1)
         _check_int("n_item_buckets", self.n_item_buckets, 1)
-        _check_int("id_dim", self.id_dim, 1)
+        _check_int("id_dim", self.id_dim, 0)
         _check_int("n_dense", self.n_dense, 0)
+        if self.id_dim == 0 and self.n_dense == 0:
+            raise ValueError("id_dim: 0 with n_dense 0 leaves no input, got 0")
         _check_int("n_cross_layers", self.n_cross_layers, 0)
         if self.cross_rank is not None:
             _check_int("cross_rank", self.cross_rank, 1)
@@ -67,7 +70,7 @@ class RankerConfig:
 
     @property
     def input_dim(self) -> int:
-        """Width d of ``x0``: two id embeddings plus the dense features."""
+        """Width d of ``x0``: two id embeddings (if any) plus the dense features."""
         return 2 * self.id_dim + self.n_dense
 
 
@@ -98,8 +101,8 @@ class InteractionRanker(nn.Module):
         super().__init__()
         c = config
         self.config = c
-        self.user_ids = HashedEmbedding(c.n_user_buckets, c.id_dim)
-        self.item_ids = HashedEmbedding(c.n_item_buckets, c.id_dim)
+        self.user_ids = HashedEmbedding(c.n_user_buckets, c.id_dim) if c.id_dim else None
+        self.item_ids = HashedEmbedding(c.n_item_buckets, c.id_dim) if c.id_dim else None
         d = c.input_dim
         self.cross = nn.ModuleList(CrossLayer(d, c.cross_rank) for _ in range(c.n_cross_layers))
         deep_in = d
@@ -128,7 +131,10 @@ class InteractionRanker(nn.Module):
         Returns:
             ``(B,)`` float logits (apply a sigmoid for probabilities).
         """
-        x0 = torch.cat([self.user_ids(user_ids), self.item_ids(item_ids), dense], dim=-1)
+        if self.user_ids is None or self.item_ids is None:
+            x0 = dense
+        else:
+            x0 = torch.cat([self.user_ids(user_ids), self.item_ids(item_ids), dense], dim=-1)
         c = self.config
         if c.structure == "stacked":
             h: Tensor = self.deep(self._cross(x0))

@@ -125,7 +125,7 @@ def test_state_dict_round_trip(tmp_path: Path) -> None:
     [
         ("n_user_buckets", 0),
         ("n_item_buckets", 0),
-        ("id_dim", 0),
+        ("id_dim", -1),
         ("n_dense", -1),
         ("n_cross_layers", -1),
         ("cross_rank", 0),
@@ -142,3 +142,20 @@ def test_config_rejects_bad_values(field: str, value: object) -> None:
 def test_config_rejects_an_empty_network() -> None:
     with pytest.raises(ValueError, match=r"^n_cross_layers:"):
         replace(TINY, n_cross_layers=0, deep_dims=())
+
+
+def test_config_rejects_no_input() -> None:
+    with pytest.raises(ValueError, match=r"^id_dim:"):
+        replace(TINY, id_dim=0, n_dense=0)
+
+
+def test_without_id_embeddings_only_dense_features_count() -> None:
+    model = InteractionRanker(replace(TINY, id_dim=0))
+    batch = _batch(5)
+    other = {**batch, "user_ids": batch["user_ids"] + 1, "item_ids": batch["item_ids"] + 7}
+    model.eval()
+    assert torch.equal(model(**batch), model(**other))
+    assert model.user_ids is None
+    assert not any("ids" in k for k in model.state_dict())
+    changed = {**batch, "dense": batch["dense"] + 1.0}
+    assert not torch.equal(model(**batch), model(**changed))
