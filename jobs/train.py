@@ -57,7 +57,7 @@ MODELS_DIR = "_models"
 DEFAULTS: dict[str, tuple[int, int, float]] = {
     "two_tower": (20, 3, 1e-3),
     "sasrec": (200, 10, 2e-3),
-    "ranker": (8, 3, 1e-3),
+    "ranker": (60, 8, 1e-3),
 }
 SASREC_MAX_LEN = 200
 SASREC_DROPOUT = 0.2

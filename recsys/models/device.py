@@ -25,7 +25,7 @@ REFERENCE_GPU_GIB: Final = 16.0
 DEFAULT_BATCH_SIZES: Final[Mapping[tuple[ModelKind, Purpose], tuple[int, int]]] = {
     ("two_tower", "train"): (512, 4096),
     ("two_tower", "score"): (4096, 65536),
-    ("ranker", "train"): (1024, 8192),
+    ("ranker", "train"): (64, 512),
     ("ranker", "score"): (8192, 131072),
     ("sasrec", "train"): (32, 128),
     ("sasrec", "score"): (256, 2048),

@@ -60,7 +60,7 @@ class TrainConfig:
     batch_size: int | None = None
     history_len: int = 50
     max_len: int = 50
-    candidates: int = 100
+    candidates: int = 200
     dropout: float = 0.2
     positives_only: bool = True
 
