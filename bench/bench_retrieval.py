@@ -44,6 +44,14 @@ peak RSS of the Python driver, driver JVM and Python workers, the load average b
 recall against torch, and the ratios spark/torch, spark/faiss, spark/als against the goals
 (>= 0.7, >= 1.0, >= 5.0). ``cpu_ratio_*`` compare users per CPU-second of the whole process tree
 instead (less sensitive to other load on a shared machine; not the goal's measure).
+
+Measured 2026-11-30, 2 cores shared with a torch training job (load 10.5 at start), defaults
+(100k users x 20k items) with ``--torch-threads 1``: torch 4085 users/s (15.4 CPU-s), faiss 4077
+(15.5), spark 3194 (21.1 CPU-s: Python workers 14.1, JVM 6.5), ALS 523 (124.5); spark/torch 0.78
+(CPU 0.73), spark/faiss 0.78, spark/als 6.1. At 20k users with default threads (load 2.4 -> 7.8):
+0.55 / 0.82 / 3.4. The worker kernel runs at plain ``torch.topk`` speed (topk ~80% of it); the
+gap is the JVM's Arrow -> rows -> Parquet of the U x K long rows. Not kept (no gain beyond noise):
+top-k returned as arrays and exploded in Spark; skipping the tie re-sort of tie-free blocks.
 """
 
 from __future__ import annotations

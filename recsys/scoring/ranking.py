@@ -53,6 +53,8 @@ BECAUSE: Final = "because_item_id"
 #: History items compared for an explanation (most recent kept).
 EXPLAIN_HISTORY: Final = 50
 _CANDS: Final = "_cands"
+#: Low bits of a packed candidate that hold its source code.
+_SOURCE_BITS: Final = 2
 _HAS_FEATURES: Final = "_has_features"
 #: Users per explanation chunk (bounds the (users, N, history) similarity tensor).
 _EXPLAIN_USERS: Final = 1024
@@ -330,9 +332,7 @@ def _rank_batches(
     for rb in batches:
         if rb.num_rows == 0:
             continue
-        cands = rb.column(_CANDS)
-        cand_rows, structs = list_parts(cands)
-        struct_arr = cands.flatten()
+        cand_rows, packed = list_parts(rb.column(_CANDS))
         user_ids = rb.column(Col.USER_ID).to_numpy(zero_copy_only=False).astype(np.int64)
         has = rb.column(_HAS_FEATURES).to_numpy(zero_copy_only=False).astype(bool)
         batch = UserBatch(
@@ -343,10 +343,9 @@ def _rank_batches(
             embedding=list_matrix(rb.column(Col.EMBEDDING), dim),
             history=history_matrix(rb.column(Col.HISTORY), EXPLAIN_HISTORY),
             cand_rows=cand_rows,
-            cand_items=struct_arr.field(0).to_numpy(zero_copy_only=False).astype(np.int64),
-            cand_sources=struct_arr.field(1).to_numpy(zero_copy_only=False).astype(np.int64),
+            cand_items=packed >> _SOURCE_BITS,
+            cand_sources=packed & ((1 << _SOURCE_BITS) - 1),
         )
-        del structs
         out = rank_kernel(model, table, arrays.item_ids, emb, batch, n, device)  # type: ignore[arg-type]
         yield pa.RecordBatch.from_arrays(
             [
@@ -363,6 +362,50 @@ def _rank_batches(
 
 def _zeros(width: int) -> Any:
     return F.array_repeat(F.lit(0.0).cast("float"), width)
+
+
+def rank_input(
+    candidates: DataFrame,
+    users: DataFrame,
+    dense_dim: int,
+    n_genres: int,
+    dim: int,
+    partitions: int,
+) -> DataFrame:
+    """One row per user of ``candidates`` in ``partitions`` partitions: packed candidates and
+    features (zeros when absent)."""
+    # One BIGINT per candidate, item_id * 4 + source code: a primitive array through the
+    # aggregation and Arrow instead of an array of structs.
+    code: Any = F.raise_error(F.concat(F.lit(f"source: not one of {SOURCES}: "), F.col(Col.SOURCE)))
+    for i, source in reversed(list(enumerate(SOURCES))):
+        code = F.when(F.col(Col.SOURCE) == source, F.lit(i)).otherwise(code)
+    cand = F.shiftleft(F.col(Col.ITEM_ID).cast("long"), _SOURCE_BITS) + code.cast("long")
+    # An explicit count (AQE does not coalesce it) fixes the partitions up front; asking the
+    # plan for them (``.rdd.getNumPartitions()``) would run the shuffle once more.
+    user = F.col(Col.USER_ID).cast("long").alias(Col.USER_ID)
+    grouped = (
+        candidates.select(user, cand.alias(_CANDS))
+        .repartition(partitions, Col.USER_ID)
+        .groupBy(Col.USER_ID)
+        .agg(F.collect_list(_CANDS).alias(_CANDS))
+    )
+    feats = users.select(
+        F.col(Col.USER_ID).cast("long").alias(Col.USER_ID),
+        Col.DENSE,
+        Col.GENRE_AFFINITY,
+        Col.EMBEDDING,
+        Col.HISTORY,
+        F.lit(True).alias(_HAS_FEATURES),
+    )
+    return grouped.join(feats, Col.USER_ID, "left").select(
+        Col.USER_ID,
+        _CANDS,
+        F.coalesce(F.col(_HAS_FEATURES), F.lit(False)).alias(_HAS_FEATURES),
+        F.coalesce(F.col(Col.DENSE), _zeros(dense_dim)).alias(Col.DENSE),
+        F.coalesce(F.col(Col.GENRE_AFFINITY), _zeros(n_genres)).alias(Col.GENRE_AFFINITY),
+        F.coalesce(F.col(Col.EMBEDDING), _zeros(dim)).alias(Col.EMBEDDING),
+        F.coalesce(F.col(Col.HISTORY), F.array().cast("array<bigint>")).alias(Col.HISTORY),
+    )
 
 
 def rank_spark(
@@ -395,34 +438,8 @@ def rank_spark(
     spark = candidates.sparkSession
     dense_dim = int(payload.config["n_dense"]) - 4
     n_genres, dim = int(items.genres.shape[1]), int(items.embedding.shape[1])
-    codes = F.array(*[F.lit(s) for s in SOURCES])
-    cand = F.struct(
-        F.col(Col.ITEM_ID).cast("long").alias(Col.ITEM_ID),
-        (F.array_position(codes, F.col(Col.SOURCE)) - 1).cast("long").alias(Col.SOURCE),
-    )
-    grouped = candidates.groupBy(F.col(Col.USER_ID).cast("long").alias(Col.USER_ID)).agg(
-        F.collect_list(cand).alias(_CANDS)
-    )
-    feats = users.select(
-        F.col(Col.USER_ID).cast("long").alias(Col.USER_ID),
-        Col.DENSE,
-        Col.GENRE_AFFINITY,
-        Col.EMBEDDING,
-        Col.HISTORY,
-        F.lit(True).alias(_HAS_FEATURES),
-    )
-    frame = grouped.join(feats, Col.USER_ID, "left").select(
-        Col.USER_ID,
-        _CANDS,
-        F.coalesce(F.col(_HAS_FEATURES), F.lit(False)).alias(_HAS_FEATURES),
-        F.coalesce(F.col(Col.DENSE), _zeros(dense_dim)).alias(Col.DENSE),
-        F.coalesce(F.col(Col.GENRE_AFFINITY), _zeros(n_genres)).alias(Col.GENRE_AFFINITY),
-        F.coalesce(F.col(Col.EMBEDDING), _zeros(dim)).alias(Col.EMBEDDING),
-        F.coalesce(F.col(Col.HISTORY), F.array().cast("array<bigint>")).alias(Col.HISTORY),
-    )
-    slots = task_slots(spark)
-    if frame.rdd.getNumPartitions() < slots:
-        frame = frame.repartition(slots)
+    shuffle = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
+    frame = rank_input(candidates, users, dense_dim, n_genres, dim, max(task_slots(spark), shuffle))
     body = functools.partial(
         _rank_batches,
         model_bc=spark.sparkContext.broadcast(payload),
@@ -434,4 +451,5 @@ def rank_spark(
         threads=threads or worker_threads(spark),
     )
     out = frame.mapInArrow(body, RANKED_SCHEMA)
+    codes = F.array(*[F.lit(s) for s in SOURCES])
     return out.withColumn(Col.SOURCE, F.element_at(codes, F.col(Col.SOURCE) + 1))

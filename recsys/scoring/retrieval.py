@@ -272,13 +272,19 @@ def retrieve_spark(
     dim = int(item_vecs.shape[1])
     bc = spark.sparkContext.broadcast((item_ids, item_vecs))
     frame = users.select(F.col(Col.USER_ID).cast("long"), F.col(Col.EMBEDDING))
-    if seen is not None:
-        lists = seen.groupBy(F.col(Col.USER_ID).cast("long").alias(Col.USER_ID)).agg(
-            F.collect_list(F.col(Col.ITEM_ID).cast("long")).alias(SEEN)
-        )
-        frame = frame.join(lists, Col.USER_ID, "left")
     slots = task_slots(spark)
-    if frame.rdd.getNumPartitions() < slots:
+    if seen is not None:
+        # Both sides hashed by user into an explicit count (AQE keeps it): the join needs the
+        # shuffle anyway, and asking the joined plan for its partitions would run it twice.
+        parts = max(slots, int(spark.conf.get("spark.sql.shuffle.partitions") or 1))
+        lists = (
+            seen.select(F.col(Col.USER_ID).cast("long"), F.col(Col.ITEM_ID).cast("long"))
+            .repartition(parts, Col.USER_ID)
+            .groupBy(Col.USER_ID)
+            .agg(F.collect_list(Col.ITEM_ID).alias(SEEN))
+        )
+        frame = frame.repartition(parts, Col.USER_ID).join(lists, Col.USER_ID, "left")
+    elif frame.rdd.getNumPartitions() < slots:
         frame = frame.repartition(slots)
     body = functools.partial(
         _retrieve_batches,

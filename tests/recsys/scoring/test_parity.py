@@ -11,7 +11,7 @@ import torch
 from pyspark.sql import types as T
 
 from recsys.models.ranker import InteractionRanker, RankerConfig
-from recsys.scoring.ranking import SOURCES, ItemArrays, rank_local, rank_spark
+from recsys.scoring.ranking import SOURCES, ItemArrays, rank_input, rank_local, rank_spark
 from recsys.scoring.retrieval import retrieve_local, retrieve_spark
 from recsys.scoring.runtime import ModelPayload
 from recsys.training.loops import config_dict
@@ -134,3 +134,26 @@ def test_ranking_spark_equals_local(spark: SparkSession) -> None:
     np.testing.assert_allclose(got[Col.SCORE], want[Col.SCORE], atol=1e-5)
     assert ((got[Col.SCORE] >= 0) & (got[Col.SCORE] <= 1)).all()
     assert got.groupby(Col.USER_ID).size().max() <= n
+
+
+def test_rank_input_packs_candidates_and_rejects_unknown_sources(spark: SparkSession) -> None:
+    big = (1 << 40) + 3
+    cands = spark.createDataFrame(
+        [(1, big, SOURCES[3]), (1, 5, SOURCES[0]), (2, 7, SOURCES[1])],
+        [Col.USER_ID, Col.ITEM_ID, Col.SOURCE],
+    )
+    users = spark.createDataFrame(
+        [(1, [0.5], [0.25], [1.0], [5])],
+        f"{Col.USER_ID} BIGINT, {Col.DENSE} ARRAY<FLOAT>, {Col.GENRE_AFFINITY} ARRAY<FLOAT>, "
+        f"{Col.EMBEDDING} ARRAY<FLOAT>, {Col.HISTORY} ARRAY<BIGINT>",
+    )
+    rows = {r[Col.USER_ID]: r for r in rank_input(cands, users, 1, 1, 1, 2).collect()}
+    decoded = {u: sorted((p >> 2, p & 3) for p in r["_cands"]) for u, r in rows.items()}
+    assert decoded == {1: [(5, 0), (big, 3)], 2: [(7, 1)]}
+    assert rows[1]["_has_features"]
+    assert not rows[2]["_has_features"]
+    assert list(rows[2][Col.DENSE]) == [0.0]
+    assert list(rows[2][Col.HISTORY]) == []
+    bad = spark.createDataFrame([(1, 5, "editorial")], [Col.USER_ID, Col.ITEM_ID, Col.SOURCE])
+    with pytest.raises(Exception, match="not one of"):
+        rank_input(bad, users, 1, 1, 1, 2).collect()
