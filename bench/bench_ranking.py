@@ -55,7 +55,13 @@ Spark arm to the plain torch arm of its layout, and the goal (>= 0.6) for the be
 (less sensitive to other load on a shared machine; not the goal's measure). Outputs are checked
 against torch's (max |score difference| <= 1e-5) first.
 
-Measured 2026-11-30, 2 cores shared with a torch training job, ``--arms rank --torch-threads 1``
+Measured 2026-11-30 on the idle machine (load 1.8), ``--arms torch_array,arrow_array,arrow_noop,rank
+--repeat 3``, default threads: rank_spark 233,100 rows/s (4.29 s, 8.1 CPU-s) vs rank_local 362,319
+(2.76 s, 4.5 CPU-s): 0.64x (CPU 0.56x), goal 0.6 met for the ranking job. The 1M x 32 tiny-MLP
+arms: torch_array 1,408,451 rows/s (0.71 s), arrow_array 0.32x, arrow_noop (no model: the Spark
+read -> Arrow -> Python -> Arrow -> write round trip alone) 0.44x, so below 0.6x for this model
+size whatever the UDF does: NOT met. Peak RSS: JVM 1.8 GiB, driver Python 1.2 GiB.
+Earlier, 2 cores shared with a torch training job, ``--arms rank --torch-threads 1``
 (10k users x 100 candidates, top 50; load 4.6): rank_local 291,545 rows/s (3.4 CPU-s), rank_spark
 125,786 (8.7 CPU-s: JVM 4.4, Python workers 4.0), 0.43x (CPU 0.39x); with packing only (load
 10): 0.48x, CPU 0.40x, 9.6 CPU-s (JVM 5.0). Paired in one process (4k users, 3 runs each), the

@@ -45,7 +45,12 @@ recall against torch, and the ratios spark/torch, spark/faiss, spark/als against
 (>= 0.7, >= 1.0, >= 5.0). ``cpu_ratio_*`` compare users per CPU-second of the whole process tree
 instead (less sensitive to other load on a shared machine; not the goal's measure).
 
-Measured 2026-11-30, 2 cores shared with a torch training job (load 10.5 at start), defaults
+Measured 2026-11-30 on the idle machine (load 1.2 at start), defaults, default threads: torch
+11,494 users/s (8.70 s, 15.5 CPU-s), faiss 12,392 (8.07 s, 14.5), spark 9,852 (10.15 s, 20.1),
+ALS 1,676 (59.7 s, 116.0); spark/torch 0.86 (CPU 0.77, goal 0.7: met), spark/faiss 0.80 (CPU
+0.72, goal 1.0: NOT met), spark/als 5.9 (goal 5: met). Peak RSS: driver JVM 1.0 GiB, Python
+workers 1.3 GiB together. Earlier the same day, 2 cores shared with a torch training job (load
+10.5 at start), defaults
 (100k users x 20k items) with ``--torch-threads 1``: torch 4085 users/s (15.4 CPU-s), faiss 4077
 (15.5), spark 3194 (21.1 CPU-s: Python workers 14.1, JVM 6.5), ALS 523 (124.5); spark/torch 0.78
 (CPU 0.73), spark/faiss 0.78, spark/als 6.1. At 20k users with default threads (load 2.4 -> 7.8):
