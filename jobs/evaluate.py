@@ -40,6 +40,7 @@ from recsys.models.device import pick_device
 from recsys.models.ranker import InteractionRanker
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
+from recsys.scoring.ranking import COLD_SLOTS
 from recsys.settings import load_settings
 from recsys.training import data as D
 from recsys.training.artifacts import latest_artifact
@@ -48,6 +49,7 @@ from recsys.training.scoring import (
     ndcg_at,
     recs_frame,
     rerank,
+    reserve_cold,
     sasrec_scores,
     top_k,
     two_tower_scores,
@@ -169,7 +171,8 @@ def _model_scores(
     assert isinstance(ranker, InteractionRanker)
     pool = top_k(retrieval, mask, RERANK_POOL)
     ordered = rerank(ranker.to(device), split.users, split.items, users, pool, retrieval, device)
-    return ordered[:, :TOP_K], f"{tower_art.version}+{rank_art.version}"
+    top = reserve_cold(ordered, split.items.is_cold, TOP_K, COLD_SLOTS)
+    return top, f"{tower_art.version}+{rank_art.version}"
 
 
 def evaluation_inputs(split: SplitData) -> dict[str, object]:

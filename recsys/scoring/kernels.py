@@ -231,6 +231,50 @@ def group_ranks(rows: NDArray) -> NDArray:
     return ranks
 
 
+def reserve_slots(rows: NDArray, flagged: NDArray, n: int, slots: int) -> NDArray:
+    """Which entries of ranked lists to keep: the top ``n`` per row, of which at least ``slots``
+    are flagged entries when the row has that many.
+
+    Used to keep new (cold) items in front of users: a ranker learns that never-seen items are
+    rarely consumed next and would otherwise never show them, so they would never get data. The
+    best ``min(slots, n)`` flagged entries of a row are always kept; the rest of the ``n`` places
+    go to the best other entries. Entries keep their order, so a flagged entry that made the top
+    ``n`` on its own changes nothing, and one pulled in from below lands after the others.
+
+    Args:
+        rows: ``(M,)`` row of each entry; entries sorted by row, best first within a row.
+        flagged: ``(M,)`` bool, e.g. the item is cold.
+        n: Entries kept per row, >= 1.
+        slots: Flagged entries guaranteed per row, >= 0 (0: plain top ``n``).
+
+    Returns:
+        ``(M,)`` bool mask; at most ``n`` True per row.
+    """
+    if n < 1:
+        raise ValueError(f"n: must be >= 1, got {n!r}")
+    if slots < 0:
+        raise ValueError(f"slots: must be >= 0, got {slots!r}")
+    flagged = flagged.astype(bool)
+    m = len(rows)
+    if m == 0:
+        return np.zeros(0, dtype=bool)
+    start = np.r_[True, rows[1:] != rows[:-1]]
+    group = np.cumsum(start) - 1
+    # Rank among the row's flagged entries (1 = best), 0 for unflagged ones.
+    flag_count = np.cumsum(flagged)
+    before = np.r_[0, flag_count[:-1]][start][group]
+    flag_rank = np.where(flagged, flag_count - before, 0)
+    forced = flagged & (flag_rank <= min(slots, n))
+    n_forced = np.bincount(group, weights=forced, minlength=group[-1] + 1).astype(np.int64)
+    # Rank among the row's other entries, compared with the places left after the forced ones.
+    other = ~forced
+    other_count = np.cumsum(other)
+    other_before = np.r_[0, other_count[:-1]][start][group]
+    other_rank = other_count - other_before
+    keep: NDArray = forced | (other & (other_rank <= n - n_forced[group]))
+    return keep
+
+
 def matmul_blocks(user_vecs: NDArray, items: Tensor) -> Callable[[int, int, int, int], Tensor]:
     """``score_block`` for :func:`topk_blocked`: inner products ``users @ items.T``.
 

@@ -36,7 +36,14 @@ from pyspark.sql import types as T
 from recsys.models.device import batch_size_for, pick_device
 from recsys.models.ranker import InteractionRanker
 from recsys.scoring.embeddings import history_matrix
-from recsys.scoring.kernels import NDArray, group_ranks, list_matrix, list_parts, positions
+from recsys.scoring.kernels import (
+    NDArray,
+    group_ranks,
+    list_matrix,
+    list_parts,
+    positions,
+    reserve_slots,
+)
 from recsys.scoring.runtime import ModelPayload, cached, set_threads, task_slots, worker_threads
 from recsys.training.data import ItemTable, UserTable
 from recsys.training.scoring import ranker_dense
@@ -53,6 +60,9 @@ BECAUSE: Final = "because_item_id"
 #: History items compared for an explanation (most recent kept).
 EXPLAIN_HISTORY: Final = 50
 _CANDS: Final = "_cands"
+#: Places per user list kept for cold items (never interacted with), so that new items are
+#: shown and can earn data: a ranker trained on what users consume next learns to bury them.
+COLD_SLOTS: Final = 1
 #: Low bits of a packed candidate that hold its source code.
 _SOURCE_BITS: Final = 2
 _HAS_FEATURES: Final = "_has_features"
@@ -142,8 +152,13 @@ def rank_kernel(
     batch: UserBatch,
     n: int,
     device: torch.device,
+    cold_slots: int = COLD_SLOTS,
 ) -> dict[str, NDArray]:
-    """Score, cut to top ``n`` and explain one batch; returns the output columns as arrays."""
+    """Score, cut to top ``n`` and explain one batch; returns the output columns as arrays.
+
+    At least ``cold_slots`` of each user's ``n`` places go to cold items (no train interactions)
+    when the candidates hold some: see :func:`recsys.scoring.kernels.reserve_slots`.
+    """
     pos = positions(item_ids, batch.cand_items)
     known = pos >= 0
     rows_np, idx_np = batch.cand_rows[known], pos[known] + 1
@@ -174,9 +189,9 @@ def rank_kernel(
     logit = torch.cat(logits).numpy() if logits else np.zeros(0, dtype=np.float32)
     raw_items = item_ids[idx_np - 1]
     order = np.lexsort((raw_items, -logit, rows_np))
-    ranks = group_ranks(rows_np[order])
-    keep = order[ranks <= n]
-    ranks = ranks[ranks <= n]
+    cold = items.is_cold[torch.from_numpy(idx_np[order])].numpy()
+    keep = order[reserve_slots(rows_np[order], cold, n, cold_slots)]
+    ranks = group_ranks(rows_np[keep])
     score = torch.sigmoid(torch.from_numpy(logit[keep])).numpy().astype(np.float32)
     because = explain_items(item_ids, item_emb, batch.history, rows_np[keep], idx_np[keep], n)
     return {

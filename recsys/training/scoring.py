@@ -18,6 +18,7 @@ from torch import Tensor
 from recsys.models.ranker import InteractionRanker
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
+from recsys.scoring.kernels import reserve_slots
 from recsys.training.data import ItemTable, UserTable
 from recsys.warehouse.tables import Col
 
@@ -201,3 +202,14 @@ def rerank(
         )
     order = torch.sort(torch.cat(logits).reshape(n_u, n_c), dim=1, descending=True, stable=True)
     return candidates.gather(1, order.indices)
+
+
+def reserve_cold(ordered: Tensor, is_cold: Tensor, n: int, slots: int) -> Tensor:
+    """Cut ranked lists ``(U, C)`` of item indices to ``(U, min(n, C))``, keeping at least
+    ``slots`` cold items per row where the row has them (as serving does: see
+    :func:`recsys.scoring.kernels.reserve_slots`). ``is_cold`` is ``(n_items + 1,)`` bool."""
+    u, c = ordered.shape
+    width = min(n, c)
+    rows = np.repeat(np.arange(u), c)
+    keep = reserve_slots(rows, is_cold[ordered].reshape(-1).numpy(), width, slots)
+    return ordered.reshape(-1)[torch.from_numpy(keep)].reshape(u, width)

@@ -103,3 +103,48 @@ def test_explanation_is_the_most_similar_history_item_ties_most_recent() -> None
     rec_index = np.array([4, 2, 4, 1])  # items 40, 20, 40, 10
     out = explain_items(item_ids, emb, history, rows, rec_index, 2)
     assert out.tolist() == [30, 30, 20, 0]
+
+
+def test_reserve_slots_keeps_the_best_cold_entry_in_each_list() -> None:
+    rows = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2, 2])
+    cold = np.array([0, 0, 0, 1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    # Row 0: the best cold entry (index 3) replaces the second place; row 1's cold entry is
+    # already in the top 2; row 2 has none and keeps its plain top 2.
+    assert K.reserve_slots(rows, cold, 2, 1).tolist() == [1, 0, 0, 1, 0, 1, 1, 0, 1, 1]
+    assert K.reserve_slots(rows, cold, 2, 0).tolist() == [1, 1, 0, 0, 0, 1, 1, 0, 1, 1]
+    assert K.reserve_slots(rows, cold, 3, 2).tolist() == [1, 0, 0, 1, 1, 1, 1, 1, 1, 1]
+    # More slots than places: the list is all cold entries, never longer than n.
+    assert K.reserve_slots(rows, cold, 1, 5).tolist() == [0, 0, 0, 1, 0, 1, 0, 0, 1, 0]
+    assert K.reserve_slots(np.zeros(0, np.int64), np.zeros(0, bool), 3, 1).tolist() == []
+
+
+def test_reserve_slots_matches_a_per_list_loop() -> None:
+    rng = np.random.default_rng(7)
+    rows = np.sort(rng.integers(0, 40, 600))
+    cold = rng.random(600) < 0.1
+    for n, slots in [(1, 1), (5, 0), (5, 1), (5, 2), (12, 3)]:
+        got = K.reserve_slots(rows, cold, n, slots)
+        want = np.zeros(600, dtype=bool)
+        for r in np.unique(rows):
+            at = np.flatnonzero(rows == r)
+            forced = [i for i in at if cold[i]][: min(slots, n)]
+            others = [i for i in at if i not in forced][: n - len(forced)]
+            want[forced + others] = True
+        np.testing.assert_array_equal(got, want, err_msg=f"n={n} slots={slots}")
+
+
+def test_reserve_slots_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError, match=r"^n:"):
+        K.reserve_slots(np.array([0]), np.array([True]), 0, 1)
+    with pytest.raises(ValueError, match=r"^slots:"):
+        K.reserve_slots(np.array([0]), np.array([True]), 1, -1)
+
+
+def test_reserve_cold_cuts_ranked_matrices_like_serving() -> None:
+    from recsys.training.scoring import reserve_cold
+
+    ordered = torch.tensor([[3, 1, 2, 4], [4, 2, 1, 3]])
+    is_cold = torch.tensor([False, False, False, False, True])  # index 0 is padding
+    assert reserve_cold(ordered, is_cold, 2, 1).tolist() == [[3, 4], [4, 2]]
+    assert reserve_cold(ordered, is_cold, 2, 0).tolist() == [[3, 1], [4, 2]]
+    assert reserve_cold(ordered, is_cold, 9, 1).shape == (2, 4)

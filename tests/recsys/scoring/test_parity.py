@@ -134,6 +134,12 @@ def test_ranking_spark_equals_local(spark: SparkSession) -> None:
     np.testing.assert_allclose(got[Col.SCORE], want[Col.SCORE], atol=1e-5)
     assert ((got[Col.SCORE] >= 0) & (got[Col.SCORE] <= 1)).all()
     assert got.groupby(Col.USER_ID).size().max() <= n
+    # COLD_SLOTS: a user offered a cold candidate gets at least one cold item in the list.
+    cold_ids = set(item_ids[items.is_cold].tolist())
+    offered = set(cands.loc[cands[Col.ITEM_ID].isin(cold_ids), Col.USER_ID])
+    shown = set(got.loc[got[Col.ITEM_ID].isin(cold_ids), Col.USER_ID])
+    assert offered
+    assert offered == shown
 
 
 def test_rank_input_packs_candidates_and_rejects_unknown_sources(spark: SparkSession) -> None:
