@@ -60,7 +60,7 @@ DEFAULTS: dict[str, tuple[int, int, float]] = {
     "ranker": (60, 8, 1e-3),
 }
 SASREC_MAX_LEN = 200
-SASREC_DROPOUT = 0.2
+SASREC_DROPOUT = 0.4
 SASREC_EVENTS = "all"
 
 
