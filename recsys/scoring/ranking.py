@@ -44,7 +44,7 @@ from recsys.scoring.kernels import (
     positions,
     reserve_slots,
 )
-from recsys.scoring.runtime import ModelPayload, cached, set_threads, task_slots, worker_threads
+from recsys.scoring.runtime import ModelPayload, cached, set_threads, shuffle_slots, worker_threads
 from recsys.training.data import ItemTable, UserTable
 from recsys.training.scoring import ranker_dense
 from recsys.warehouse.tables import Col
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 
 #: Candidate sources, in the order of their integer codes inside the kernel.
 SOURCES: Final = ("two_tower", "sasrec", "trending", "popular_genre")
+#: Low bits of a packed candidate that hold its source code (index in :data:`SOURCES`).
+_SOURCE_BITS: Final = max(1, (len(SOURCES) - 1).bit_length())
 #: Output column: the history item that explains a recommendation (0 = none).
 BECAUSE: Final = "because_item_id"
 #: History items compared for an explanation (most recent kept).
@@ -63,8 +65,6 @@ _CANDS: Final = "_cands"
 #: Places per user list kept for cold items (never interacted with), so that new items are
 #: shown and can earn data: a ranker trained on what users consume next learns to bury them.
 COLD_SLOTS: Final = 1
-#: Low bits of a packed candidate that hold its source code.
-_SOURCE_BITS: Final = 2
 _HAS_FEATURES: Final = "_has_features"
 #: Users per explanation chunk (bounds the (users, N, history) similarity tensor).
 _EXPLAIN_USERS: Final = 1024
@@ -395,8 +395,6 @@ def rank_input(
     for i, source in reversed(list(enumerate(SOURCES))):
         code = F.when(F.col(Col.SOURCE) == source, F.lit(i)).otherwise(code)
     cand = F.shiftleft(F.col(Col.ITEM_ID).cast("long"), _SOURCE_BITS) + code.cast("long")
-    # An explicit count (AQE does not coalesce it) fixes the partitions up front; asking the
-    # plan for them (``.rdd.getNumPartitions()``) would run the shuffle once more.
     user = F.col(Col.USER_ID).cast("long").alias(Col.USER_ID)
     grouped = (
         candidates.select(user, cand.alias(_CANDS))
@@ -453,8 +451,7 @@ def rank_spark(
     spark = candidates.sparkSession
     dense_dim = int(payload.config["n_dense"]) - 4
     n_genres, dim = int(items.genres.shape[1]), int(items.embedding.shape[1])
-    shuffle = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
-    frame = rank_input(candidates, users, dense_dim, n_genres, dim, max(task_slots(spark), shuffle))
+    frame = rank_input(candidates, users, dense_dim, n_genres, dim, shuffle_slots(spark))
     body = functools.partial(
         _rank_batches,
         model_bc=spark.sparkContext.broadcast(payload),

@@ -44,7 +44,7 @@ from recsys.scoring.kernels import (
     positions,
     topk_blocked,
 )
-from recsys.scoring.runtime import cached, set_threads, task_slots, worker_threads
+from recsys.scoring.runtime import cached, set_threads, shuffle_slots, task_slots, worker_threads
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -272,11 +272,9 @@ def retrieve_spark(
     dim = int(item_vecs.shape[1])
     bc = spark.sparkContext.broadcast((item_ids, item_vecs))
     frame = users.select(F.col(Col.USER_ID).cast("long"), F.col(Col.EMBEDDING))
-    slots = task_slots(spark)
     if seen is not None:
-        # Both sides hashed by user into an explicit count (AQE keeps it): the join needs the
-        # shuffle anyway, and asking the joined plan for its partitions would run it twice.
-        parts = max(slots, int(spark.conf.get("spark.sql.shuffle.partitions") or 1))
+        # Both sides hashed by user into an explicit count: the join needs the shuffle anyway.
+        parts = shuffle_slots(spark)
         lists = (
             seen.select(F.col(Col.USER_ID).cast("long"), F.col(Col.ITEM_ID).cast("long"))
             .repartition(parts, Col.USER_ID)
@@ -284,7 +282,7 @@ def retrieve_spark(
             .agg(F.collect_list(Col.ITEM_ID).alias(SEEN))
         )
         frame = frame.repartition(parts, Col.USER_ID).join(lists, Col.USER_ID, "left")
-    elif frame.rdd.getNumPartitions() < slots:
+    elif frame.rdd.getNumPartitions() < (slots := task_slots(spark)):
         frame = frame.repartition(slots)
     body = functools.partial(
         _retrieve_batches,

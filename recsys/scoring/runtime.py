@@ -114,6 +114,14 @@ def task_slots(spark: SparkSession) -> int:
     return max(1, executor_cores // task_cpus)
 
 
+def shuffle_slots(spark: SparkSession) -> int:
+    """Partitions for a by-user repartition before a UDF: ``spark.sql.shuffle.partitions``, at
+    least :func:`task_slots`. An explicit count that AQE leaves alone, so nobody needs to ask the
+    shuffled plan for its partitions (which runs the shuffle once more)."""
+    shuffle = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
+    return max(task_slots(spark), shuffle)
+
+
 def worker_threads(spark: SparkSession) -> int:
     """torch threads per Python worker: this machine's cores shared by :func:`task_slots` in
     local mode; ``spark.task.cpus`` on a cluster."""
