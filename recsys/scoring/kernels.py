@@ -255,23 +255,18 @@ def reserve_slots(rows: NDArray, flagged: NDArray, n: int, slots: int) -> NDArra
     if slots < 0:
         raise ValueError(f"slots: must be >= 0, got {slots!r}")
     flagged = flagged.astype(bool)
-    m = len(rows)
-    if m == 0:
+    if len(rows) == 0:
         return np.zeros(0, dtype=bool)
-    start = np.r_[True, rows[1:] != rows[:-1]]
-    group = np.cumsum(start) - 1
-    # Rank among the row's flagged entries (1 = best), 0 for unflagged ones.
-    flag_count = np.cumsum(flagged)
-    before = np.r_[0, flag_count[:-1]][start][group]
-    flag_rank = np.where(flagged, flag_count - before, 0)
-    forced = flagged & (flag_rank <= min(slots, n))
-    n_forced = np.bincount(group, weights=forced, minlength=group[-1] + 1).astype(np.int64)
-    # Rank among the row's other entries, compared with the places left after the forced ones.
-    other = ~forced
-    other_count = np.cumsum(other)
-    other_before = np.r_[0, other_count[:-1]][start][group]
-    other_rank = other_count - other_before
-    keep: NDArray = forced | (other & (other_rank <= n - n_forced[group]))
+    # The best min(slots, n) flagged entries of each row: their rank among the row's flagged ones.
+    forced = np.zeros(len(rows), dtype=bool)
+    at = np.flatnonzero(flagged)
+    forced[at[group_ranks(rows[at]) <= min(slots, n)]] = True
+    # The other entries fill the places left, by their rank among the row's other entries.
+    group = np.cumsum(np.r_[True, rows[1:] != rows[:-1]]) - 1
+    left = n - np.bincount(group, weights=forced).astype(np.int64)[group]
+    keep: NDArray = forced.copy()
+    at = np.flatnonzero(~forced)
+    keep[at] = group_ranks(rows[at]) <= left[at]
     return keep
 
 
