@@ -55,7 +55,10 @@ Spark arm to the plain torch arm of its layout, and the goal (>= 0.6) for the be
 (less sensitive to other load on a shared machine; not the goal's measure). Outputs are checked
 against torch's (max |score difference| <= 1e-5) first.
 
-Measured 2026-11-30 on the idle machine (load 1.8), ``--arms torch_array,arrow_array,arrow_noop,rank
+Measured 2026-11-30 on the idle machine after ranking gained its cold-item place
+(``reserve_slots``), ``--arms rank --repeat 3``, 4 runs: rank_spark/rank_local 0.48, 0.55, 0.50,
+0.58 (CPU 0.39-0.48); rank_local 397k-435k rows/s, rank_spark 198k-242k: goal 0.6 missed again.
+Before that change, on the idle machine (load 1.8), ``--arms torch_array,arrow_array,arrow_noop,rank
 --repeat 3``, default threads: rank_spark 233,100 rows/s (4.29 s, 8.1 CPU-s) vs rank_local 362,319
 (2.76 s, 4.5 CPU-s): 0.64x (CPU 0.56x), goal 0.6 met for the ranking job. The 1M x 32 tiny-MLP
 arms: torch_array 1,408,451 rows/s (0.71 s), arrow_array 0.32x, arrow_noop (no model: the Spark
