@@ -5,7 +5,8 @@ Usage::
     python -m jobs.train --model two_tower|sasrec|ranker --ds 2026-11-28
         [--split-id leave_last_out] [--epochs N] [--patience P] [--seed S] [--lr LR]
         [--batch-size B] [--artifacts-dir DIR]
-        [--max-len L] [--dropout P] [--sasrec-events all|positive]   # SASRec only
+        [--max-len L] [--dropout P] [--sasrec-events all|positive]
+        [--sasrec-targets all|positive]   # SASRec only
 
 Reads ``features.*`` of ``(ds, split_id)``, streams training rows through petastorm, trains on
 CUDA when present (else CPU) with early stopping on validation NDCG@10, and writes
@@ -62,6 +63,7 @@ DEFAULTS: dict[str, tuple[int, int, float]] = {
 SASREC_MAX_LEN = 200
 SASREC_DROPOUT = 0.4
 SASREC_EVENTS = "all"
+SASREC_TARGETS = "all"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,12 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         default=SASREC_EVENTS,
         help="SASRec input sequences: every interaction, or positives only",
     )
+    p.add_argument(
+        "--sasrec-targets",
+        choices=("all", "positive"),
+        default=SASREC_TARGETS,
+        help="SASRec training targets: every next event, or positive next events only",
+    )
     a = p.parse_args(argv)
     epochs, patience, lr = DEFAULTS[a.model]
     train = TrainConfig(
@@ -121,6 +129,7 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         max_len=a.max_len,
         dropout=a.dropout,
         positives_only=a.sasrec_events == "positive",
+        positive_targets=a.sasrec_targets == "positive",
     )
     return TrainJobConfig(a.model, a.ds, a.split_id, train, a.artifacts_dir)
 

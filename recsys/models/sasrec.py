@@ -38,7 +38,9 @@ class SASRecConfig:
         dropout: Dropout on embeddings, attention and feed-forward, in [0, 1).
         positives_only: Which events the input sequences hold (the module does not read it;
             trainers and scorers do): True, the user's positives; False, every interaction,
-            positive or not, oldest first. Targets in training are the next event either way.
+            positive or not, oldest first.
+        positive_targets: Which next events teach in training (the module does not read it
+            either): True, only positive ones; False, every next event in the sequence.
     """
 
     n_items: int
@@ -49,6 +51,7 @@ class SASRecConfig:
     dim_feedforward: int = 256
     dropout: float = 0.2
     positives_only: bool = True
+    positive_targets: bool = False
 
     def __post_init__(self) -> None:
         _check_int("n_items", self.n_items, 1)
@@ -62,8 +65,9 @@ class SASRecConfig:
         _check_int("n_layers", self.n_layers, 1)
         _check_int("dim_feedforward", self.dim_feedforward, 1)
         _check_prob("dropout", self.dropout, allow_one=False)
-        if not isinstance(self.positives_only, bool):
-            raise ValueError(f"positives_only: must be a bool, got {self.positives_only!r}")
+        for flag in ("positives_only", "positive_targets"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag}: must be a bool, got {getattr(self, flag)!r}")
 
 
 def full_softmax_loss(logits: Tensor, targets: Tensor) -> Tensor:

@@ -39,12 +39,13 @@ from recsys.warehouse.tables import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 PETASTORM_CACHE: Final = "_petastorm_cache"
 ROW_ORDER: Final = "_row_order"
 USER_ROW: Final = "user_row"
 SEQ: Final = "seq"
+TARGET: Final = "target"
 #: Rows above which :class:`EpochBatches` streams every epoch instead of holding the rows.
 MAX_ROWS_IN_MEMORY: Final = 2_000_000
 #: :class:`EpochBatches` groups rows by length inside windows of this many batches.
@@ -217,12 +218,15 @@ def sasrec_rows(
     max_len: int,
     seed: int,
     positives_only: bool = True,
+    positive_targets: bool = False,
 ) -> DataFrame:
     """Chronological train events as windows of ``max_len + 1`` item indices, left-padded.
 
     Each user's train positives (every train interaction with ``positives_only=False``) are cut,
     newest first, into consecutive chunks of ``max_len + 1``; column ``seq`` is ARRAY<BIGINT> of
     fixed length ``max_len + 1``. Order: ``(event_ts, item_id)``, as the split orders events.
+    ``positive_targets``: a second column :data:`TARGET`, aligned with ``seq``, holds each
+    event's item index when the event is positive and 0 (not a target) otherwise.
     """
     split = table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id).where(
         F.col(Col.ROLE) == F.lit(TRAIN)
@@ -237,15 +241,23 @@ def sasrec_rows(
     )
     width = max_len + 1
     ranked = split.join(items, Col.ITEM_ID).withColumn("_r", F.row_number().over(newest) - 1)
+    target = F.when(F.col(Col.IS_POSITIVE), F.col(Col.ITEM_INDEX)).otherwise(F.lit(0))
     chunks = ranked.groupBy(Col.USER_ID, (F.col("_r") / width).cast("int").alias("_chunk")).agg(
-        F.sort_array(F.collect_list(F.struct(F.col("_r"), F.col(Col.ITEM_INDEX)))).alias("_s")
+        F.sort_array(
+            F.collect_list(F.struct(F.col("_r"), F.col(Col.ITEM_INDEX), target.alias("_t")))
+        ).alias("_s")
     )
-    # sort_array on _r ascending is newest first: reverse to chronological.
-    seq = F.reverse(F.transform(F.col("_s"), lambda s: s[Col.ITEM_INDEX].cast("long")))
-    padded = F.concat(F.array_repeat(F.lit(0).cast("long"), F.lit(width) - F.size(seq)), seq)
-    rows = chunks.where(F.size("_s") >= 2).select(
-        F.col(Col.USER_ID).cast("long"), F.col("_chunk").cast("long"), padded.alias(SEQ)
-    )
+
+    def padded(field: str) -> Column:
+        # sort_array on _r ascending is newest first: reverse to chronological.
+        seq = F.reverse(F.transform(F.col("_s"), lambda s: s[field].cast("long")))
+        return F.concat(F.array_repeat(F.lit(0).cast("long"), F.lit(width) - F.size(seq)), seq)
+
+    cols = [F.col(Col.USER_ID).cast("long"), F.col("_chunk").cast("long")]
+    cols.append(padded(Col.ITEM_INDEX).alias(SEQ))
+    if positive_targets:
+        cols.append(padded("_t").alias(TARGET))
+    rows = chunks.where(F.size("_s") >= 2).select(*cols)
     return hashed_order(rows, seed, Col.USER_ID, "_chunk").drop("_chunk")
 
 
@@ -327,8 +339,9 @@ class EpochBatches:
         seed: Seeds each epoch's order together with the epoch number (1, 2, ...).
         length_of: Column whose non-zero count is a row's length, e.g. :data:`SEQ`, or None.
             Given, rows are sorted by length inside windows of :data:`LENGTH_WINDOW_BATCHES`
-            shuffled batches, and each batch of that 2-D column is cut to its longest row's
-            trailing entries (rows must be left-padded with 0). In-memory streams only.
+            shuffled batches, and each batch of that 2-D column, and of every 2-D column as
+            wide (aligned with it, e.g. :data:`TARGET`), is cut to its longest row's trailing
+            entries (rows must be left-padded with 0). In-memory streams only.
         max_rows_in_memory: Streams with more rows are re-read (shuffled) every epoch.
     """
 
@@ -377,7 +390,9 @@ class EpochBatches:
             if self.length_of is not None:
                 col = batch[self.length_of]
                 width = max(1, int((col != 0).sum(1).max()))
-                batch[self.length_of] = col[:, -width:]
+                for key, value in batch.items():
+                    if value.dim() == 2 and value.shape[1] == col.shape[1]:
+                        batch[key] = value[:, -width:]
             out.append(batch)
         return out
 

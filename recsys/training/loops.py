@@ -50,6 +50,8 @@ class TrainConfig:
         dropout: SASRec dropout, in [0, 1).
         positives_only: SASRec input events: positives only, or every interaction (see
             :class:`recsys.models.sasrec.SASRecConfig`).
+        positive_targets: SASRec targets: only positive next events teach (the others are
+            still inputs when ``positives_only`` is False), or every next event.
     """
 
     epochs: int = 20
@@ -63,6 +65,7 @@ class TrainConfig:
     candidates: int = 200
     dropout: float = 0.2
     positives_only: bool = True
+    positive_targets: bool = False
 
     def __post_init__(self) -> None:
         for name, minimum in (
@@ -85,8 +88,9 @@ class TrainConfig:
             raise ValueError(f"weight_decay: must be >= 0, got {self.weight_decay!r}")
         if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
             raise ValueError(f"dropout: must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.positives_only, bool):
-            raise ValueError(f"positives_only: must be a bool, got {self.positives_only!r}")
+        for flag in ("positives_only", "positive_targets"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag}: must be a bool, got {getattr(self, flag)!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed: must be an int, got {self.seed!r}")
 

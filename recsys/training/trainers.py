@@ -210,7 +210,8 @@ def train_sasrec(
     """Full-softmax next-item training on chronological train events.
 
     The events are the train positives, or every train interaction when
-    ``config.positives_only`` is False; validation feeds the same kind of sequence. Batches are
+    ``config.positives_only`` is False; validation feeds the same kind of sequence. With
+    ``config.positive_targets`` only positive next events are targets. Batches are
     reshuffled every epoch and grouped by length, each cut to its longest row.
     """
     seed_everything(config.seed)
@@ -219,6 +220,7 @@ def train_sasrec(
         max_len=config.max_len,
         dropout=config.dropout,
         positives_only=config.positives_only,
+        positive_targets=config.positive_targets,
     )
     model = SequentialRecommender(mc).to(device)
     val_users, val_mask, val_targets = split.eval_task(D.VALIDATION)
@@ -226,14 +228,21 @@ def train_sasrec(
 
     def loss_fn(batch: dict[str, Tensor]) -> Tensor:
         seq = batch[D.SEQ].long().to(device)
-        return model.loss(seq[:, :-1], seq[:, 1:])
+        targets = batch[D.TARGET].long().to(device) if mc.positive_targets else seq
+        return model.loss(seq[:, :-1], targets[:, 1:])
 
     def validate() -> dict[str, float]:
         scores = sasrec_scores(model, seqs, val_users, device)
         return {NDCG10: ndcg_at(top_k(scores, val_mask, 10), val_targets)}
 
     rows_df = D.sasrec_rows(
-        spark, split.ds, split.split_id, mc.max_len, config.seed, mc.positives_only
+        spark,
+        split.ds,
+        split.split_id,
+        mc.max_len,
+        config.seed,
+        mc.positives_only,
+        mc.positive_targets,
     )
     size = _batch_size(config, "sasrec", device)
     with D.petastorm_converter(rows_df, warehouse_root) as conv:

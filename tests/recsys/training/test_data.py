@@ -62,12 +62,14 @@ def test_length_grouping_cuts_each_batch_to_its_longest_row() -> None:
     seq = torch.zeros(len(lengths), 9, dtype=torch.long)
     for r, n in enumerate(lengths):
         seq[r, 9 - n :] = torch.arange(1, n + 1) + 100 * r
-    conv = FakeConverter({"id": torch.arange(len(lengths)), D.SEQ: seq})
+    target = seq * (seq % 2 == 0)  # aligned with seq, zeros inside the real part too
+    conv = FakeConverter({"id": torch.arange(len(lengths)), D.SEQ: seq, D.TARGET: target})
     seen: list[int] = []
     for batch in D.EpochBatches(conv, 4, seed=0, length_of=D.SEQ)():
         s = batch[D.SEQ]
         longest = max(lengths[int(i)] for i in batch["id"])
         assert s.shape[1] == longest
+        assert torch.equal(batch[D.TARGET], s * (s % 2 == 0))  # cut the same way
         for row, i in zip(s, batch["id"], strict=True):
             assert torch.equal(row[row != 0], seq[int(i)][seq[int(i)] != 0])  # nothing real lost
         seen.extend(int(i) for i in batch["id"])

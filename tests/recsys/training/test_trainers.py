@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 import torch
+from pyspark.sql import functions as F
 
+from recsys.training import data as D
 from recsys.training.artifacts import FeatureSpecMismatchError, read_artifact, save_artifact
 from recsys.training.baselines import (
     ALSConfig,
@@ -30,7 +32,7 @@ from recsys.training.trainers import (
     train_sasrec,
     train_two_tower,
 )
-from recsys.warehouse.tables import Col
+from recsys.warehouse.tables import FEATURES_INTERACTIONS_SPLIT, Col
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -84,6 +86,48 @@ def test_sasrec_loss_drops_and_val_ndcg_improves(
     hist = t.result.history
     assert hist[-1].loss < hist[0].loss
     assert t.result.metrics[NDCG10] > t.result.initial[NDCG10]
+
+
+def test_sasrec_rows_mark_positive_targets(spark: SparkSession) -> None:
+    ds = DS + timedelta(days=1)
+    write_tiny_features(spark, ds)
+    name = FEATURES_INTERACTIONS_SPLIT.qualified_name
+    here = (F.col(Col.DS) == F.lit(ds)) & (F.col(Col.SPLIT_ID) == F.lit("leave_last_out"))
+    # Every third event becomes a non-positive one (still an input, not a target).
+    flipped = (
+        spark.table(name).where(here).withColumn(Col.IS_POSITIVE, F.hour(Col.EVENT_TS) % 3 != 0)
+    )
+    flipped.localCheckpoint().writeTo(name).overwrite(here)
+    rows = D.sasrec_rows(
+        spark, ds, "leave_last_out", 500, seed=0, positives_only=False, positive_targets=True
+    ).toPandas()
+    train = (
+        spark.table(name)
+        .where(here & (F.col(Col.ROLE) == D.TRAIN))
+        .toPandas()
+        .sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
+    )
+    assert 0 < train[Col.IS_POSITIVE].mean() < 1
+    assert len(rows) == train[Col.USER_ID].nunique()  # one window per user at 500
+    for _, row in rows.iterrows():
+        events = train[train[Col.USER_ID] == row[Col.USER_ID]]
+        items = [int(i) for i in events[Col.ITEM_ID]]  # the tiny items' index is their id
+        wanted = [i if p else 0 for i, p in zip(items, events[Col.IS_POSITIVE], strict=True)]
+        pad = 501 - len(items)
+        assert list(row[D.SEQ]) == [0] * pad + items
+        assert list(row[D.TARGET]) == [0] * pad + wanted
+    plain = D.sasrec_rows(spark, ds, "leave_last_out", 500, seed=0, positives_only=False)
+    assert D.TARGET not in plain.columns
+
+
+@pytest.mark.slow
+def test_sasrec_learns_from_positive_targets_only(
+    spark: SparkSession, split: SplitData, root: str
+) -> None:
+    cfg = _cfg(epochs=3, patience=3, max_len=8, positives_only=False, positive_targets=True)
+    t = train_sasrec(spark, split, cfg, root, CPU)
+    assert t.model.config.positive_targets  # type: ignore[union-attr]
+    assert t.result.history[-1].loss < t.result.history[0].loss
 
 
 @pytest.mark.slow
