@@ -10,10 +10,11 @@ For every test user, each model scores the whole catalogue, the user's known ite
 validation interactions) are removed and the top 100 kept. Metrics come from
 :func:`recsys.evaluation.evaluate` overall and on three slices (``cold_items``: test positives
 that are cold items; ``light_users`` / ``heavy_users``: train interactions at most / above the
-median). Rows replace day ``ds`` of ``eval.offline_metrics`` in one Delta commit, and the summary
-table is printed. Popularity and ALS are fitted here (ALS tuned on validation NDCG@10); neural
-models are the latest artifacts under ``--artifacts-dir`` (default
-``<warehouse_root>/_models``), refused when their feature spec differs.
+median). Rows replace those of the same ``ds``, split and models in ``eval.offline_metrics`` in
+one Delta commit (other models' rows stay), and the summary table is printed. Popularity and
+ALS are fitted here (ALS tuned on validation NDCG@10); neural models are the latest artifacts
+under ``--artifacts-dir`` (default ``<warehouse_root>/_models``), refused when their feature
+spec differs.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from recsys.training.scoring import (
     two_tower_scores,
 )
 from recsys.training.trainers import SplitData, load_split
-from recsys.warehouse.io import replace_partition
+from recsys.warehouse.io import replace_rows
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import EVAL_OFFLINE_METRICS, Col
 
@@ -248,7 +249,14 @@ def run(config: EvalJobConfig, warehouse_root: str) -> pd.DataFrame:
     schema = spark.table(EVAL_OFFLINE_METRICS.qualified_name).schema
     df = spark.createDataFrame(rows)
     df = df.select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
-    replace_partition(df, EVAL_OFFLINE_METRICS, config.ds)
+    # Only this run's models of (ds, split): evaluating one model keeps the others' rows.
+    replace_rows(
+        df,
+        EVAL_OFFLINE_METRICS,
+        (F.col(Col.DS) == F.lit(config.ds))
+        & (F.col(Col.SPLIT_ID) == F.lit(config.split_id))
+        & F.col(Col.MODEL_NAME).isin(list(config.models)),
+    )
     log.info("%s: %d rows for ds=%s (run %s)", EVAL_OFFLINE_METRICS, len(rows), config.ds, run_id)
     return summary_table(rows)
 

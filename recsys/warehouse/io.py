@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from recsys.warehouse.tables import Col, TableRef
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,20 @@ def append(df: DataFrame, table: TableRef) -> None:
     with_conflict_retry(lambda: df.writeTo(table.qualified_name).append(), table.qualified_name)
 
 
+def replace_rows(df: DataFrame, table: TableRef, condition: Column) -> None:
+    """Replace the rows of ``table`` matching ``condition`` with ``df`` in one Delta commit.
+
+    ``df`` must hold only rows that match ``condition`` (Delta refuses the write otherwise).
+    """
+    with_conflict_retry(
+        lambda: df.writeTo(table.qualified_name).overwrite(condition), table.qualified_name
+    )
+
+
 def replace_partition(df: DataFrame, table: TableRef, ds: date) -> None:
     """Replace every row of day ``ds`` in ``table`` with ``df`` in one Delta commit.
 
     For tables keyed by ``ds`` alone (daily outputs): a rerun for the same day replaces it,
     readers see the old day or the new one. ``df`` must hold only rows of ``ds``.
     """
-    condition = F.col(Col.DS) == F.lit(ds)
-    with_conflict_retry(
-        lambda: df.writeTo(table.qualified_name).overwrite(condition), table.qualified_name
-    )
+    replace_rows(df, table, F.col(Col.DS) == F.lit(ds))

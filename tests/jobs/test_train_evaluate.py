@@ -62,3 +62,11 @@ def test_train_then_evaluate_writes_and_replaces_rows(
     again = spark.table(EVAL_OFFLINE_METRICS.qualified_name).where(F.col(Col.DS) == F.lit(DS))
     assert again.count() == first
     assert again.select(Col.RUN_ID).distinct().count() == 1
+    # Evaluating one model replaces only its rows.
+    one = EvalJobConfig(DS, "leave_last_out", ("popularity",), arts, als_max_iter=2)
+    run_eval(one, root)
+    after = spark.table(EVAL_OFFLINE_METRICS.qualified_name).where(F.col(Col.DS) == F.lit(DS))
+    assert after.count() == first
+    runs = after.groupBy(Col.MODEL_NAME).agg(F.countDistinct(Col.RUN_ID).alias("n")).collect()
+    assert {r[Col.MODEL_NAME] for r in runs} == set(MODELS)
+    assert after.select(Col.RUN_ID).distinct().count() == 2
