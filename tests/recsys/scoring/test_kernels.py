@@ -73,6 +73,45 @@ def test_topk_rows_breaks_cut_ties_exactly() -> None:
     assert vals[0].tolist() == [3.0, 2.0, 2.0]
 
 
+def _reference_topk(scores: torch.Tensor, k: int) -> tuple[list[list[float]], list[list[int]]]:
+    """Brute force: each row sorted by (value descending, column ascending), first k."""
+    vals, cols = [], []
+    for row in scores.tolist():
+        order = sorted(range(len(row)), key=lambda c: (-row[c], c))[:k]
+        vals.append([row[c] for c in order])
+        cols.append(order)
+    return vals, cols
+
+
+@pytest.mark.parametrize("k", [1, 7, 30])
+def test_prefiltered_topk_equals_brute_force(k: int) -> None:
+    gen = torch.Generator().manual_seed(k)
+    n_cols = 8 * 4 * (k + 8) + 5  # wide enough for the pre-filter, not a multiple of the group
+    scores = torch.randn(40, n_cols, generator=gen)
+    scores[:10] = (scores[:10] * 2).round() / 2  # many ties, also across the cut
+    scores[10:20, ::3] = float("-inf")  # exclusions
+    scores[20, : n_cols - k + 1] = float("-inf")  # fewer than k allowed columns
+    scores[21, :] = float("-inf")
+    scores[22, 1::2] = scores[22, 0]  # one value repeated in every group
+    assert -(-n_cols // K._TOPK_GROUP) >= K._TOPK_PREFILTER_RATIO * (k + K._TOPK_SLACK)
+    vals, idx = K.topk_rows(scores, k)
+    want_vals, want_cols = _reference_topk(scores, k)
+    assert vals.tolist() == want_vals
+    # Columns of -inf entries are unspecified (callers drop them); finite ones must match.
+    finite = torch.isfinite(vals)
+    got = [
+        [c for c, f in zip(r, m, strict=True) if f]
+        for r, m in zip(idx.tolist(), finite.tolist(), strict=True)
+    ]
+    want = [
+        [c for c, f in zip(r, m, strict=True) if f]
+        for r, m in zip(want_cols, finite.tolist(), strict=True)
+    ]
+    assert got == want
+    assert not finite[21].any()
+    assert int(finite[20].sum()) == k - 1
+
+
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="k"):
         retrieve_local(np.ones((1, 1)), [1], np.ones((1, 1)), [1], 0)
