@@ -18,7 +18,6 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 #: Score-matrix floats per block: 8M (32 MiB) on CPU, 256M (1 GiB) on CUDA.
@@ -133,7 +132,7 @@ def topk_rows(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     if kk == n_cols:
         out = torch.sort(scores, dim=1, descending=True, stable=True)
         return out.values, out.indices
-    if -(-n_cols // _TOPK_GROUP) >= _TOPK_PREFILTER_RATIO * (kk + _TOPK_SLACK):
+    if n_cols // _TOPK_GROUP >= _TOPK_PREFILTER_RATIO * (kk + _TOPK_SLACK):
         return _topk_prefiltered(scores, kk)
     return _topk_direct(scores, kk)
 
@@ -154,7 +153,9 @@ def _topk_direct(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
 def _topk_prefiltered(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """:func:`_topk_direct`'s result from a small subset of columns (``1 < k < C``).
 
-    The columns fall into G groups (group j = columns j, j + G, j + 2G, ...). Let tau be the
+    The first ``G * g`` columns fall into G groups of g (group j = columns j, j + G, j + 2G, ...,
+    strided so the maxima are one vectorised pass over a view); the fewer than g columns left
+    over are always kept. Let tau be the
     k-th largest group maximum: the k groups with the largest maxima each hold a value >= tau,
     so the k-th largest value is >= tau, and every group whose maximum is below tau holds no
     top-k value. Taking the ``k + slack`` best groups is therefore exact whenever the last one
@@ -164,15 +165,17 @@ def _topk_prefiltered(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """
     b, n_cols = scores.shape
     g = _TOPK_GROUP
-    n_groups = -(-n_cols // g)
-    pad = n_groups * g - n_cols
-    padded = F.pad(scores, (0, pad), value=float("-inf")) if pad else scores
-    group_max = padded.view(b, g, n_groups).amax(1)
+    n_groups = n_cols // g
+    # Groups over the first n_groups * g columns (a view, no copy); the < g columns left over
+    # are always in the subset.
+    group_max = scores[:, : n_groups * g].view(b, g, n_groups).amax(1)
     gv, gi = torch.topk(group_max, k + _TOPK_SLACK, dim=1)
     tau = gv[:, k - 1]
     redo = (gv[:, -1] >= tau) | ~torch.isfinite(tau)
-    cols = (gi.unsqueeze(2) + n_groups * torch.arange(g, device=scores.device)).reshape(b, -1)
-    vals, pos = torch.topk(padded.gather(1, cols), k + 1, dim=1)
+    grouped = gi.unsqueeze(2) + n_groups * torch.arange(g, device=scores.device)
+    tail = torch.arange(n_groups * g, n_cols, device=scores.device).expand(b, -1)
+    cols = torch.cat([grouped.reshape(b, -1), tail], dim=1)
+    vals, pos = torch.topk(scores.gather(1, cols), k + 1, dim=1)
     redo |= (vals[:, k - 1] == vals[:, k]) & torch.isfinite(vals[:, k - 1])
     vals, idx = _order(vals[:, :k], cols.gather(1, pos[:, :k]))
     if bool(redo.any()):
@@ -319,11 +322,21 @@ def matmul_blocks(user_vecs: NDArray, items: Tensor) -> Callable[[int, int, int,
     Args:
         user_vecs: ``(U, d)`` float32 user vectors (host memory; blocks move as asked for).
         items: ``(N, d)`` float32 item matrix, already on the device to score on.
+
+    Each block is written into one buffer reused by the next call (a fresh block per call costs
+    as much again as the multiply in first-touch page faults on CPU), so a caller must be done
+    with a block before asking for the next one, as :func:`topk_blocked` is.
     """
     device = items.device
     users = torch.from_numpy(np.ascontiguousarray(user_vecs, dtype=np.float32))
+    buffer = torch.empty(0, dtype=items.dtype, device=device)
 
     def block(u0: int, u1: int, i0: int, i1: int) -> Tensor:
-        return users[u0:u1].to(device) @ items[i0:i1].T
+        nonlocal buffer
+        size = (u1 - u0) * (i1 - i0)
+        if buffer.numel() < size:
+            buffer = torch.empty(size, dtype=items.dtype, device=device)
+        out = buffer[:size].view(u1 - u0, i1 - i0)
+        return torch.mm(users[u0:u1].to(device), items[i0:i1].T, out=out)
 
     return block

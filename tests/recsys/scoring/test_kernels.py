@@ -110,6 +110,11 @@ def test_prefiltered_topk_equals_brute_force(k: int) -> None:
     assert got == want
     assert not finite[21].any()
     assert int(finite[20].sum()) == k - 1
+    # A column slice (not contiguous, as SASRec's scores without the padding column).
+    wide = torch.cat([torch.zeros(40, 1), scores], dim=1)
+    sliced_vals, sliced_idx = K.topk_rows(wide[:, 1:], k)
+    assert torch.equal(sliced_vals, vals)
+    assert torch.equal(sliced_idx[finite], idx[finite])
 
 
 def test_bad_arguments_are_refused() -> None:
