@@ -62,8 +62,9 @@ workers 1.3 GiB together. Earlier the same day, 2 cores shared with a torch trai
 (100k users x 20k items) with ``--torch-threads 1``: torch 4085 users/s (15.4 CPU-s), faiss 4077
 (15.5), spark 3194 (21.1 CPU-s: Python workers 14.1, JVM 6.5), ALS 523 (124.5); spark/torch 0.78
 (CPU 0.73), spark/faiss 0.78, spark/als 6.1. At 20k users with default threads (load 2.4 -> 7.8):
-0.55 / 0.82 / 3.4. The worker kernel then ran at plain ``torch.topk`` speed. Not kept (no gain beyond noise):
-top-k returned as arrays and exploded in Spark; skipping the tie re-sort of tie-free blocks.
+0.55 / 0.82 / 3.4. The worker kernel then ran at plain ``torch.topk`` speed. Not kept (no gain
+beyond noise): top-k returned as arrays and exploded in Spark; skipping the tie re-sort of
+tie-free blocks.
 """
 
 from __future__ import annotations
