@@ -25,18 +25,21 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import torch
 from pyspark.sql import functions as F
 
 from jobs.common import configure_logging
 from jobs.train import artifacts_root, load_model
-from recsys.evaluation import ItemSlice, MetricRow, UserSlice, evaluate
+from recsys.evaluation import ItemSlice, MetricRow, UserSlice, evaluate, ndcg_per_user
+from recsys.evaluation.uncertainty import paired_ratio, standard_error
 from recsys.models.device import pick_device
 from recsys.models.ranker import InteractionRanker
 from recsys.models.sasrec import SequentialRecommender
@@ -78,6 +81,8 @@ SUMMARY = (
     ("gini@100", "gini", 100, "all"),
     ("coldR@100", "recall", 100, "cold_items"),
 )
+#: Baselines every model's NDCG@10 is divided by in the printed table (when evaluated).
+BASELINES = ("als", "popularity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +209,23 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).reindex(list(dict.fromkeys(rows[Col.MODEL_NAME])))
 
 
+def comparison_table(per_user: Mapping[str, npt.NDArray[np.float64]]) -> pd.DataFrame:
+    """Rows = models: NDCG@10's standard error and its ratio to each evaluated baseline with a
+    95% paired bootstrap interval (``x als``, ``lo``, ``hi``; users resampled in pairs, seeded).
+
+    ``per_user``: per model, NDCG@10 of every test user, the same users in the same order.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for name, values in per_user.items():
+        row = {"NDCG@10 se": standard_error(values)}
+        for base in BASELINES:
+            if base in per_user and base != name:
+                r = paired_ratio(values, per_user[base])
+                row |= {f"x {base}": r.ratio, f"x {base} lo": r.low, f"x {base} hi": r.high}
+        out[name] = row
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
 def run(config: EvalJobConfig, warehouse_root: str) -> pd.DataFrame:
     """Evaluate, write the rows, return the summary table."""
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -216,11 +238,13 @@ def run(config: EvalJobConfig, warehouse_root: str) -> pd.DataFrame:
     run_id, now = str(uuid.uuid4()), datetime.now(UTC).replace(tzinfo=None)
     data_version = json.dumps(split.versions, sort_keys=True)
     records: list[dict[str, object]] = []
+    per_user: dict[str, npt.NDArray[np.float64]] = {}
     for name in config.models:
         started = time.perf_counter()
         top, version = _model_scores(name, split, users, mask, config, root, spark)
         recs = recs_frame(users, top, split.items, mask)
         metric_rows: list[MetricRow] = evaluate(recs, truth, ks=(10, TOP_K), **inputs)  # type: ignore[arg-type]
+        per_user[name] = ndcg_per_user(recs, truth, 10).to_numpy()
         for r in metric_rows:
             records.append(
                 {
@@ -258,7 +282,7 @@ def run(config: EvalJobConfig, warehouse_root: str) -> pd.DataFrame:
         & F.col(Col.MODEL_NAME).isin(list(config.models)),
     )
     log.info("%s: %d rows for ds=%s (run %s)", EVAL_OFFLINE_METRICS, len(rows), config.ds, run_id)
-    return summary_table(rows)
+    return summary_table(rows).join(comparison_table(per_user))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

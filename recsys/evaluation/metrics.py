@@ -292,6 +292,22 @@ def _accuracy(
     return out, len(users)
 
 
+def ndcg_per_user(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> pd.Series:
+    """Binary NDCG@k of every user in ``truth`` (0 when no hit), indexed by user id, sorted.
+
+    The per-user values whose mean is :func:`ndcg_at_k`, e.g. for standard errors and paired
+    comparisons (:mod:`recsys.evaluation.uncertainty`).
+    """
+    k = check_k("k", k)
+    recs, truth = _check_recs(recs), _check_truth(truth)
+    n_rel = truth.groupby(USER).size().sort_index()
+    hits = recs[recs[RANK] <= k].merge(truth, on=[USER, ITEM], how="inner")
+    gain = 1.0 / np.log2(hits[RANK].to_numpy(dtype=np.float64) + 1.0)
+    dcg = pd.Series(gain, index=hits[USER]).groupby(level=0).sum().reindex(n_rel.index)
+    idcg = _idcg_table(k)[np.minimum(n_rel.to_numpy(dtype=np.int64), k)]
+    return pd.Series(dcg.fillna(0.0).to_numpy() / idcg, index=n_rel.index, name="ndcg")
+
+
 def _top(recs: pd.DataFrame, k: int | None) -> pd.DataFrame:
     return recs if k is None else recs[recs[RANK] <= k]
 

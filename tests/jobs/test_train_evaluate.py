@@ -52,6 +52,13 @@ def test_train_then_evaluate_writes_and_replaces_rows(
     table = run_eval(config, root)
     assert list(table.index) == list(MODELS)
     assert table["NDCG@10"].notna().all()
+    # Per-user NDCG@10 behind the ratios averages to the metrics table's NDCG@10.
+    assert table.loc["popularity", "NDCG@10"] > 0
+    for model in MODELS[1:]:
+        want = table.loc[model, "NDCG@10"] / table.loc["popularity", "NDCG@10"]
+        assert table.loc[model, "x popularity"] == pytest.approx(want, rel=1e-9)
+        assert table.loc[model, "x popularity lo"] <= want <= table.loc[model, "x popularity hi"]
+    assert (table["NDCG@10 se"] >= 0).all()
     rows = spark.table(EVAL_OFFLINE_METRICS.qualified_name).where(F.col(Col.DS) == F.lit(DS))
     first = rows.count()
     assert first > 0

@@ -25,6 +25,7 @@ from recsys.evaluation import (
     map_at_k,
     mrr,
     ndcg_at_k,
+    ndcg_per_user,
     novelty,
     precision_at_k,
     recall_at_k,
@@ -79,6 +80,19 @@ def test_accuracy_at_3(hand: dict[str, Any]) -> None:
     assert hit_rate_at_k(r, t, 3) == pytest.approx(2 / 3)
     # first hit: u1 rank 1, u2 rank 3, u4 none -> (1 + 1/3 + 0) / 3
     assert mrr(r, t, 3) == pytest.approx(4 / 9)
+
+
+def test_ndcg_per_user_is_what_ndcg_at_k_averages(hand: dict[str, Any]) -> None:
+    r, t = hand["recs"], hand["truth"]
+    per_user = ndcg_per_user(r, t, 3)
+    assert per_user.index.tolist() == [1, 2, 4]  # users of the truth; user 3 has none
+    u1 = (1 + 1 / 2) / (1 + 1 / L3)
+    u2 = (1 / 2) / (1 + 1 / L3 + 1 / 2)
+    assert per_user.tolist() == pytest.approx([u1, u2, 0.0])
+    for k in (1, 2, 3, 10):
+        assert ndcg_per_user(r, t, k).mean() == pytest.approx(ndcg_at_k(r, t, k))
+    with pytest.raises(ValueError, match="k"):
+        ndcg_per_user(r, t, 0)
 
 
 def test_accuracy_at_1_and_2(hand: dict[str, Any]) -> None:
