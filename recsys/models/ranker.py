@@ -39,6 +39,11 @@ class RankerConfig:
             ``x0``; outputs concatenated).
         deep_dims: Hidden widths of the MLP (may be empty, unless ``n_cross_layers`` is 0).
         dropout: Dropout after each MLP hidden layer, in [0, 1).
+        base_score_column: None, or the index in ``[0, n_dense)`` of a dense column (e.g. the
+            retrieval score) added to the logit with a learned weight that starts at 1 while the
+            network's output layer starts at zero: the untrained ranker then orders candidates
+            exactly by that column and training learns corrections to it, so an undertrained
+            ranker cannot do much worse than the order it re-ranks.
     """
 
     n_user_buckets: int = 100_000
@@ -50,6 +55,7 @@ class RankerConfig:
     structure: Structure = "stacked"
     deep_dims: tuple[int, ...] = (256, 128)
     dropout: float = 0.1
+    base_score_column: int | None = None
 
     def __post_init__(self) -> None:
         _check_int("n_user_buckets", self.n_user_buckets, 1)
@@ -67,6 +73,13 @@ class RankerConfig:
         if self.n_cross_layers == 0 and not self.deep_dims:
             raise ValueError("n_cross_layers: 0 with empty deep_dims leaves no network, got 0")
         _check_prob("dropout", self.dropout, allow_one=False)
+        col = self.base_score_column
+        if col is not None and (
+            not isinstance(col, int) or isinstance(col, bool) or not 0 <= col < self.n_dense
+        ):
+            raise ValueError(
+                f"base_score_column: must be None or an int in [0, {self.n_dense}), got {col!r}"
+            )
 
     @property
     def input_dim(self) -> int:
@@ -113,6 +126,11 @@ class InteractionRanker(nn.Module):
         else:
             head_in = (d if c.n_cross_layers else 0) + (deep_out if c.deep_dims else 0)
         self.head = nn.Linear(head_in, 1)
+        self.base_weight: nn.Parameter | None = None
+        if c.base_score_column is not None:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+            self.base_weight = nn.Parameter(torch.ones(()))
 
     def _cross(self, x0: Tensor) -> Tensor:
         x = x0
@@ -146,6 +164,8 @@ class InteractionRanker(nn.Module):
                 parts.append(self.deep(x0))
             h = torch.cat(parts, dim=-1)
         logits: Tensor = self.head(h).squeeze(-1)
+        if self.base_weight is not None and c.base_score_column is not None:
+            logits = logits + self.base_weight * dense[:, c.base_score_column]
         return logits
 
 

@@ -136,6 +136,9 @@ def fit(
 ) -> FitResult:
     """Train ``model`` in place; on return it holds the weights of the best validation epoch.
 
+    The untrained weights count as epoch 0: an epoch must beat them to be kept (for a ranker
+    that starts as its base score's order, training that does not help leaves that order).
+
     Args:
         model: The module (already on its device).
         batches: Returns one epoch's batches (called once per epoch).
@@ -145,9 +148,9 @@ def fit(
         name: Model name in log lines.
     """
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    best = -math.inf
     best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
     initial = validate()
+    best = initial[NDCG10]
     best_epoch, best_metrics, bad = 0, initial, 0
     log.info("%s epoch 0: val %s=%.4f (untrained)", name, NDCG10, initial[NDCG10])
     history: list[EpochLog] = []

@@ -159,3 +159,31 @@ def test_without_id_embeddings_only_dense_features_count() -> None:
     assert not any("ids" in k for k in model.state_dict())
     changed = {**batch, "dense": batch["dense"] + 1.0}
     assert not torch.equal(model(**batch), model(**changed))
+
+
+@pytest.mark.parametrize("structure", ["stacked", "parallel"])
+def test_base_score_column_starts_as_that_columns_order_and_learns(structure: Structure) -> None:
+    cfg = replace(TINY, structure=structure, base_score_column=2)
+    model = InteractionRanker(cfg).eval()
+    batch = _batch(50)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch), batch["dense"][:, 2], rtol=0, atol=0)
+    # Labels that disagree with the base score: training moves away from it.
+    labels = (batch["dense"][:, 0] > 0).float()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    first = bce_loss(model(**batch), labels).item()
+    for _ in range(200):
+        loss = bce_loss(model(**batch), labels)
+        opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+    assert loss.item() < 0.5 * first
+    assert "base_weight" in model.state_dict()
+    assert "base_weight" not in InteractionRanker(TINY).state_dict()  # old artifacts still load
+
+
+@pytest.mark.parametrize("value", [-1, 3, 1.0, True])
+def test_base_score_column_must_be_a_dense_column(value: object) -> None:
+    with pytest.raises(ValueError, match=r"^base_score_column:"):
+        replace(TINY, base_score_column=value)  # type: ignore[arg-type]

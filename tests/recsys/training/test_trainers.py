@@ -159,6 +159,27 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
     assert float(model.weight) == pytest.approx(weights[2])
 
 
+def test_untrained_weights_are_kept_when_no_epoch_beats_them() -> None:
+    model = torch.nn.Linear(1, 1, bias=False)
+    start = float(model.weight)
+    scores = iter([0.6, 0.5, 0.6, 0.1])  # epoch 0 (untrained), then no epoch better
+
+    def batches() -> Iterator[dict[str, torch.Tensor]]:
+        yield {"x": torch.ones(1, 1)}
+
+    def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return (model(batch["x"]) - 10.0).pow(2).mean()
+
+    def validate() -> dict[str, float]:
+        return {NDCG10: next(scores)}
+
+    res = fit(model, batches, loss_fn, validate, TrainConfig(epochs=10, patience=3, lr=0.1), "t")
+    assert res.best_epoch == 0
+    assert len(res.history) == 3
+    assert res.metrics[NDCG10] == 0.6
+    assert float(model.weight) == start
+
+
 def test_artifact_refuses_a_mismatched_feature_spec(split: SplitData, tmp_path: Path) -> None:
     from jobs.train import load_model
 
