@@ -232,7 +232,8 @@ def methods_notes(report: ReportData) -> list[str]:
     methods = sorted({r.method for r in report.rows if r.method})
     tests = "; ".join(f"{m}: {METHOD_DESCRIPTIONS.get(m, m)}" for m in methods) or "none ran"
     notes = [
-        f"Tests: {tests}. Relative-lift CIs use the delta method.",
+        f"Tests: {tests}. Relative-lift CIs are Fieller's: they exclude 0 exactly when the "
+        "absolute CI does (unbounded when the control mean is not distinct from 0).",
         f"Significance level alpha = {cfg.alpha:g}; confidence intervals are two-sided "
         f"{1 - cfg.alpha:.0%}.",
         f"Multiple-testing correction: {CORRECTION_NAMES[cfg.correction]}, across primary "

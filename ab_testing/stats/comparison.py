@@ -9,6 +9,7 @@ frequentist engine does), using the same reference distribution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -87,6 +88,30 @@ def critical_value(alpha: float, df: Array | None) -> Array:
     return arr(stats.t.isf(alpha / 2.0, df))
 
 
+def _fieller(
+    est_c: Array, est_t: Array, var_c: Array, var_t: Array, crit: Array
+) -> tuple[Any, Any]:
+    """Fieller's interval for ``est_t / est_c - 1`` (independent arm estimates).
+
+    The set of R with ``(t - R c)^2 <= crit^2 (var_t + R^2 var_c)``, i.e. the ratios a test of
+    ``t - R c = 0`` does not reject. At R = 1 that is the test on the difference with standard
+    error ``sqrt(var_c + var_t)``, so the relative interval excludes 0 exactly when the absolute
+    one does. The delta-method interval ``rel ± crit * rel_se`` lacks this: for a large relative
+    effect on a small mean it can exclude 0 while the test's p is above alpha. When the control
+    mean is not itself distinguishable from 0 (``c^2 <= crit^2 var_c``) the set is unbounded (the
+    whole line, or two rays around a gap) and ``(-inf, inf)`` is reported, which is conservative.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = crit**2
+        a = est_c**2 - k * var_c
+        b = est_t * est_c
+        # b^2 - a * (t^2 - k var_t) = k (a var_t + t^2 var_c) >= 0 whenever a > 0.
+        root = np.sqrt(np.maximum(k * (a * var_t + est_t**2 * var_c), 0.0))
+        lo = np.where(a > 0, (b - root) / a - 1.0, -np.inf)
+        hi = np.where(a > 0, (b + root) / a - 1.0, np.inf)
+    return lo, hi
+
+
 def compare(
     *,
     method: str,
@@ -130,6 +155,9 @@ def compare(
     rel_se = np.sqrt(safe_div(var_t, est_c**2) + safe_div(est_t**2 * var_c, est_c**4))
     rel = np.where(np.isfinite(rel_se), rel, np.nan)
     rel_se = np.where(np.isnan(rel), np.nan, rel_se)
+    rel_lo, rel_hi = _fieller(est_c, est_t, var_c, var_t, crit)
+    rel_lo = np.where(np.isnan(rel), np.nan, rel_lo)
+    rel_hi = np.where(np.isnan(rel), np.nan, rel_hi)
     reason: Reason | None = None
     if bad.ndim == 0:
         for why, mask in checks:
@@ -150,8 +178,8 @@ def compare(
         abs_ci_high=out(diff + crit * se),
         rel_lift=out(rel),
         rel_se=out(rel_se),
-        rel_ci_low=out(rel - crit * rel_se),
-        rel_ci_high=out(rel + crit * rel_se),
+        rel_ci_low=out(rel_lo),
+        rel_ci_high=out(rel_hi),
         statistic=out(stat),
         df=out(zeros + np.inf if df is None else np.where(bad, np.nan, df + zeros)),
         p_value=out(p_value(stat, df, alternative)),
