@@ -259,9 +259,10 @@ def _idcg_table(max_n: int) -> npt.NDArray[np.float64]:
     return np.concatenate(([0.0], np.cumsum(gains)))
 
 
-def _accuracy(
+def _per_user_accuracy(
     recs: pd.DataFrame, truth: pd.DataFrame, ks: Sequence[int]
-) -> tuple[dict[tuple[Metric, int], float], int]:
+) -> tuple[pd.Index, dict[tuple[Metric, int], npt.NDArray[np.float64]]]:
+    """The users of ``truth`` (sorted) and each accuracy metric's value per user, in that order."""
     n_rel = truth.groupby(USER).size()
     users = n_rel.index
     hits = recs.merge(truth, on=[USER, ITEM], how="inner").sort_values([USER, RANK])
@@ -274,7 +275,7 @@ def _accuracy(
     first = hits.groupby(USER)[RANK].min().reindex(users).to_numpy(dtype=np.float64)
     rel = n_rel.to_numpy(dtype=np.int64)
     idcg = _idcg_table(int(min(rel.max(), max(ks))))
-    out: dict[tuple[Metric, int], float] = {}
+    out: dict[tuple[Metric, int], npt.NDArray[np.float64]] = {}
     for k in ks:
         g = hits[hits[RANK] <= k].groupby(USER)
         n_hits = g.size().reindex(users, fill_value=0).to_numpy(dtype=np.float64)
@@ -283,13 +284,20 @@ def _accuracy(
         cut = np.minimum(rel, k)
         with np.errstate(divide="ignore", invalid="ignore"):
             mrr = np.where(first <= k, 1.0 / first, 0.0)
-        out[Metric.RECALL, k] = float(np.mean(n_hits / rel))
-        out[Metric.PRECISION, k] = float(np.mean(n_hits / k))
-        out[Metric.NDCG, k] = float(np.mean(dcg / idcg[cut]))
-        out[Metric.MAP, k] = float(np.mean(ap / cut))
-        out[Metric.HIT_RATE, k] = float(np.mean(n_hits > 0))
-        out[Metric.MRR, k] = float(np.mean(mrr))
-    return out, len(users)
+        out[Metric.RECALL, k] = n_hits / rel
+        out[Metric.PRECISION, k] = n_hits / k
+        out[Metric.NDCG, k] = dcg / idcg[cut]
+        out[Metric.MAP, k] = ap / cut
+        out[Metric.HIT_RATE, k] = (n_hits > 0).astype(np.float64)
+        out[Metric.MRR, k] = mrr
+    return users, out
+
+
+def _accuracy(
+    recs: pd.DataFrame, truth: pd.DataFrame, ks: Sequence[int]
+) -> tuple[dict[tuple[Metric, int], float], int]:
+    users, per_user = _per_user_accuracy(recs, truth, ks)
+    return {key: float(np.mean(v)) for key, v in per_user.items()}, len(users)
 
 
 def ndcg_per_user(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> pd.Series:
@@ -300,12 +308,10 @@ def ndcg_per_user(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> pd.Se
     """
     k = check_k("k", k)
     recs, truth = _check_recs(recs), _check_truth(truth)
-    n_rel = truth.groupby(USER).size().sort_index()
-    hits = recs[recs[RANK] <= k].merge(truth, on=[USER, ITEM], how="inner")
-    gain = 1.0 / np.log2(hits[RANK].to_numpy(dtype=np.float64) + 1.0)
-    dcg = pd.Series(gain, index=hits[USER]).groupby(level=0).sum().reindex(n_rel.index)
-    idcg = _idcg_table(k)[np.minimum(n_rel.to_numpy(dtype=np.int64), k)]
-    return pd.Series(dcg.fillna(0.0).to_numpy() / idcg, index=n_rel.index, name="ndcg")
+    if not len(truth):
+        return pd.Series([], dtype=np.float64, name="ndcg")
+    users, per_user = _per_user_accuracy(recs, truth, (k,))
+    return pd.Series(per_user[Metric.NDCG, k], index=users, name="ndcg")
 
 
 def _top(recs: pd.DataFrame, k: int | None) -> pd.DataFrame:
