@@ -155,13 +155,13 @@ def _topk_prefiltered(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
     The first ``G * g`` columns fall into G groups of g (group j = columns j, j + G, j + 2G, ...,
     strided so the maxima are one vectorised pass over a view); the fewer than g columns left
-    over are always kept. Let tau be the
-    k-th largest group maximum: the k groups with the largest maxima each hold a value >= tau,
-    so the k-th largest value is >= tau, and every group whose maximum is below tau holds no
-    top-k value. Taking the ``k + slack`` best groups is therefore exact whenever the last one
-    taken is already below tau (all groups >= tau are in); rows where it is not, and rows whose
-    subset top-k has a tie across the cut, are redone directly. One cheap strided max plus two
-    top-k calls over ~G and ~(k + slack) * g columns replace a top-k over all C columns.
+    over are always kept. Let tau be the k-th largest group maximum: the k groups with the
+    largest maxima each hold a value >= tau, so the k-th largest value is >= tau, and every group
+    whose maximum is below tau holds no top-k value. Taking the ``k + slack`` best groups is
+    therefore exact whenever the last one taken is already below tau (all groups >= tau are in);
+    rows where it is not, and rows whose subset top-k has a tie across the cut, are redone
+    directly. One cheap strided max plus two top-k calls over ~G and ~(k + slack) * g columns
+    replace a top-k over all C columns.
     """
     b, n_cols = scores.shape
     g = _TOPK_GROUP
