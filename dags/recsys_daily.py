@@ -211,8 +211,9 @@ with DAG(
 
     setup_warehouse >> ingest >> features >> [trending, gate_open]
     gate_open >> [train_two_tower, train_sasrec]
-    train_two_tower >> train_ranker
-    [train_ranker, train_sasrec] >> evaluate >> promote >> embeddings
+    # The ranker reads both retrievers: the two-tower score and SASRec's log-probability.
+    [train_two_tower, train_sasrec] >> train_ranker
+    train_ranker >> evaluate >> promote >> embeddings
     features >> embeddings
     embeddings >> related_items
     [embeddings, trending] >> retrieval >> ranking >> publish

@@ -47,14 +47,17 @@ from recsys.models.two_tower import TwoTower
 from recsys.scoring.ranking import COLD_SLOTS
 from recsys.settings import load_settings
 from recsys.training import data as D
-from recsys.training.artifacts import latest_artifact
+from recsys.training.artifacts import SEQUENCER_VERSION, latest_artifact
 from recsys.training.baselines import ALS_GRID, popularity_scores, train_positives, tune_als
+from recsys.training.registry import resolve_artifact
 from recsys.training.scoring import (
+    merged_pool,
     ndcg_at,
     recs_frame,
     rerank,
     reserve_cold,
     sasrec_scores,
+    sequence_scores,
     top_k,
     two_tower_scores,
 )
@@ -175,10 +178,29 @@ def _model_scores(
         raise FileNotFoundError(f"no ranker artifact under {root}")
     ranker = load_model(rank_art, split)
     assert isinstance(ranker, InteractionRanker)
-    pool = top_k(retrieval, mask, RERANK_POOL)
-    ordered = rerank(ranker.to(device), split.users, split.items, users, pool, retrieval, device)
+    seq_version = rank_art.extra.get(SEQUENCER_VERSION)
+    if seq_version is None:
+        pool = top_k(retrieval, mask, RERANK_POOL)
+        ordered = rerank(
+            ranker.to(device), split.users, split.items, users, pool, retrieval, device
+        )
+        top = reserve_cold(ordered, split.items.is_cold, TOP_K, COLD_SLOTS)
+        return top, f"{tower_art.version}+{rank_art.version}"
+    # A ranker trained with SASRec ranks what serving gives it: both retrievers' candidates,
+    # with SASRec's next-item log-probability (of the train + validation sequence) as input.
+    seq_model = load_model(resolve_artifact(root, "sasrec", str(seq_version)), split)
+    assert isinstance(seq_model, SequentialRecommender)
+    seqs = D.event_sequences(
+        split.pairs, (D.TRAIN, D.VALIDATION), split.index_of, seq_model.config.positives_only
+    )
+    seq = sequence_scores(seq_model.to(device), seqs, split.users, device)
+    rows = split.users.row_of(np.asarray(users))
+    pool = merged_pool(retrieval, seq.matrix(rows), mask, RERANK_POOL)
+    ordered = rerank(
+        ranker.to(device), split.users, split.items, users, pool, retrieval, device, seq
+    )
     top = reserve_cold(ordered, split.items.is_cold, TOP_K, COLD_SLOTS)
-    return top, f"{tower_art.version}+{rank_art.version}"
+    return top, f"{tower_art.version}+{seq_version}+{rank_art.version}"
 
 
 def evaluation_inputs(split: SplitData) -> dict[str, object]:

@@ -7,12 +7,15 @@ Usage::
         [--batch-size B] [--artifacts-dir DIR]
         [--max-len L] [--dropout P] [--sasrec-events all|positive]
         [--sasrec-targets all|positive]   # SASRec only
+        [--ranker-sasrec on|off]          # ranker only
 
 Reads ``features.*`` of ``(ds, split_id)``, streams training rows through petastorm, trains on
 CUDA when present (else CPU) with early stopping on validation NDCG@10, and writes
 ``<artifacts-dir>/<model>/<version>/`` (default ``<warehouse_root>/_models``). The ranker needs a
 two-tower artifact of the same features (its retrieval score is a ranker input): train
-``two_tower`` first. Exits 2 on bad arguments or missing inputs.
+``two_tower`` first; with ``--ranker-sasrec on`` it also reads the latest SASRec artifact (its
+candidates join the pool and its next-item log-probability is an input). Exits 2 on bad
+arguments or missing inputs.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ import torch
 
 from jobs.common import configure_logging
 from recsys.models.device import pick_device
+from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
 from recsys.settings import load_settings
 from recsys.training.artifacts import (
+    SEQUENCER_VERSION,
     Artifact,
     check_feature_spec,
     latest_artifact,
@@ -64,6 +69,7 @@ SASREC_MAX_LEN = 200
 SASREC_DROPOUT = 0.4
 SASREC_EVENTS = "all"
 SASREC_TARGETS = "all"
+RANKER_SASREC = "on"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,7 @@ class TrainJobConfig:
     split_id: str
     train: TrainConfig
     artifacts_dir: Path | None
+    ranker_sasrec: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
@@ -118,6 +125,12 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         default=SASREC_TARGETS,
         help="SASRec training targets: every next event, or positive next events only",
     )
+    p.add_argument(
+        "--ranker-sasrec",
+        choices=("on", "off"),
+        default=RANKER_SASREC,
+        help="ranker: also rank SASRec's candidates, with its score as an input",
+    )
     a = p.parse_args(argv)
     epochs, patience, lr = DEFAULTS[a.model]
     train = TrainConfig(
@@ -131,7 +144,9 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         positives_only=a.sasrec_events == "positive",
         positive_targets=a.sasrec_targets == "positive",
     )
-    return TrainJobConfig(a.model, a.ds, a.split_id, train, a.artifacts_dir)
+    return TrainJobConfig(
+        a.model, a.ds, a.split_id, train, a.artifacts_dir, a.ranker_sasrec == "on"
+    )
 
 
 def load_model(artifact: Artifact, split: SplitData) -> torch.nn.Module:
@@ -173,7 +188,19 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
         retriever = load_model(art, split)
         assert isinstance(retriever, TwoTower)
         extra["retriever_version"] = art.version
-        trained = train_ranker(spark, split, config.train, warehouse_root, device, retriever)
+        sequencer: SequentialRecommender | None = None
+        if config.ranker_sasrec:
+            seq_art = latest_artifact(root, "sasrec")
+            if seq_art is None:
+                raise FileNotFoundError(f"no sasrec artifact under {root}: train it first")
+            loaded = load_model(seq_art, split)
+            if not isinstance(loaded, SequentialRecommender):
+                raise TypeError(f"sasrec artifact {seq_art.version}: not a SequentialRecommender")
+            sequencer = loaded
+            extra[SEQUENCER_VERSION] = seq_art.version
+        trained = train_ranker(
+            spark, split, config.train, warehouse_root, device, retriever, sequencer=sequencer
+        )
     res = trained.result
     extra.update(
         seed=config.train.seed,

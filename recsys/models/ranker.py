@@ -44,6 +44,10 @@ class RankerConfig:
             network's output layer starts at zero: the untrained ranker then orders candidates
             exactly by that column and training learns corrections to it, so an undertrained
             ranker cannot do much worse than the order it re-ranks.
+        linear_columns: Indices in ``[0, n_dense)`` of further dense columns (e.g. a second
+            retriever's score) added to the logit, each with its own learned weight that starts
+            at 0: a straight path for scores whose effect is close to linear, which the stacked
+            network would otherwise have to learn through its ReLUs from few labels.
     """
 
     n_user_buckets: int = 100_000
@@ -56,6 +60,7 @@ class RankerConfig:
     deep_dims: tuple[int, ...] = (256, 128)
     dropout: float = 0.1
     base_score_column: int | None = None
+    linear_columns: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _check_int("n_user_buckets", self.n_user_buckets, 1)
@@ -79,6 +84,18 @@ class RankerConfig:
         ):
             raise ValueError(
                 f"base_score_column: must be None or an int in [0, {self.n_dense}), got {col!r}"
+            )
+
+        cols = self.linear_columns
+        if not isinstance(cols, tuple) or any(
+            not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < self.n_dense for c in cols
+        ):
+            raise ValueError(
+                f"linear_columns: must be a tuple of ints in [0, {self.n_dense}), got {cols!r}"
+            )
+        if len(set(cols)) != len(cols) or (col is not None and col in cols):
+            raise ValueError(
+                f"linear_columns: must be distinct and exclude base_score_column, got {cols!r}"
             )
 
     @property
@@ -131,6 +148,9 @@ class InteractionRanker(nn.Module):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
             self.base_weight = nn.Parameter(torch.ones(()))
+        self.linear_weight: nn.Parameter | None = None
+        if c.linear_columns:
+            self.linear_weight = nn.Parameter(torch.zeros(len(c.linear_columns)))
 
     def _cross(self, x0: Tensor) -> Tensor:
         x = x0
@@ -166,6 +186,8 @@ class InteractionRanker(nn.Module):
         logits: Tensor = self.head(h).squeeze(-1)
         if self.base_weight is not None and c.base_score_column is not None:
             logits = logits + self.base_weight * dense[:, c.base_score_column]
+        if self.linear_weight is not None:
+            logits = logits + dense[:, list(c.linear_columns)] @ self.linear_weight
         return logits
 
 

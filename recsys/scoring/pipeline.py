@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import torch
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from recsys.models.device import pick_device
+from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
 from recsys.scoring.embeddings import (
     DEFAULT_HISTORY_LEN,
@@ -33,10 +35,11 @@ from recsys.scoring.explain import item_labels, with_explanations
 from recsys.scoring.ranking import BECAUSE, SOURCES, ItemArrays, rank_spark
 from recsys.scoring.retrieval import SEEN, collect_items, retrieve_spark
 from recsys.scoring.runtime import ModelPayload
-from recsys.scoring.sequential import SEQUENCE, sasrec_spark
+from recsys.scoring.sequential import SEQUENCE, sasrec_spark, sasrec_vectors_spark
 from recsys.training import data as D
-from recsys.training.artifacts import Artifact, check_feature_spec
+from recsys.training.artifacts import SEQUENCER_VERSION, Artifact, check_feature_spec
 from recsys.training.registry import resolve_artifact
+from recsys.training.scoring import sasrec_item_vectors
 from recsys.warehouse.io import replace_partition
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
@@ -229,6 +232,16 @@ def step_retrieve(ctx: ScoreContext, k: int) -> dict[str, int]:
 def _sasrec(
     ctx: ScoreContext, art: Artifact, items: D.ItemTable, users: DataFrame, seen: DataFrame, k: int
 ) -> DataFrame:
+    lists = seen.groupBy(Col.USER_ID).agg(
+        F.collect_list(F.col(Col.ITEM_ID).cast("long")).alias(SEEN)
+    )
+    frame = sasrec_sequences(ctx, art, users).join(lists, Col.USER_ID, "left")
+    return sasrec_spark(frame, items.item_ids[1:].numpy(), ModelPayload.from_artifact(art), k)
+
+
+def sasrec_sequences(ctx: ScoreContext, art: Artifact, users: DataFrame) -> DataFrame:
+    """``user_id, _sequence``: the train and validation events of ``users`` as SASRec reads
+    them (item indices, oldest first, ties by item id)."""
     roles = F.col(Col.ROLE).isin(D.TRAIN, D.VALIDATION)
     # The input the model was trained on: positives only, or every interaction (artifacts from
     # before the option existed lack the key and were trained on positives).
@@ -241,16 +254,11 @@ def _sasrec(
             F.struct(Col.EVENT_TS, Col.ITEM_ID, F.col(Col.ITEM_INDEX).cast("long").alias("i"))
         )
     )
-    seqs = (
+    return (
         pos.join(users, Col.USER_ID, "left_semi")
         .groupBy(Col.USER_ID)
         .agg(F.transform(ordered, lambda s: s["i"]).alias(SEQUENCE))
     )
-    lists = seen.groupBy(Col.USER_ID).agg(
-        F.collect_list(F.col(Col.ITEM_ID).cast("long")).alias(SEEN)
-    )
-    frame = seqs.join(lists, Col.USER_ID, "left")
-    return sasrec_spark(frame, items.item_ids[1:].numpy(), ModelPayload.from_artifact(art), k)
 
 
 def item_arrays(ctx: ScoreContext, items: D.ItemTable, version: str) -> ItemArrays:
@@ -284,11 +292,25 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
         .select(Col.USER_ID, Col.DENSE, Col.GENRE_AFFINITY, Col.HISTORY)
         .join(user_emb, Col.USER_ID)
     )
-    model = rank_spark(
-        candidates, users, item_arrays(ctx, items, tt.version), ModelPayload.from_artifact(rk), n
-    )
+    arrays = item_arrays(ctx, items, tt.version)
+    version = tt.version + "+" + rk.version
+    seq_version = rk.extra.get(SEQUENCER_VERSION)
+    if seq_version is not None:
+        # The ranker reads the SASRec score of the model it was trained with, not the champion.
+        sas = resolve(ctx, "sasrec", str(seq_version), items)
+        payload = ModelPayload.from_artifact(sas)
+        sequencer = payload.build(torch.device("cpu"))
+        if not isinstance(sequencer, SequentialRecommender):
+            raise TypeError(f"sasrec artifact {sas.version}: not a SequentialRecommender")
+        arrays = replace(arrays, sequence=sasrec_item_vectors(sequencer)[1:].numpy())
+        vectors = sasrec_vectors_spark(
+            sasrec_sequences(ctx, sas, candidates.select(Col.USER_ID).distinct()), payload
+        )
+        users = users.join(vectors, Col.USER_ID, "left")
+        version = tt.version + "+" + sas.version + "+" + rk.version
+    model = rank_spark(candidates, users, arrays, ModelPayload.from_artifact(rk), n)
     model = model.withColumn(Col.REC_SET, F.lit(RecSet.MODEL)).withColumn(
-        Col.MODEL_VERSION, F.lit(tt.version + "+" + rk.version)
+        Col.MODEL_VERSION, F.lit(version)
     )
     pop = popularity_set(ctx, candidates.select(Col.USER_ID).distinct(), n)
     ranked = with_explanations(model.unionByName(pop), item_labels(ctx.spark, ctx.ds, ctx.split_id))

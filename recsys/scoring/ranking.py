@@ -10,7 +10,10 @@ genre_affinity, embedding, history)`` (users without a row score with zero featu
 0, as offline), an :class:`ItemArrays` bundle (broadcast), a ranker :class:`ModelPayload`, and
 N. The ranker's dense input is :func:`recsys.training.scoring.ranker_dense` with the two-tower
 cosine of user and item embeddings as the retrieval feature, exactly as in training and offline
-evaluation, whatever the candidate's source.
+evaluation, whatever the candidate's source. A ranker trained with SASRec also reads SASRec's
+next-item log-probability: the dot product of the user's :data:`SEQUENCE_VECTOR` and the item's
+``ItemArrays.sequence`` row (:func:`recsys.training.scoring.sasrec_user_vectors`), both given
+or neither.
 
 Output: ``user_id, rank (1..N), item_id, score (sigmoid probability, float32), source,
 because_item_id`` where ``because_item_id`` is the user's history item with the highest cosine to
@@ -66,6 +69,8 @@ _CANDS: Final = "_cands"
 #: shown and can earn data: a ranker trained on what users consume next learns to bury them.
 COLD_SLOTS: Final = 1
 _HAS_FEATURES: Final = "_has_features"
+#: Optional users column: SASRec user vectors ``[h, -log Z]`` (ARRAY<FLOAT>, width d + 1).
+SEQUENCE_VECTOR: Final = "sequence_vector"
 #: Users per explanation chunk (bounds the (users, N, history) similarity tensor).
 _EXPLAIN_USERS: Final = 1024
 
@@ -91,6 +96,8 @@ class ItemArrays:
         log_count: ``(N,)`` float32 ``ln(1 + train interactions)``.
         is_cold: ``(N,)`` bool.
         embedding: ``(N, d)`` float32 two-tower item vectors (unit norm).
+        sequence: None, or ``(N, d_s + 1)`` float32 SASRec item vectors ``[e_i, 1]`` for a
+            ranker trained with SASRec's score.
     """
 
     item_ids: NDArray
@@ -98,11 +105,12 @@ class ItemArrays:
     log_count: NDArray
     is_cold: NDArray
     embedding: NDArray
+    sequence: NDArray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.item_ids)
-        for name in ("genres", "log_count", "is_cold", "embedding"):
-            if len(getattr(self, name)) != n:
+        for name in ("genres", "log_count", "is_cold", "embedding", "sequence"):
+            if getattr(self, name) is not None and len(getattr(self, name)) != n:
                 raise ValueError(f"{name}: expected {n} rows, got {len(getattr(self, name))}")
         if n > 1 and not bool((np.diff(self.item_ids) > 0).all()):
             raise ValueError("item_ids: must be ascending and distinct")
@@ -128,6 +136,18 @@ class ItemArrays:
         e = self.embedding.astype(np.float32)
         return torch.from_numpy(np.concatenate([np.zeros_like(e[:1]), e]))
 
+    def padded_sequence(self) -> torch.Tensor | None:
+        """``(N + 1, d_s + 1)`` SASRec item vectors, row 0 zero; None without them."""
+        if self.sequence is None:
+            return None
+        e = self.sequence.astype(np.float32)
+        return torch.from_numpy(np.concatenate([np.zeros_like(e[:1]), e]))
+
+    @property
+    def sequence_dim(self) -> int:
+        """Width of the SASRec vectors (0 without them)."""
+        return 0 if self.sequence is None else int(self.sequence.shape[1])
+
 
 @dataclass(frozen=True)
 class UserBatch:
@@ -142,6 +162,7 @@ class UserBatch:
     cand_rows: NDArray  #: (M,) int64 user row of each candidate
     cand_items: NDArray  #: (M,) int64 raw item id
     cand_sources: NDArray  #: (M,) int64 code in SOURCES
+    sequence: NDArray | None = None  #: (B, d_s + 1) float32 SASRec user vectors, or None
 
 
 def rank_kernel(
@@ -153,12 +174,16 @@ def rank_kernel(
     n: int,
     device: torch.device,
     cold_slots: int = COLD_SLOTS,
+    item_seq: torch.Tensor | None = None,
 ) -> dict[str, NDArray]:
     """Score, cut to top ``n`` and explain one batch; returns the output columns as arrays.
 
     At least ``cold_slots`` of each user's ``n`` places go to cold items (no train interactions)
     when the candidates hold some: see :func:`recsys.scoring.kernels.reserve_slots`.
+    ``item_seq`` (``ItemArrays.padded_sequence``) and ``batch.sequence`` come together.
     """
+    if (item_seq is None) != (batch.sequence is None):
+        raise ValueError("item_seq: SASRec item and user vectors must be given together")
     pos = positions(item_ids, batch.cand_items)
     known = pos >= 0
     rows_np, idx_np = batch.cand_rows[known], pos[known] + 1
@@ -174,13 +199,17 @@ def rank_kernel(
         n_train=torch.zeros(b, dtype=torch.long),
     )
     uemb = torch.from_numpy(batch.embedding)
+    useq = None if batch.sequence is None else torch.from_numpy(batch.sequence)
     size = batch_size_for("ranker", device, "score")
     logits = []
     with torch.no_grad():
         for s in range(0, len(rows), size):
             r, i = rows[s : s + size], idx[s : s + size]
             retrieval = (uemb[r] * item_emb[i]).sum(-1)
-            dense = ranker_dense(users, items, r, i, retrieval)
+            seq = None
+            if useq is not None and item_seq is not None:
+                seq = (useq[r] * item_seq[i]).sum(-1)
+            dense = ranker_dense(users, items, r, i, retrieval, seq)
             logits.append(
                 ranker(users.user_ids[r].to(device), items.item_ids[i].to(device), dense.to(device))
                 .float()
@@ -258,6 +287,22 @@ def explain_items(
     return out
 
 
+def user_dense_dim(n_dense: int, items: ItemArrays) -> int:
+    """Width of the user ``dense`` feature of a ranker with ``n_dense`` inputs: the four item and
+    cross features and the SASRec score (when ``items.sequence`` is given) are the rest."""
+    width = n_dense - 4 - (1 if items.sequence is not None else 0)
+    if width < 0:
+        raise ValueError(f"n_dense: {n_dense} leaves no room for the user features")
+    return width
+
+
+def uniform_sequence_vector(items: ItemArrays) -> NDArray:
+    """SASRec user vector of a user without one: ``[0, ..., 0, -log N]``, every item ``1/N``."""
+    out = np.zeros(items.sequence_dim, dtype=np.float32)
+    out[-1] = -np.log(len(items.item_ids))
+    return out
+
+
 def _check_n(n: object) -> int:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n: must be an int >= 1, got {n!r}")
@@ -277,8 +322,9 @@ def rank_local(
     Args:
         ranker: The model (eval mode is set here).
         candidates: ``user_id, item_id, source`` (source one of :data:`SOURCES`).
-        users: ``user_id, dense, genre_affinity, embedding, history`` (lists per row); users
-            of ``candidates`` missing here score with zero features and user id 0.
+        users: ``user_id, dense, genre_affinity, embedding, history`` (lists per row), and
+            :data:`SEQUENCE_VECTOR` when ``items.sequence`` is given; users of ``candidates``
+            missing here score with zero features, user id 0 and a uniform SASRec score.
         items: Item-side arrays.
         n: Recommendations per user, >= 1.
         device: Where to score; :func:`pick_device` when None.
@@ -292,15 +338,23 @@ def rank_local(
     user_ids = np.unique(candidates[Col.USER_ID].to_numpy(np.int64))
     feats = users.set_index(Col.USER_ID).reindex(user_ids)
     has = feats[Col.DENSE].notna().to_numpy()
-    dense_dim = int(ranker.config.n_dense) - 4
+    dense_dim = user_dense_dim(int(ranker.config.n_dense), items)
     n_genres, dim = items.genres.shape[1], items.embedding.shape[1]
 
-    def stack(col: str, width: int) -> NDArray:
+    def stack(col: str, width: int, default: NDArray | None = None) -> NDArray:
         out = np.zeros((len(user_ids), width), dtype=np.float32)
+        if default is not None:
+            out[:] = default
         for r, v in enumerate(feats[col].tolist()):
             if has[r]:
                 out[r] = np.asarray(v, dtype=np.float32)
         return out
+
+    sequence = None
+    if items.sequence is not None:
+        if SEQUENCE_VECTOR not in users.columns:
+            raise ValueError(f"users: needs a {SEQUENCE_VECTOR!r} column with items.sequence")
+        sequence = stack(SEQUENCE_VECTOR, items.sequence_dim, uniform_sequence_vector(items))
 
     hist_col = pa.array([list(v) if has[r] else [] for r, v in enumerate(feats[Col.HISTORY])])
     code = {s: i for i, s in enumerate(SOURCES)}
@@ -317,9 +371,17 @@ def rank_local(
         cand_rows=np.searchsorted(user_ids, candidates[Col.USER_ID].to_numpy(np.int64)),
         cand_items=candidates[Col.ITEM_ID].to_numpy(np.int64),
         cand_sources=cand_src.to_numpy(np.int64),
+        sequence=sequence,
     )
     out = rank_kernel(
-        ranker, items.item_table(), items.item_ids, items.padded_embedding(), batch, n, dev
+        ranker,
+        items.item_table(),
+        items.item_ids,
+        items.padded_embedding(),
+        batch,
+        n,
+        dev,
+        item_seq=items.padded_sequence(),
     )
     frame = pd.DataFrame(out)
     frame[Col.SOURCE] = np.asarray(SOURCES, dtype=object)[frame[Col.SOURCE].to_numpy()]
@@ -343,6 +405,7 @@ def _rank_batches(
     arrays = cached(items_key, lambda: items_bc.value)
     table = cached(items_key + "/table", arrays.item_table)
     emb = cached(items_key + "/emb", arrays.padded_embedding)
+    item_seq = cached(items_key + "/seq", arrays.padded_sequence)
     n_genres, dim = arrays.genres.shape[1], arrays.embedding.shape[1]
     for rb in batches:
         if rb.num_rows == 0:
@@ -360,8 +423,20 @@ def _rank_batches(
             cand_rows=cand_rows,
             cand_items=packed >> _SOURCE_BITS,
             cand_sources=packed & ((1 << _SOURCE_BITS) - 1),
+            sequence=None
+            if item_seq is None
+            else list_matrix(rb.column(SEQUENCE_VECTOR), arrays.sequence_dim),
         )
-        out = rank_kernel(model, table, arrays.item_ids, emb, batch, n, device)  # type: ignore[arg-type]
+        out = rank_kernel(
+            model,  # type: ignore[arg-type]
+            table,
+            arrays.item_ids,
+            emb,
+            batch,
+            n,
+            device,
+            item_seq=item_seq,
+        )
         yield pa.RecordBatch.from_arrays(
             [
                 pa.array(out[Col.USER_ID], pa.int64()),
@@ -386,9 +461,11 @@ def rank_input(
     n_genres: int,
     dim: int,
     partitions: int,
+    sequence_default: NDArray | None = None,
 ) -> DataFrame:
     """One row per user of ``candidates`` in ``partitions`` partitions: packed candidates and
-    features (zeros when absent)."""
+    features (zeros when absent); with ``sequence_default`` also :data:`SEQUENCE_VECTOR`
+    (that vector when absent)."""
     # One BIGINT per candidate, item_id * 4 + source code: a primitive array through the
     # aggregation and Arrow instead of an array of structs.
     code: Any = F.raise_error(F.concat(F.lit(f"source: not one of {SOURCES}: "), F.col(Col.SOURCE)))
@@ -408,8 +485,13 @@ def rank_input(
         Col.GENRE_AFFINITY,
         Col.EMBEDDING,
         Col.HISTORY,
+        *([] if sequence_default is None else [SEQUENCE_VECTOR]),
         F.lit(True).alias(_HAS_FEATURES),
     )
+    extra = []
+    if sequence_default is not None:
+        default = F.array(*[F.lit(float(v)).cast("float") for v in sequence_default])
+        extra.append(F.coalesce(F.col(SEQUENCE_VECTOR), default).alias(SEQUENCE_VECTOR))
     return grouped.join(feats, Col.USER_ID, "left").select(
         Col.USER_ID,
         _CANDS,
@@ -418,6 +500,7 @@ def rank_input(
         F.coalesce(F.col(Col.GENRE_AFFINITY), _zeros(n_genres)).alias(Col.GENRE_AFFINITY),
         F.coalesce(F.col(Col.EMBEDDING), _zeros(dim)).alias(Col.EMBEDDING),
         F.coalesce(F.col(Col.HISTORY), F.array().cast("array<bigint>")).alias(Col.HISTORY),
+        *extra,
     )
 
 
@@ -435,8 +518,9 @@ def rank_spark(
     Args:
         candidates: ``user_id, item_id, source`` (source one of :data:`SOURCES`).
         users: ``user_id, dense ARRAY<FLOAT>, genre_affinity ARRAY<FLOAT>, embedding
-            ARRAY<FLOAT>, history ARRAY<BIGINT>``, one row per user at most.
-        items: Item-side arrays (broadcast; ``N x (n_genres + d + 2)`` floats).
+            ARRAY<FLOAT>, history ARRAY<BIGINT>``, and :data:`SEQUENCE_VECTOR` ARRAY<FLOAT>
+            when ``items.sequence`` is given; one row per user at most.
+        items: Item-side arrays (broadcast; ``N x (n_genres + d + d_s + 3)`` floats).
         payload: The ranker.
         n: Recommendations per user, >= 1.
         threads: torch threads per Python worker.
@@ -449,9 +533,12 @@ def rank_spark(
     if payload.model_name != "ranker":
         raise ValueError(f"payload: expected a ranker model, got {payload.model_name!r}")
     spark = candidates.sparkSession
-    dense_dim = int(payload.config["n_dense"]) - 4
+    dense_dim = user_dense_dim(int(payload.config["n_dense"]), items)
     n_genres, dim = int(items.genres.shape[1]), int(items.embedding.shape[1])
-    frame = rank_input(candidates, users, dense_dim, n_genres, dim, shuffle_slots(spark))
+    default = None if items.sequence is None else uniform_sequence_vector(items)
+    if default is not None and SEQUENCE_VECTOR not in users.columns:
+        raise ValueError(f"users: needs a {SEQUENCE_VECTOR!r} column with items.sequence")
+    frame = rank_input(candidates, users, dense_dim, n_genres, dim, shuffle_slots(spark), default)
     body = functools.partial(
         _rank_batches,
         model_bc=spark.sparkContext.broadcast(payload),

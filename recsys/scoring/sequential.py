@@ -17,13 +17,16 @@ import numpy as np
 import pyarrow as pa
 import torch
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from recsys.models.device import batch_size_for, pick_device
 from recsys.models.sasrec import SequentialRecommender
 from recsys.scoring.embeddings import history_matrix
 from recsys.scoring.kernels import NDArray, TopK, list_parts, positions, topk_blocked
+from recsys.scoring.ranking import SEQUENCE_VECTOR
 from recsys.scoring.retrieval import RETRIEVAL_SCHEMA, SEEN
 from recsys.scoring.runtime import ModelPayload, cached, set_threads, worker_threads
+from recsys.training.scoring import sasrec_user_vectors
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -32,6 +35,12 @@ if TYPE_CHECKING:
 
 #: Column of item-index sequences (oldest first) fed to SASRec.
 SEQUENCE: Final = "_sequence"
+VECTOR_SCHEMA: Final = T.StructType(
+    [
+        T.StructField(Col.USER_ID, T.LongType(), False),
+        T.StructField(SEQUENCE_VECTOR, T.ArrayType(T.FloatType(), False), False),
+    ]
+)
 
 
 def sasrec_topk(
@@ -104,6 +113,65 @@ def _sasrec_batches(
             ],
             names=[f.name for f in RETRIEVAL_SCHEMA.fields],
         )
+
+
+def _vector_batches(
+    batches: Iterator[pa.RecordBatch],
+    *,
+    model_bc: Broadcast[ModelPayload],
+    key: str,
+    threads: int,
+) -> Iterator[pa.RecordBatch]:
+    set_threads(threads)
+    device = pick_device()
+    model = cached(key + "@" + str(device), lambda: model_bc.value.build(device))
+    max_len = int(model.config.max_len)  # type: ignore[union-attr]
+    size = batch_size_for("sasrec", device, "score")
+    for rb in batches:
+        if rb.num_rows == 0:
+            continue
+        seqs = torch.from_numpy(history_matrix(rb.column(SEQUENCE), max_len))
+        vecs = torch.cat(
+            [
+                sasrec_user_vectors(model, seqs[s : s + size].to(device)).float().cpu()  # type: ignore[arg-type]
+                for s in range(0, len(seqs), size)
+            ]
+        ).numpy()
+        width = vecs.shape[1]
+        offsets = pa.array(np.arange(0, len(vecs) * width + 1, width, dtype=np.int32))
+        yield pa.RecordBatch.from_arrays(
+            [
+                rb.column(Col.USER_ID).cast(pa.int64()),
+                pa.ListArray.from_arrays(offsets, pa.array(vecs.reshape(-1), pa.float32())),
+            ],
+            names=[f.name for f in VECTOR_SCHEMA.fields],
+        )
+
+
+def sasrec_vectors_spark(
+    sequences: DataFrame, payload: ModelPayload, *, threads: int | None = None
+) -> DataFrame:
+    """SASRec user vectors ``[h, -log Z]`` per user (lazy; see
+    :func:`recsys.training.scoring.sasrec_user_vectors`): the ranker's SASRec input.
+
+    Args:
+        sequences: ``user_id BIGINT, _sequence ARRAY<BIGINT>`` (item indices oldest first).
+        payload: A sasrec model.
+
+    Returns:
+        ``user_id BIGINT, sequence_vector ARRAY<FLOAT>`` (width ``d_model + 1``).
+    """
+    if payload.model_name != "sasrec":
+        raise ValueError(f"payload: expected a sasrec model, got {payload.model_name!r}")
+    spark = sequences.sparkSession
+    body = functools.partial(
+        _vector_batches,
+        model_bc=spark.sparkContext.broadcast(payload),
+        key=payload.key,
+        threads=threads or worker_threads(spark),
+    )
+    frame = sequences.select(F.col(Col.USER_ID).cast("long"), F.col(SEQUENCE))
+    return frame.mapInArrow(body, VECTOR_SCHEMA)
 
 
 def sasrec_spark(

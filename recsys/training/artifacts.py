@@ -26,6 +26,8 @@ import torch
 WEIGHTS: Final = "weights.pt"
 MANIFEST: Final = "manifest.json"
 FORMAT_VERSION: Final = 1
+#: ``extra`` key of a ranker artifact: the SASRec version whose score it reads (absent: none).
+SEQUENCER_VERSION: Final = "sequencer_version"
 
 JsonDict = dict[str, Any]
 

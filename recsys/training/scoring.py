@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -127,6 +128,18 @@ def two_tower_scores(
     return scores
 
 
+def _sequence_batch(
+    sequences: Mapping[int, list[int]], user_ids: Sequence[int], max_len: int
+) -> Tensor:
+    """``(U, max_len)`` int64: each user's last ``max_len`` item indices, 0-padded in front."""
+    seq = torch.zeros(len(user_ids), max_len, dtype=torch.long)
+    for row, user in enumerate(user_ids):
+        tail = sequences.get(int(user), [])[-max_len:]
+        if tail:
+            seq[row, -len(tail) :] = torch.tensor(tail, dtype=torch.long)
+    return seq
+
+
 @torch.no_grad()
 def sasrec_scores(
     model: SequentialRecommender,
@@ -136,37 +149,133 @@ def sasrec_scores(
 ) -> Tensor:
     """Next-item scores ``(U, n + 1)`` from each user's last ``max_len`` item indices."""
     model.eval()
-    max_len = model.config.max_len
-    seq = torch.zeros(len(user_ids), max_len, dtype=torch.long)
-    for row, user in enumerate(user_ids):
-        tail = sequences.get(int(user), [])[-max_len:]
-        if tail:
-            seq[row, -len(tail) :] = torch.tensor(tail, dtype=torch.long)
+    seq = _sequence_batch(sequences, user_ids, model.config.max_len)
     out = []
     for s in range(0, seq.shape[0], 256):
         out.append(model.next_item_scores(seq[s : s + 256].to(device)).cpu())
     return torch.cat(out)
 
 
+@torch.no_grad()
+def sasrec_user_vectors(model: SequentialRecommender, seq: Tensor) -> Tensor:
+    """``(B, d + 1)`` SASRec user vectors ``[h, -log Z]`` of sequences ``(B, max_len)``: ``h`` the
+    state after the last item, ``log Z`` the log-sum-exp of its scores over items 1..n, so that
+    ``user · [e_i, 1]`` (see :func:`sasrec_item_vectors`) is ``log p(i | sequence)``, the model's
+    full-softmax next-item log-probability. An all-padding row gives ``[0, ..., -log n]``."""
+    model.eval()
+    h = model.user_representation(seq)
+    log_z = torch.logsumexp(h @ model.item_emb.weight[1:].T, dim=1, keepdim=True)
+    return torch.cat([h, -log_z], dim=1)
+
+
+def sasrec_item_vectors(model: SequentialRecommender) -> Tensor:
+    """``(n + 1, d + 1)`` SASRec item vectors ``[e_i, 1]`` (row 0 the padding item)."""
+    emb = model.item_emb.weight.detach()
+    return torch.cat([emb, torch.ones(emb.shape[0], 1, dtype=emb.dtype, device=emb.device)], 1)
+
+
+@dataclass(frozen=True)
+class SequenceScores:
+    """SASRec's next-item log-probability of any (user-table row, item index) pair, kept as one
+    vector per user (``(R, d + 1)``) instead of an ``(R, n)`` matrix: ``log p(i | row) =
+    users[row] · items[i]`` (:func:`sasrec_user_vectors`, :func:`sasrec_item_vectors`; serving
+    computes the same dot product). Users without a sequence (and row 0): ``-log n`` for every
+    item.
+    """
+
+    users: Tensor  #: (R, d + 1) float32, one per user-table row
+    items: Tensor  #: (n + 1, d + 1) float32, row 0 padding
+
+    def log_prob(self, rows: Tensor, items: Tensor) -> Tensor:
+        """``(B,)`` log-probabilities of pairs ``rows[b]``, ``items[b]`` (items >= 1)."""
+        return (self.users[rows] * self.items[items]).sum(-1)
+
+    def matrix(self, rows: Tensor) -> Tensor:
+        """``(len(rows), n + 1)`` log-probabilities of every item; column 0 ``-inf``."""
+        out = self.users[rows] @ self.items.T
+        out[:, 0] = float("-inf")
+        return out
+
+
+@torch.no_grad()
+def sequence_scores(
+    model: SequentialRecommender,
+    sequences: Mapping[int, list[int]],
+    users: UserTable,
+    device: torch.device,
+) -> SequenceScores:
+    """:class:`SequenceScores` of every row of ``users`` from their ``sequences`` (by user id)."""
+    seq = _sequence_batch(sequences, users.user_ids.tolist(), model.config.max_len)
+    out = [
+        sasrec_user_vectors(model, seq[s : s + 256].to(device)).cpu()
+        for s in range(0, seq.shape[0], 256)
+    ]
+    return SequenceScores(torch.cat(out), sasrec_item_vectors(model).cpu())
+
+
+def merge_candidates(first: Tensor, second: Tensor, width: int) -> Tensor:
+    """Merge two retrievers' ranked lists ``(U, C1)``, ``(U, C2)`` into ``(U, width)`` item
+    indices without repeats: items in order of their best rank in either list (``first`` wins
+    ties). With ``width = C1 + C2`` this is the union serving ranks (two-tower and SASRec
+    candidates, ``serve.candidates``), topped up with the next best of either list where they
+    overlap. Rows with fewer distinct items than ``width`` raise ``ValueError``.
+    """
+    if first.shape[0] != second.shape[0]:
+        raise ValueError(f"second: {second.shape[0]} rows, first has {first.shape[0]}")
+    u = first.shape[0]
+    c = max(first.shape[1], second.shape[1])
+    # Interleave rank by rank: first[0], second[0], first[1], ... = order of best rank.
+    pad = torch.full((u, c), -1, dtype=torch.long)
+    a, b = pad.clone(), pad.clone()
+    a[:, : first.shape[1]], b[:, : second.shape[1]] = first, second
+    inter = torch.stack([a, b], dim=2).reshape(u, 2 * c).numpy()
+    out = np.empty((u, width), dtype=np.int64)
+    for row in range(u):
+        vals = inter[row][inter[row] >= 0]
+        _, at = np.unique(vals, return_index=True)
+        if len(at) < width:
+            raise ValueError(f"width: {width} but row {row} has only {len(at)} distinct items")
+        out[row] = vals[np.sort(at)[:width]]
+    return torch.from_numpy(out)
+
+
+def merged_pool(first: Tensor, second: Tensor, mask: Tensor, per_source: int) -> Tensor:
+    """The ranker's pool from two score matrices ``(U, n + 1)``: each one's top ``per_source``
+    unmasked items, merged by :func:`merge_candidates` to ``2 * per_source`` items (fewer when
+    the catalogue is smaller)."""
+    width = min(2 * per_source, first.shape[1])
+    return merge_candidates(top_k(first, mask, width), top_k(second, mask, width), width)
+
+
+#: Scale of the SASRec log-probability in the ranker input (log p of 1/10k items is -9.2).
+SEQUENCE_SCALE = 0.1
+
+
 def ranker_dense(
-    users: UserTable, items: ItemTable, user_rows: Tensor, item_index: Tensor, retrieval: Tensor
+    users: UserTable,
+    items: ItemTable,
+    user_rows: Tensor,
+    item_index: Tensor,
+    retrieval: Tensor,
+    sequence: Tensor | None = None,
 ) -> Tensor:
-    """Ranker dense input ``(B, dense_dim + 4)``.
+    """Ranker dense input ``(B, dense_dim + 4)``, or ``(B, dense_dim + 5)`` with ``sequence``.
 
     user dense ‖ genre match (item genres · user genre affinity) ‖ item log_count ‖ is_cold ‖
-    two-tower retrieval score (cosine).
+    two-tower retrieval score (cosine) ‖ SASRec next-item log-probability (when given; ``(B,)``,
+    see :class:`SequenceScores`). The retrieval score is column ``dense_dim + 3``.
     """
     match = (items.genres[item_index] * users.affinity[user_rows]).sum(-1, keepdim=True)
-    return torch.cat(
-        [
-            users.dense[user_rows],
-            match,
-            items.log_count[item_index].unsqueeze(-1) / 5.0,
-            items.is_cold[item_index].float().unsqueeze(-1),
-            retrieval.unsqueeze(-1) * 5.0,
-        ],
-        dim=-1,
-    )
+    parts = [
+        users.dense[user_rows],
+        match,
+        items.log_count[item_index].unsqueeze(-1) / 5.0,
+        items.is_cold[item_index].float().unsqueeze(-1),
+        retrieval.unsqueeze(-1) * 5.0,
+    ]
+    if sequence is not None:
+        parts.append(sequence.unsqueeze(-1) * SEQUENCE_SCALE)
+    return torch.cat(parts, dim=-1)
 
 
 @torch.no_grad()
@@ -178,10 +287,12 @@ def rerank(
     candidates: Tensor,
     retrieval: Tensor,
     device: torch.device,
+    sequence: SequenceScores | None = None,
 ) -> Tensor:
     """Re-order ``candidates`` ``(U, C)`` item indices by ranker logit; returns ``(U, C)``.
 
-    ``retrieval`` is the ``(U, n + 1)`` two-tower score matrix the candidates came from.
+    ``retrieval`` is the ``(U, n + 1)`` two-tower score matrix of these users; ``sequence`` the
+    SASRec scores of a ranker trained with them (rows of ``users``).
     """
     ranker.eval()
     rows = users.row_of(np.asarray(user_ids))
@@ -192,7 +303,8 @@ def rerank(
     logits = []
     for s in range(0, flat_items.shape[0], 8192):
         sl = slice(s, s + 8192)
-        dense = ranker_dense(users, items, flat_rows[sl], flat_items[sl], flat_ret[sl])
+        seq = None if sequence is None else sequence.log_prob(flat_rows[sl], flat_items[sl])
+        dense = ranker_dense(users, items, flat_rows[sl], flat_items[sl], flat_ret[sl], seq)
         logits.append(
             ranker(
                 users.user_ids[flat_rows[sl]].to(device),

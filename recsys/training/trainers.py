@@ -30,12 +30,15 @@ from recsys.models.two_tower import TwoTower, TwoTowerConfig, in_batch_softmax_l
 from recsys.training import data as D
 from recsys.training.loops import NDCG10, FitResult, TrainConfig, config_dict, fit, seed_everything
 from recsys.training.scoring import (
+    SequenceScores,
     item_vectors,
     known_mask,
+    merged_pool,
     ndcg_at,
     ranker_dense,
     rerank,
     sasrec_scores,
+    sequence_scores,
     top_k,
     two_tower_scores,
     user_vectors,
@@ -280,6 +283,7 @@ def train_ranker(
     device: torch.device,
     retriever: TwoTower,
     model_config: RankerConfig | None = None,
+    sequencer: SequentialRecommender | None = None,
 ) -> Trained:
     """BCE on validation-role labels over the retriever's pool, features from the train role only.
 
@@ -308,14 +312,22 @@ def train_ranker(
     retriever = retriever.to(device)
     uvec = user_vectors(retriever, users, torch.arange(users.user_ids.shape[0]), device)
     ivec = item_vectors(retriever, items, device)
-    n_dense = int(users.dense.shape[1]) + 4
+    retrieval_col = int(users.dense.shape[1]) + 3  # ranker_dense's retrieval score column
+    seq_scores: SequenceScores | None = None
+    if sequencer is not None:
+        sequencer = sequencer.to(device)
+        train_seqs = D.event_sequences(
+            split.pairs, (D.TRAIN,), split.index_of, sequencer.config.positives_only
+        )
+        seq_scores = sequence_scores(sequencer, train_seqs, users, device)
     mc = model_config or RankerConfig(
         n_user_buckets=max(1024, 4 * len(users.rows)),
         n_item_buckets=max(1024, 4 * items.n_items),
         id_dim=0,
-        n_dense=n_dense,
+        n_dense=retrieval_col + (2 if seq_scores is not None else 1),
         deep_dims=(64, 32),
-        base_score_column=n_dense - 1,  # the retrieval score: ranker_dense's last column
+        base_score_column=retrieval_col,
+        linear_columns=(retrieval_col + 1,) if seq_scores is not None else (),
     )
     model = InteractionRanker(mc).to(device)
     examples = D.ranker_rows(spark, split.ds, split.split_id, D.VALIDATION, config.seed)
@@ -324,7 +336,11 @@ def train_ranker(
     held_users = {int(u) for u in hold_ex[Col.USER_ID].unique()}
     val_users, val_mask, val_targets = split.eval_task(D.VALIDATION)
     retrieval = two_tower_scores(retriever, users, items, val_users, device)
-    candidates = top_k(retrieval, val_mask, config.candidates)
+    if seq_scores is None:
+        candidates = top_k(retrieval, val_mask, config.candidates)
+    else:
+        seq_matrix = seq_scores.matrix(users.row_of(np.asarray(val_users)))
+        candidates = merged_pool(retrieval, seq_matrix, val_mask, config.candidates)
     # Candidate pool per user-table row (row 0 and users without validation positives: none).
     pool = torch.zeros((users.user_ids.shape[0], candidates.shape[1]), dtype=torch.long)
     has_pool = torch.zeros(users.user_ids.shape[0], dtype=torch.bool)
@@ -337,7 +353,8 @@ def train_ranker(
     generator = torch.Generator().manual_seed(config.seed)
 
     def dense_of(rows: Tensor, idx: Tensor) -> Tensor:
-        return ranker_dense(users, items, rows, idx, (uvec[rows] * ivec[idx]).sum(-1))
+        seq = None if seq_scores is None else seq_scores.log_prob(rows, idx)
+        return ranker_dense(users, items, rows, idx, (uvec[rows] * ivec[idx]).sum(-1), seq)
 
     def forward(rows: Tensor, idx: Tensor) -> Tensor:
         dense = dense_of(rows, idx)
@@ -381,7 +398,9 @@ def train_ranker(
     def validate() -> dict[str, float]:
         if not hold_users:
             return {NDCG10: 0.0}
-        reranked = rerank(model, users, items, hold_users, hold_candidates, retrieval[pick], device)
+        reranked = rerank(
+            model, users, items, hold_users, hold_candidates, retrieval[pick], device, seq_scores
+        )
         metrics = {NDCG10: ndcg_at(reranked, hold_targets)}
         if len(hold_ex):
             with torch.no_grad():

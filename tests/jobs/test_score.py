@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from jobs.score import ScoreJobConfig, main, parse_args, run
 from jobs.train import parse_args as parse_train
 from jobs.train import run as run_train
+from recsys.training.artifacts import SEQUENCER_VERSION, latest_artifact
 from recsys.training.tiny import write_tiny_features
 from recsys.warehouse.io import append
 from recsys.warehouse.tables import (
@@ -77,6 +78,10 @@ def test_score_all_steps_on_tiny_data(
     for name in ("two_tower", "sasrec", "ranker"):
         args = ["--model", name, "--ds", DS.isoformat(), "--epochs", "1", "--batch-size", "16"]
         run_train(parse_train([*args, "--artifacts-dir", str(arts)]), root)
+    sasrec, ranker = latest_artifact(arts, "sasrec"), latest_artifact(arts, "ranker")
+    assert sasrec is not None
+    assert ranker is not None
+    assert ranker.extra[SEQUENCER_VERSION] == sasrec.version  # the default ranker reads SASRec
 
     config = ScoreJobConfig("all", DS, run_id="run-1", artifacts_dir=arts, k=20, n=5)
     counts = run(config, root)
@@ -105,6 +110,7 @@ def test_score_all_steps_on_tiny_data(
     per = ranked.groupby([Col.REC_SET, Col.USER_ID])[Col.RANK].agg(list)
     assert all(r == list(range(1, 6)) for r in per.map(sorted))
     model_rows: pd.DataFrame = ranked[ranked[Col.REC_SET] == RecSet.MODEL]
+    assert set(model_rows[Col.MODEL_VERSION].str.split("+").map(lambda v: v[1])) == {sasrec.version}
     assert model_rows[Col.SCORE].between(0, 1).all()
     warm: pd.DataFrame = model_rows[model_rows[Col.SOURCE].isin(["two_tower", "sasrec"])]
     assert warm[Col.EXPLANATION].str.startswith("Because you watched item ").all()

@@ -187,3 +187,31 @@ def test_base_score_column_starts_as_that_columns_order_and_learns(structure: St
 def test_base_score_column_must_be_a_dense_column(value: object) -> None:
     with pytest.raises(ValueError, match=r"^base_score_column:"):
         replace(TINY, base_score_column=value)  # type: ignore[arg-type]
+
+
+def test_linear_columns_start_at_zero_and_learn_a_linear_score() -> None:
+    cfg = replace(TINY, id_dim=0, base_score_column=2, linear_columns=(0,))
+    model = InteractionRanker(cfg).eval()
+    batch = _batch(200)
+    with torch.no_grad():  # weight 0: the untrained ranker is still the base column exactly
+        torch.testing.assert_close(model(**batch), batch["dense"][:, 2], rtol=0, atol=0)
+    # Labels driven by column 0 alone: its straight weight grows from 0 and the loss falls.
+    labels = (batch["dense"][:, 0] > 0).float()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    first = bce_loss(model(**batch), labels).item()
+    for _ in range(200):
+        loss = bce_loss(model(**batch), labels)
+        opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+    assert loss.item() < 0.5 * first
+    assert model.linear_weight is not None
+    assert float(model.linear_weight.detach()[0]) > 0.2
+    assert "linear_weight" not in InteractionRanker(TINY).state_dict()  # old artifacts still load
+
+
+@pytest.mark.parametrize("value", [(3,), (-1,), (0, 0), (2,), [0], (True,)])
+def test_linear_columns_must_be_distinct_dense_columns_other_than_the_base(value: object) -> None:
+    with pytest.raises(ValueError, match=r"^linear_columns:"):
+        replace(TINY, base_score_column=2, linear_columns=value)  # type: ignore[arg-type]

@@ -11,10 +11,20 @@ import torch
 from pyspark.sql import types as T
 
 from recsys.models.ranker import InteractionRanker, RankerConfig
-from recsys.scoring.ranking import SOURCES, ItemArrays, rank_input, rank_local, rank_spark
+from recsys.models.sasrec import SASRecConfig, SequentialRecommender
+from recsys.scoring.ranking import (
+    SEQUENCE_VECTOR,
+    SOURCES,
+    ItemArrays,
+    rank_input,
+    rank_local,
+    rank_spark,
+)
 from recsys.scoring.retrieval import retrieve_local, retrieve_spark
 from recsys.scoring.runtime import ModelPayload
+from recsys.scoring.sequential import SEQUENCE, sasrec_vectors_spark
 from recsys.training.loops import config_dict
+from recsys.training.scoring import sasrec_user_vectors
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -73,23 +83,36 @@ def test_retrieval_spark_equals_local(spark: SparkSession) -> None:
     assert not seen_pairs & set(zip(got[Col.USER_ID], got[Col.ITEM_ID], strict=True))
 
 
-def test_ranking_spark_equals_local(spark: SparkSession) -> None:
+@pytest.mark.parametrize("with_sequence", [False, True])
+def test_ranking_spark_equals_local(spark: SparkSession, with_sequence: bool) -> None:
     rng = np.random.default_rng(1)
     torch.manual_seed(0)
-    n_users, n_items, dim, n_genres, dense_dim, n = 30, 40, 6, 5, 7, 8
+    n_users, n_items, dim, n_genres, dense_dim, n, seq_dim = 30, 40, 6, 5, 7, 8, 5
     config = RankerConfig(
-        n_user_buckets=64, n_item_buckets=64, n_dense=dense_dim + 4, deep_dims=(16,)
+        n_user_buckets=64,
+        n_item_buckets=64,
+        n_dense=dense_dim + 4 + int(with_sequence),
+        deep_dims=(16,),
+        linear_columns=(dense_dim + 4,) if with_sequence else (),
     )
     ranker = InteractionRanker(config).eval()
-    payload = ModelPayload.from_module("ranker", "v-test", config_dict(config), ranker)
+    if ranker.linear_weight is not None:
+        torch.nn.init.constant_(ranker.linear_weight, 2.0)
+    # The worker caches models by version: one per parametrisation.
+    version = "v-test-seq" if with_sequence else "v-test"
+    payload = ModelPayload.from_module("ranker", version, config_dict(config), ranker)
     item_ids = np.sort(rng.choice(1000, n_items, replace=False)) + 1
     emb = rng.normal(size=(n_items, dim)).astype(np.float32)
+    seq_items = np.hstack([rng.normal(size=(n_items, seq_dim - 1)), np.ones((n_items, 1))]).astype(
+        np.float32
+    )
     items = ItemArrays(
         item_ids=item_ids,
         genres=(rng.random((n_items, n_genres)) > 0.6).astype(np.float32),
         log_count=rng.random(n_items).astype(np.float32) * 5,
         is_cold=rng.random(n_items) > 0.8,
         embedding=emb / np.linalg.norm(emb, axis=1, keepdims=True),
+        sequence=seq_items if with_sequence else None,
     )
     user_ids = np.arange(1, n_users + 1)
     cands = pd.DataFrame(
@@ -112,16 +135,28 @@ def test_ranking_spark_equals_local(spark: SparkSession) -> None:
             Col.HISTORY: [rng.choice(item_ids, 4).tolist() for _ in with_feats],
         }
     )
-    local = rank_local(ranker, cands, users, items, n, device=CPU)
-    users_schema = T.StructType(
-        [
-            T.StructField(Col.USER_ID, T.LongType(), False),
-            T.StructField(Col.DENSE, FLOATS, False),
-            T.StructField(Col.GENRE_AFFINITY, FLOATS, False),
-            T.StructField(Col.EMBEDDING, FLOATS, False),
-            T.StructField(Col.HISTORY, T.ArrayType(T.LongType(), False), False),
+    fields = [
+        T.StructField(Col.USER_ID, T.LongType(), False),
+        T.StructField(Col.DENSE, FLOATS, False),
+        T.StructField(Col.GENRE_AFFINITY, FLOATS, False),
+        T.StructField(Col.EMBEDDING, FLOATS, False),
+        T.StructField(Col.HISTORY, T.ArrayType(T.LongType(), False), False),
+    ]
+    if with_sequence:
+        users[SEQUENCE_VECTOR] = [
+            rng.normal(size=seq_dim).astype(np.float32).tolist() for _ in with_feats
         ]
-    )
+        fields.append(T.StructField(SEQUENCE_VECTOR, FLOATS, False))
+        with pytest.raises(ValueError, match=SEQUENCE_VECTOR):
+            rank_local(ranker, cands, users.drop(columns=SEQUENCE_VECTOR), items, n, device=CPU)
+        # The SASRec input counts: other user vectors, other scores.
+        other = users.copy()
+        other[SEQUENCE_VECTOR] = [[0.0] * seq_dim] * len(users)
+        moved = rank_local(ranker, cands, other, items, n, device=CPU)
+        base = rank_local(ranker, cands, users, items, n, device=CPU)
+        assert not np.allclose(moved[Col.SCORE], base[Col.SCORE])
+    local = rank_local(ranker, cands, users, items, n, device=CPU)
+    users_schema = T.StructType(fields)
     users_df = spark.createDataFrame(
         [tuple(r) for r in users.itertuples(index=False)], users_schema
     )
@@ -163,3 +198,27 @@ def test_rank_input_packs_candidates_and_rejects_unknown_sources(spark: SparkSes
     bad = spark.createDataFrame([(1, 5, "editorial")], [Col.USER_ID, Col.ITEM_ID, Col.SOURCE])
     with pytest.raises(Exception, match="not one of"):
         rank_input(bad, users, 1, 1, 1, 2).collect()
+
+
+def test_sasrec_vectors_spark_equal_local(spark: SparkSession) -> None:
+    torch.manual_seed(0)
+    config = SASRecConfig(n_items=20, max_len=6, d_model=8, dropout=0.0)
+    model = SequentialRecommender(config).eval()
+    payload = ModelPayload.from_module("sasrec", "v-seq", config_dict(config), model)
+    rows = [(1, [3, 1, 4, 1, 5, 9, 2, 6]), (2, [7]), (3, [])]
+    schema = T.StructType(
+        [
+            T.StructField(Col.USER_ID, T.LongType(), False),
+            T.StructField(SEQUENCE, T.ArrayType(T.LongType(), False), False),
+        ]
+    )
+    got = (
+        sasrec_vectors_spark(spark.createDataFrame(rows, schema).repartition(2), payload)
+        .toPandas()
+        .sort_values(Col.USER_ID)
+    )
+    seq = torch.tensor([[4, 1, 5, 9, 2, 6], [0, 0, 0, 0, 0, 7], [0] * 6])
+    want = sasrec_user_vectors(model, seq).numpy()
+    assert got[Col.USER_ID].tolist() == [1, 2, 3]
+    np.testing.assert_allclose(np.stack(got[SEQUENCE_VECTOR].to_list()), want, atol=1e-5)
+    assert want[2, -1] == pytest.approx(-np.log(20), abs=1e-5)  # empty: uniform

@@ -13,6 +13,7 @@ import pytest
 import torch
 from pyspark.sql import functions as F
 
+from recsys.models.ranker import InteractionRanker
 from recsys.training import data as D
 from recsys.training.artifacts import FeatureSpecMismatchError, read_artifact, save_artifact
 from recsys.training.baselines import (
@@ -136,6 +137,30 @@ def test_ranker_trains_on_examples(spark: SparkSession, split: SplitData, root: 
     r = train_ranker(spark, split, _cfg(epochs=3), root, CPU, tower.model)  # type: ignore[arg-type]
     assert r.result.history[-1].loss < r.result.history[0].loss
     assert r.result.metrics["auc"] > 0.5
+
+
+@pytest.mark.slow
+def test_ranker_with_sasrec_reads_its_score_straight(
+    spark: SparkSession, split: SplitData, root: str
+) -> None:
+    tower = train_two_tower(spark, split, _cfg(epochs=2), root, CPU)
+    sas = train_sasrec(spark, split, _cfg(epochs=2), root, CPU)
+    r = train_ranker(
+        spark,
+        split,
+        _cfg(epochs=3),
+        root,
+        CPU,
+        tower.model,  # type: ignore[arg-type]
+        sequencer=sas.model,  # type: ignore[arg-type]
+    )
+    width = int(split.users.dense.shape[1])
+    assert isinstance(r.model, InteractionRanker)
+    config = r.model.config
+    assert config.n_dense == width + 5
+    assert config.base_score_column == width + 3  # two-tower score
+    assert config.linear_columns == (width + 4,)  # SASRec log-probability
+    assert r.result.history[-1].loss < r.result.history[0].loss
 
 
 def test_early_stopping_keeps_the_best_epoch() -> None:
