@@ -340,3 +340,61 @@ def matmul_blocks(user_vecs: NDArray, items: Tensor) -> Callable[[int, int, int,
         return torch.mm(users[u0:u1].to(device), items[i0:i1].T, out=out)
 
     return block
+
+
+#: Users per explanation chunk (bounds the (users, N, history) similarity tensor).
+EXPLAIN_USERS: Final = 1024
+
+
+def explain_items(
+    item_ids: NDArray,
+    item_emb: torch.Tensor,
+    history: NDArray,
+    rows: NDArray,
+    rec_index: NDArray,
+    n: int,
+) -> NDArray:
+    """For each recommendation, the user's history item with the highest cosine to it.
+
+    Args:
+        item_ids: ``(N,)`` ascending raw ids; ``item_emb`` is ``(N + 1, d)`` with row 0 zero.
+        item_emb: Unit item vectors (inner product = cosine), padded.
+        history: ``(B, H)`` raw ids, 0 = padding; later columns are more recent.
+        rows: ``(M,)`` user row of each recommendation, ascending, at most ``n`` per row.
+        rec_index: ``(M,)`` item_index (1-based) of each recommendation.
+        n: Most recommendations per user.
+
+    Returns:
+        ``(M,)`` int64 raw item ids; ties go to the most recent item; 0 when the user has no
+        history item in the catalogue.
+    """
+    m = len(rows)
+    out = np.zeros(m, dtype=np.int64)
+    if m == 0 or history.shape[1] == 0:
+        return out
+    hist_pos = positions(item_ids, history.reshape(-1)).reshape(history.shape) + 1  # 0 unknown
+    hist_pos[history == 0] = 0
+    slot = group_ranks(rows) - 1
+    n_slot = max(n, int(slot.max()) + 1)
+    width = history.shape[1]
+    for u0 in range(0, history.shape[0], EXPLAIN_USERS):
+        u1 = min(history.shape[0], u0 + EXPLAIN_USERS)
+        lo, hi = np.searchsorted(rows, [u0, u1])
+        if lo == hi:
+            continue
+        rec = torch.zeros(u1 - u0, n_slot, dtype=torch.long)
+        rec[torch.from_numpy(rows[lo:hi] - u0), torch.from_numpy(slot[lo:hi])] = torch.from_numpy(
+            rec_index[lo:hi]
+        )
+        hp = torch.from_numpy(hist_pos[u0:u1])
+        sims = torch.bmm(item_emb[rec], item_emb[hp].transpose(1, 2))  # (b, n_slot, H)
+        sims = sims.masked_fill((hp == 0).unsqueeze(1), float("-inf"))
+        # Most recent wins ties: argmax over the reversed history (first maximum) mapped back.
+        best = width - 1 - torch.argmax(sims.flip(2), dim=2)
+        has = torch.isfinite(sims.max(dim=2).values)
+        chosen = torch.gather(torch.from_numpy(history[u0:u1]), 1, best)
+        chosen = torch.where(has, chosen, torch.zeros_like(chosen))
+        out[lo:hi] = chosen[
+            torch.from_numpy(rows[lo:hi] - u0), torch.from_numpy(slot[lo:hi])
+        ].numpy()
+    return out

@@ -263,7 +263,8 @@ def ranker_dense(
 
     user dense ‖ genre match (item genres · user genre affinity) ‖ item log_count ‖ is_cold ‖
     two-tower retrieval score (cosine) ‖ SASRec next-item log-probability (when given; ``(B,)``,
-    see :class:`SequenceScores`). The retrieval score is column ``dense_dim + 3``.
+    see :class:`SequenceScores`; ``log(1/n)`` for cold items). The retrieval score is column
+    ``dense_dim + 3``.
     """
     match = (items.genres[item_index] * users.affinity[user_rows]).sum(-1, keepdim=True)
     parts = [
@@ -274,7 +275,12 @@ def ranker_dense(
         retrieval.unsqueeze(-1) * 5.0,
     ]
     if sequence is not None:
-        parts.append(sequence.unsqueeze(-1) * SEQUENCE_SCALE)
+        # SASRec never saw a cold item (its embedding was only ever pushed down as a softmax
+        # negative), so its score there is noise: cold items get the no-information value
+        # log(1/n) and are ordered among themselves by the two-tower's content score.
+        cold = items.is_cold[item_index]
+        uninformed = torch.full_like(sequence, -math.log(max(1, items.item_ids.shape[0] - 1)))
+        parts.append(torch.where(cold, uninformed, sequence).unsqueeze(-1) * SEQUENCE_SCALE)
     return torch.cat(parts, dim=-1)
 
 

@@ -9,7 +9,6 @@ import torch
 
 from recsys.scoring import kernels as K
 from recsys.scoring.embeddings import history_matrix
-from recsys.scoring.ranking import explain_items
 from recsys.scoring.retrieval import retrieve_local
 from recsys.training.scoring import top_k
 from recsys.warehouse.tables import Col
@@ -145,7 +144,7 @@ def test_explanation_is_the_most_similar_history_item_ties_most_recent() -> None
     history = np.array([[10, 30], [0, 20], [0, 99]])
     rows = np.array([0, 0, 1, 2])
     rec_index = np.array([4, 2, 4, 1])  # items 40, 20, 40, 10
-    out = explain_items(item_ids, emb, history, rows, rec_index, 2)
+    out = K.explain_items(item_ids, emb, history, rows, rec_index, 2)
     assert out.tolist() == [30, 30, 20, 0]
 
 
