@@ -47,10 +47,12 @@ from recsys.models.two_tower import TwoTower
 from recsys.scoring.ranking import COLD_SLOTS
 from recsys.settings import load_settings
 from recsys.training import data as D
-from recsys.training.artifacts import SEQUENCER_VERSION, latest_artifact
+from recsys.training.artifacts import COVISIT_CONFIG, SEQUENCER_VERSION, latest_artifact
 from recsys.training.baselines import ALS_GRID, popularity_scores, train_positives, tune_als
+from recsys.training.covisit import CovisitConfig, covisit_matrix
 from recsys.training.registry import resolve_artifact
 from recsys.training.scoring import (
+    covisit_scores,
     merged_pool,
     ndcg_at,
     recs_frame,
@@ -179,28 +181,37 @@ def _model_scores(
     ranker = load_model(rank_art, split)
     assert isinstance(ranker, InteractionRanker)
     seq_version = rank_art.extra.get(SEQUENCER_VERSION)
-    if seq_version is None:
-        pool = top_k(retrieval, mask, RERANK_POOL)
-        ordered = rerank(
-            ranker.to(device), split.users, split.items, users, pool, retrieval, device
+    cov_config = rank_art.extra.get(COVISIT_CONFIG)
+    cov = None
+    if cov_config is not None:
+        # Matrix from train events (as the ranker was trained); votes from the test input.
+        config_c = CovisitConfig(**cov_config)
+        train_events = D.event_sequences(split.pairs, (D.TRAIN,), split.index_of, False)
+        recent = D.event_sequences(split.pairs, (D.TRAIN, D.VALIDATION), split.index_of, False)
+        matrix = covisit_matrix(train_events, split.items.n_items, config_c)
+        cov = covisit_scores(split.users, recent, matrix, config_c)
+    seq = None
+    pool = top_k(retrieval, mask, RERANK_POOL)
+    version = f"{tower_art.version}+{rank_art.version}"
+    if seq_version is not None:
+        # A ranker trained with SASRec ranks what serving gives it: both retrievers'
+        # candidates, with SASRec's next-item log-probability (of the train + validation
+        # sequence) as input.
+        seq_model = load_model(resolve_artifact(root, "sasrec", str(seq_version)), split)
+        if not isinstance(seq_model, SequentialRecommender):
+            raise TypeError(f"sasrec artifact {seq_version}: not a SequentialRecommender")
+        seqs = D.event_sequences(
+            split.pairs, (D.TRAIN, D.VALIDATION), split.index_of, seq_model.config.positives_only
         )
-        top = reserve_cold(ordered, split.items.is_cold, TOP_K, COLD_SLOTS)
-        return top, f"{tower_art.version}+{rank_art.version}"
-    # A ranker trained with SASRec ranks what serving gives it: both retrievers' candidates,
-    # with SASRec's next-item log-probability (of the train + validation sequence) as input.
-    seq_model = load_model(resolve_artifact(root, "sasrec", str(seq_version)), split)
-    assert isinstance(seq_model, SequentialRecommender)
-    seqs = D.event_sequences(
-        split.pairs, (D.TRAIN, D.VALIDATION), split.index_of, seq_model.config.positives_only
-    )
-    seq = sequence_scores(seq_model.to(device), seqs, split.users, device)
-    rows = split.users.row_of(np.asarray(users))
-    pool = merged_pool(retrieval, seq.matrix(rows), mask, RERANK_POOL)
+        seq = sequence_scores(seq_model.to(device), seqs, split.users, device)
+        rows = split.users.row_of(np.asarray(users))
+        pool = merged_pool(retrieval, seq.matrix(rows), mask, RERANK_POOL)
+        version = f"{tower_art.version}+{seq_version}+{rank_art.version}"
     ordered = rerank(
-        ranker.to(device), split.users, split.items, users, pool, retrieval, device, seq
+        ranker.to(device), split.users, split.items, users, pool, retrieval, device, seq, cov
     )
     top = reserve_cold(ordered, split.items.is_cold, TOP_K, COLD_SLOTS)
-    return top, f"{tower_art.version}+{seq_version}+{rank_art.version}"
+    return top, version
 
 
 def evaluation_inputs(split: SplitData) -> dict[str, object]:

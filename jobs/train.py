@@ -7,20 +7,22 @@ Usage::
         [--batch-size B] [--artifacts-dir DIR]
         [--max-len L] [--dropout P] [--sasrec-events all|positive]
         [--sasrec-targets all|positive]   # SASRec only
-        [--ranker-sasrec on|off]          # ranker only
+        [--ranker-sasrec on|off] [--ranker-covisit on|off]   # ranker only
 
 Reads ``features.*`` of ``(ds, split_id)``, streams training rows through petastorm, trains on
 CUDA when present (else CPU) with early stopping on validation NDCG@10, and writes
 ``<artifacts-dir>/<model>/<version>/`` (default ``<warehouse_root>/_models``). The ranker needs a
 two-tower artifact of the same features (its retrieval score is a ranker input): train
 ``two_tower`` first; with ``--ranker-sasrec on`` it also reads the latest SASRec artifact (its
-candidates join the pool and its next-item log-probability is an input). Exits 2 on bad
+candidates join the pool and its next-item log-probability is an input); ``--ranker-covisit on``
+adds the co-visitation score (:mod:`recsys.training.covisit`) as an input. Exits 2 on bad
 arguments or missing inputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -37,12 +39,14 @@ from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
 from recsys.settings import load_settings
 from recsys.training.artifacts import (
+    COVISIT_CONFIG,
     SEQUENCER_VERSION,
     Artifact,
     check_feature_spec,
     latest_artifact,
     save_artifact,
 )
+from recsys.training.covisit import CovisitConfig
 from recsys.training.loops import MODEL_NAMES, ModelName, TrainConfig, build_model
 from recsys.training.trainers import (
     SplitData,
@@ -70,6 +74,7 @@ SASREC_DROPOUT = 0.4
 SASREC_EVENTS = "all"
 SASREC_TARGETS = "all"
 RANKER_SASREC = "on"
+RANKER_COVISIT = "on"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,7 @@ class TrainJobConfig:
     train: TrainConfig
     artifacts_dir: Path | None
     ranker_sasrec: bool = False
+    ranker_covisit: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
@@ -131,6 +137,12 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         default=RANKER_SASREC,
         help="ranker: also rank SASRec's candidates, with its score as an input",
     )
+    p.add_argument(
+        "--ranker-covisit",
+        choices=("on", "off"),
+        default=RANKER_COVISIT,
+        help="ranker: the co-visitation score of the user's recent events as an input",
+    )
     a = p.parse_args(argv)
     epochs, patience, lr = DEFAULTS[a.model]
     train = TrainConfig(
@@ -145,7 +157,13 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         positive_targets=a.sasrec_targets == "positive",
     )
     return TrainJobConfig(
-        a.model, a.ds, a.split_id, train, a.artifacts_dir, a.ranker_sasrec == "on"
+        a.model,
+        a.ds,
+        a.split_id,
+        train,
+        a.artifacts_dir,
+        a.ranker_sasrec == "on",
+        a.ranker_covisit == "on",
     )
 
 
@@ -198,8 +216,18 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
                 raise TypeError(f"sasrec artifact {seq_art.version}: not a SequentialRecommender")
             sequencer = loaded
             extra[SEQUENCER_VERSION] = seq_art.version
+        covisit = CovisitConfig() if config.ranker_covisit else None
+        if covisit is not None:
+            extra[COVISIT_CONFIG] = dataclasses.asdict(covisit)
         trained = train_ranker(
-            spark, split, config.train, warehouse_root, device, retriever, sequencer=sequencer
+            spark,
+            split,
+            config.train,
+            warehouse_root,
+            device,
+            retriever,
+            sequencer=sequencer,
+            covisit=covisit,
         )
     res = trained.result
     extra.update(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import scipy.sparse as sp
 import torch
 from pyspark.sql import Window
 from pyspark.sql import functions as F
@@ -32,12 +33,18 @@ from recsys.scoring.embeddings import (
     user_embeddings_spark,
 )
 from recsys.scoring.explain import item_labels, with_explanations
-from recsys.scoring.ranking import BECAUSE, SOURCES, ItemArrays, rank_spark
+from recsys.scoring.ranking import BECAUSE, RECENT_ITEMS, SOURCES, ItemArrays, rank_spark
 from recsys.scoring.retrieval import SEEN, collect_items, retrieve_spark
 from recsys.scoring.runtime import ModelPayload
 from recsys.scoring.sequential import SEQUENCE, sasrec_spark, sasrec_vectors_spark
 from recsys.training import data as D
-from recsys.training.artifacts import SEQUENCER_VERSION, Artifact, check_feature_spec
+from recsys.training.artifacts import (
+    COVISIT_CONFIG,
+    SEQUENCER_VERSION,
+    Artifact,
+    check_feature_spec,
+)
+from recsys.training.covisit import CovisitConfig, covisit_matrix
 from recsys.training.registry import resolve_artifact
 from recsys.training.scoring import sasrec_item_vectors
 from recsys.warehouse.io import replace_partition
@@ -242,10 +249,17 @@ def _sasrec(
 def sasrec_sequences(ctx: ScoreContext, art: Artifact, users: DataFrame) -> DataFrame:
     """``user_id, _sequence``: the train and validation events of ``users`` as SASRec reads
     them (item indices, oldest first, ties by item id)."""
-    roles = F.col(Col.ROLE).isin(D.TRAIN, D.VALIDATION)
     # The input the model was trained on: positives only, or every interaction (artifacts from
     # before the option existed lack the key and were trained on positives).
-    if bool(art.config.get("positives_only", True)):
+    return event_sequences(ctx, users, bool(art.config.get("positives_only", True)))
+
+
+def event_sequences(ctx: ScoreContext, users: DataFrame, positives_only: bool) -> DataFrame:
+    """``user_id, _sequence``: the train and validation events (positives only, or all) of
+    ``users`` as item indices, oldest first, ties by item id (as offline
+    :func:`recsys.training.data.event_sequences`)."""
+    roles = F.col(Col.ROLE).isin(D.TRAIN, D.VALIDATION)
+    if positives_only:
         roles = roles & F.col(Col.IS_POSITIVE)
     index = ctx.split(FEATURES_ITEM_FEATURES).select(Col.ITEM_ID, Col.ITEM_INDEX)
     pos = ctx.split(FEATURES_INTERACTIONS_SPLIT).where(roles).join(index, Col.ITEM_ID)
@@ -308,6 +322,26 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
         )
         users = users.join(vectors, Col.USER_ID, "left")
         version = tt.version + "+" + sas.version + "+" + rk.version
+    cov = rk.extra.get(COVISIT_CONFIG)
+    if cov is not None:
+        # The matrix from the split's train events, on the driver (as offline; it is broadcast
+        # with the item arrays), the votes from each user's train + validation events.
+        cov_config = CovisitConfig(**cov)
+        index_of = {int(i): k for k, i in enumerate(items.item_ids.tolist()) if k > 0}
+        pairs = D.split_pairs(ctx.spark, ctx.ds, ctx.split_id)
+        train_events = D.event_sequences(pairs, (D.TRAIN,), index_of, False)
+        matrix = covisit_matrix(train_events, items.n_items, cov_config)
+        arrays = replace(arrays, covisit_t=sp.csr_matrix(matrix.T), covisit_config=cov_config)
+        recent = event_sequences(ctx, candidates.select(Col.USER_ID).distinct(), False).select(
+            Col.USER_ID,
+            # The last `last` events (slice with a negative start empties shorter arrays).
+            F.slice(
+                SEQUENCE,
+                F.greatest(F.size(SEQUENCE) - cov_config.last + 1, F.lit(1)),
+                cov_config.last,
+            ).alias(RECENT_ITEMS),
+        )
+        users = users.join(recent, Col.USER_ID, "left")
     model = rank_spark(candidates, users, arrays, ModelPayload.from_artifact(rk), n)
     model = model.withColumn(Col.REC_SET, F.lit(RecSet.MODEL)).withColumn(
         Col.MODEL_VERSION, F.lit(version)

@@ -13,7 +13,8 @@ cosine of user and item embeddings as the retrieval feature, exactly as in train
 evaluation, whatever the candidate's source. A ranker trained with SASRec also reads SASRec's
 next-item log-probability: the dot product of the user's :data:`SEQUENCE_VECTOR` and the item's
 ``ItemArrays.sequence`` row (:func:`recsys.training.scoring.sasrec_user_vectors`), both given
-or neither.
+or neither; one trained with co-visitation reads :func:`recsys.training.covisit.pair_scores` of
+the user's :data:`RECENT_ITEMS` against ``ItemArrays.covisit_t``.
 
 Output: ``user_id, rank (1..N), item_id, score (sigmoid probability, float32), source,
 because_item_id`` where ``because_item_id`` is the user's history item with the highest cosine to
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import scipy.sparse as sp
 import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -49,6 +51,7 @@ from recsys.scoring.kernels import (
     reserve_slots,
 )
 from recsys.scoring.runtime import ModelPayload, cached, set_threads, shuffle_slots, worker_threads
+from recsys.training.covisit import CovisitConfig, covisit_feature, pair_scores, recent_weights
 from recsys.training.data import ItemTable, UserTable
 from recsys.training.scoring import ranker_dense
 from recsys.warehouse.tables import Col
@@ -72,6 +75,8 @@ COLD_SLOTS: Final = 1
 _HAS_FEATURES: Final = "_has_features"
 #: Optional users column: SASRec user vectors ``[h, -log Z]`` (ARRAY<FLOAT>, width d + 1).
 SEQUENCE_VECTOR: Final = "sequence_vector"
+#: Optional users column: the user's events as item indices, oldest first (ARRAY<BIGINT>).
+RECENT_ITEMS: Final = "recent_items"
 
 RANKED_SCHEMA: Final = T.StructType(
     [
@@ -97,6 +102,9 @@ class ItemArrays:
         embedding: ``(N, d)`` float32 two-tower item vectors (unit norm).
         sequence: None, or ``(N, d_s + 1)`` float32 SASRec item vectors ``[e_i, 1]`` for a
             ranker trained with SASRec's score.
+        covisit_t: None, or the transposed co-visitation matrix ``(N + 1, N + 1)`` over item
+            indices (row 0 padding) for a ranker trained with co-visitation, with its
+            ``covisit_config``.
     """
 
     item_ids: NDArray
@@ -105,9 +113,15 @@ class ItemArrays:
     is_cold: NDArray
     embedding: NDArray
     sequence: NDArray | None = None
+    covisit_t: sp.csr_matrix | None = None
+    covisit_config: CovisitConfig | None = None
 
     def __post_init__(self) -> None:
         n = len(self.item_ids)
+        if (self.covisit_t is None) != (self.covisit_config is None):
+            raise ValueError("covisit_t: the matrix and covisit_config come together")
+        if self.covisit_t is not None and self.covisit_t.shape != (n + 1, n + 1):
+            raise ValueError(f"covisit_t: expected {(n + 1, n + 1)}, got {self.covisit_t.shape}")
         for name in ("genres", "log_count", "is_cold", "embedding", "sequence"):
             if getattr(self, name) is not None and len(getattr(self, name)) != n:
                 raise ValueError(f"{name}: expected {n} rows, got {len(getattr(self, name))}")
@@ -142,6 +156,12 @@ class ItemArrays:
         e = self.sequence.astype(np.float32)
         return torch.from_numpy(np.concatenate([np.zeros_like(e[:1]), e]))
 
+    def covisit(self) -> tuple[sp.csr_matrix, CovisitConfig] | None:
+        """``(covisit_t, covisit_config)``, or None without them."""
+        if self.covisit_t is None or self.covisit_config is None:
+            return None
+        return self.covisit_t, self.covisit_config
+
     @property
     def sequence_dim(self) -> int:
         """Width of the SASRec vectors (0 without them)."""
@@ -162,6 +182,7 @@ class UserBatch:
     cand_items: NDArray  #: (M,) int64 raw item id
     cand_sources: NDArray  #: (M,) int64 code in SOURCES
     sequence: NDArray | None = None  #: (B, d_s + 1) float32 SASRec user vectors, or None
+    recent: NDArray | None = None  #: (B, L) int64 recent item indices, 0-padded in front
 
 
 def rank_kernel(
@@ -174,15 +195,19 @@ def rank_kernel(
     device: torch.device,
     cold_slots: int = COLD_SLOTS,
     item_seq: torch.Tensor | None = None,
+    covisit: tuple[sp.csr_matrix, CovisitConfig] | None = None,
 ) -> dict[str, NDArray]:
     """Score, cut to top ``n`` and explain one batch; returns the output columns as arrays.
 
     At least ``cold_slots`` of each user's ``n`` places go to cold items (no train interactions)
     when the candidates hold some: see :func:`recsys.scoring.kernels.reserve_slots`.
-    ``item_seq`` (``ItemArrays.padded_sequence``) and ``batch.sequence`` come together.
+    ``item_seq`` (``ItemArrays.padded_sequence``) and ``batch.sequence`` come together, and so
+    do ``covisit`` (``ItemArrays.covisit_t`` and its config) and ``batch.recent``.
     """
     if (item_seq is None) != (batch.sequence is None):
         raise ValueError("item_seq: SASRec item and user vectors must be given together")
+    if (covisit is None) != (batch.recent is None):
+        raise ValueError("covisit: the co-visitation matrix and recent items come together")
     pos = positions(item_ids, batch.cand_items)
     known = pos >= 0
     rows_np, idx_np = batch.cand_rows[known], pos[known] + 1
@@ -199,6 +224,9 @@ def rank_kernel(
     )
     uemb = torch.from_numpy(batch.embedding)
     useq = None if batch.sequence is None else torch.from_numpy(batch.sequence)
+    votes = None
+    if covisit is not None and batch.recent is not None:
+        votes = recent_weights(batch.recent, covisit[0].shape[0] - 1, covisit[1])
     size = batch_size_for("ranker", device, "score")
     logits = []
     with torch.no_grad():
@@ -208,7 +236,11 @@ def rank_kernel(
             seq = None
             if useq is not None and item_seq is not None:
                 seq = (useq[r] * item_seq[i]).sum(-1)
-            dense = ranker_dense(users, items, r, i, retrieval, seq)
+            cov = None
+            if votes is not None and covisit is not None:
+                raw = pair_scores(votes, covisit[0], r.numpy(), i.numpy())
+                cov = torch.from_numpy(covisit_feature(raw))
+            dense = ranker_dense(users, items, r, i, retrieval, seq, cov)
             logits.append(
                 ranker(users.user_ids[r].to(device), items.item_ids[i].to(device), dense.to(device))
                 .float()
@@ -234,8 +266,9 @@ def rank_kernel(
 
 def user_dense_dim(n_dense: int, items: ItemArrays) -> int:
     """Width of the user ``dense`` feature of a ranker with ``n_dense`` inputs: the four item and
-    cross features and the SASRec score (when ``items.sequence`` is given) are the rest."""
-    width = n_dense - 4 - (1 if items.sequence is not None else 0)
+    cross features, the SASRec score (when ``items.sequence`` is given) and the co-visitation
+    score (when ``items.covisit_t`` is) are the rest."""
+    width = n_dense - 4 - int(items.sequence is not None) - int(items.covisit_t is not None)
     if width < 0:
         raise ValueError(f"n_dense: {n_dense} leaves no room for the user features")
     return width
@@ -300,6 +333,12 @@ def rank_local(
         if SEQUENCE_VECTOR not in users.columns:
             raise ValueError(f"users: needs a {SEQUENCE_VECTOR!r} column with items.sequence")
         sequence = stack(SEQUENCE_VECTOR, items.sequence_dim, uniform_sequence_vector(items))
+    recent = None
+    if items.covisit_config is not None:
+        if RECENT_ITEMS not in users.columns:
+            raise ValueError(f"users: needs a {RECENT_ITEMS!r} column with items.covisit_t")
+        lists = [list(v) if has[r] else [] for r, v in enumerate(feats[RECENT_ITEMS])]
+        recent = history_matrix(pa.array(lists, pa.list_(pa.int64())), items.covisit_config.last)
 
     hist_col = pa.array([list(v) if has[r] else [] for r, v in enumerate(feats[Col.HISTORY])])
     code = {s: i for i, s in enumerate(SOURCES)}
@@ -317,6 +356,7 @@ def rank_local(
         cand_items=candidates[Col.ITEM_ID].to_numpy(np.int64),
         cand_sources=cand_src.to_numpy(np.int64),
         sequence=sequence,
+        recent=recent,
     )
     out = rank_kernel(
         ranker,
@@ -327,6 +367,7 @@ def rank_local(
         n,
         dev,
         item_seq=items.padded_sequence(),
+        covisit=items.covisit(),
     )
     frame = pd.DataFrame(out)
     frame[Col.SOURCE] = np.asarray(SOURCES, dtype=object)[frame[Col.SOURCE].to_numpy()]
@@ -371,6 +412,9 @@ def _rank_batches(
             sequence=None
             if item_seq is None
             else list_matrix(rb.column(SEQUENCE_VECTOR), arrays.sequence_dim),
+            recent=None
+            if arrays.covisit_config is None
+            else history_matrix(rb.column(RECENT_ITEMS), arrays.covisit_config.last),
         )
         out = rank_kernel(
             model,  # type: ignore[arg-type]
@@ -381,6 +425,7 @@ def _rank_batches(
             n,
             device,
             item_seq=item_seq,
+            covisit=arrays.covisit(),
         )
         yield pa.RecordBatch.from_arrays(
             [
@@ -407,10 +452,11 @@ def rank_input(
     dim: int,
     partitions: int,
     sequence_default: NDArray | None = None,
+    recent: bool = False,
 ) -> DataFrame:
     """One row per user of ``candidates`` in ``partitions`` partitions: packed candidates and
     features (zeros when absent); with ``sequence_default`` also :data:`SEQUENCE_VECTOR`
-    (that vector when absent)."""
+    (that vector when absent), with ``recent`` also :data:`RECENT_ITEMS` (empty when absent)."""
     # One BIGINT per candidate, item_id * 4 + source code: a primitive array through the
     # aggregation and Arrow instead of an array of structs.
     code: Any = F.raise_error(F.concat(F.lit(f"source: not one of {SOURCES}: "), F.col(Col.SOURCE)))
@@ -431,12 +477,16 @@ def rank_input(
         Col.EMBEDDING,
         Col.HISTORY,
         *([] if sequence_default is None else [SEQUENCE_VECTOR]),
+        *([RECENT_ITEMS] if recent else []),
         F.lit(True).alias(_HAS_FEATURES),
     )
     extra = []
     if sequence_default is not None:
         default = F.array(*[F.lit(float(v)).cast("float") for v in sequence_default])
         extra.append(F.coalesce(F.col(SEQUENCE_VECTOR), default).alias(SEQUENCE_VECTOR))
+    if recent:
+        empty = F.array().cast("array<bigint>")
+        extra.append(F.coalesce(F.col(RECENT_ITEMS), empty).alias(RECENT_ITEMS))
     return grouped.join(feats, Col.USER_ID, "left").select(
         Col.USER_ID,
         _CANDS,
@@ -483,7 +533,12 @@ def rank_spark(
     default = None if items.sequence is None else uniform_sequence_vector(items)
     if default is not None and SEQUENCE_VECTOR not in users.columns:
         raise ValueError(f"users: needs a {SEQUENCE_VECTOR!r} column with items.sequence")
-    frame = rank_input(candidates, users, dense_dim, n_genres, dim, shuffle_slots(spark), default)
+    recent = items.covisit_t is not None
+    if recent and RECENT_ITEMS not in users.columns:
+        raise ValueError(f"users: needs a {RECENT_ITEMS!r} column with items.covisit_t")
+    frame = rank_input(
+        candidates, users, dense_dim, n_genres, dim, shuffle_slots(spark), default, recent
+    )
     body = functools.partial(
         _rank_batches,
         model_bc=spark.sparkContext.broadcast(payload),

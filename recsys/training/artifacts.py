@@ -28,6 +28,9 @@ MANIFEST: Final = "manifest.json"
 FORMAT_VERSION: Final = 1
 #: ``extra`` key of a ranker artifact: the SASRec version whose score it reads (absent: none).
 SEQUENCER_VERSION: Final = "sequencer_version"
+#: ``extra`` key of a ranker artifact: its co-visitation settings (``CovisitConfig`` fields;
+#: absent: no co-visitation input).
+COVISIT_CONFIG: Final = "covisit"
 
 JsonDict = dict[str, Any]
 

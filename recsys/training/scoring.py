@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
@@ -20,6 +21,7 @@ from recsys.models.ranker import InteractionRanker
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
 from recsys.scoring.kernels import reserve_slots
+from recsys.training.covisit import CovisitConfig, covisit_feature, pair_scores, recent_weights
 from recsys.training.data import ItemTable, UserTable
 from recsys.warehouse.tables import Col
 
@@ -213,6 +215,33 @@ def sequence_scores(
     return SequenceScores(torch.cat(out), sasrec_item_vectors(model).cpu())
 
 
+@dataclass(frozen=True)
+class CovisitScores:
+    """Co-visitation ranker input of any (user-table row, item index) pair
+    (:mod:`recsys.training.covisit`): the rows' recent-item vote weights and ``M.T``."""
+
+    weights: sp.csr_matrix  #: (R, n + 1), one row per user-table row
+    matrix_t: sp.csr_matrix  #: (n + 1, n + 1), the transposed co-visitation matrix
+
+    def feature(self, rows: Tensor, items: Tensor) -> Tensor:
+        """``(B,)`` float32 :func:`recsys.training.covisit.covisit_feature` of the pairs."""
+        raw = pair_scores(self.weights, self.matrix_t, rows.numpy(), items.numpy())
+        return torch.from_numpy(covisit_feature(raw))
+
+
+def covisit_scores(
+    users: UserTable,
+    recent: Mapping[int, list[int]],
+    matrix: sp.csr_matrix,
+    config: CovisitConfig,
+) -> CovisitScores:
+    """:class:`CovisitScores` of every row of ``users`` from their event sequences ``recent``
+    (by user id, oldest first) and a :func:`recsys.training.covisit.covisit_matrix`."""
+    lists = [recent.get(int(u), []) for u in users.user_ids.tolist()]
+    weights = recent_weights(lists, matrix.shape[0] - 1, config)
+    return CovisitScores(weights, sp.csr_matrix(matrix.T))
+
+
 def merge_candidates(first: Tensor, second: Tensor, width: int) -> Tensor:
     """Merge two retrievers' ranked lists ``(U, C1)``, ``(U, C2)`` into ``(U, width)`` item
     indices without repeats: items in order of their best rank in either list (``first`` wins
@@ -258,13 +287,15 @@ def ranker_dense(
     item_index: Tensor,
     retrieval: Tensor,
     sequence: Tensor | None = None,
+    covisit: Tensor | None = None,
 ) -> Tensor:
-    """Ranker dense input ``(B, dense_dim + 4)``, or ``(B, dense_dim + 5)`` with ``sequence``.
+    """Ranker dense input ``(B, dense_dim + 4 + [sequence given] + [covisit given])``.
 
     user dense ‖ genre match (item genres · user genre affinity) ‖ item log_count ‖ is_cold ‖
     two-tower retrieval score (cosine) ‖ SASRec next-item log-probability (when given; ``(B,)``,
-    see :class:`SequenceScores`; ``log(1/n)`` for cold items). The retrieval score is column
-    ``dense_dim + 3``.
+    see :class:`SequenceScores`; ``log(1/n)`` for cold items) ‖ co-visitation input (when
+    given; ``(B,)``, already :func:`recsys.training.covisit.covisit_feature`). The retrieval
+    score is column ``dense_dim + 3``.
     """
     match = (items.genres[item_index] * users.affinity[user_rows]).sum(-1, keepdim=True)
     parts = [
@@ -281,6 +312,8 @@ def ranker_dense(
         cold = items.is_cold[item_index]
         uninformed = torch.full_like(sequence, -math.log(max(1, items.item_ids.shape[0] - 1)))
         parts.append(torch.where(cold, uninformed, sequence).unsqueeze(-1) * SEQUENCE_SCALE)
+    if covisit is not None:
+        parts.append(covisit.unsqueeze(-1))
     return torch.cat(parts, dim=-1)
 
 
@@ -294,11 +327,13 @@ def rerank(
     retrieval: Tensor,
     device: torch.device,
     sequence: SequenceScores | None = None,
+    covisit: CovisitScores | None = None,
 ) -> Tensor:
     """Re-order ``candidates`` ``(U, C)`` item indices by ranker logit; returns ``(U, C)``.
 
-    ``retrieval`` is the ``(U, n + 1)`` two-tower score matrix of these users; ``sequence`` the
-    SASRec scores of a ranker trained with them (rows of ``users``).
+    ``retrieval`` is the ``(U, n + 1)`` two-tower score matrix of these users; ``sequence`` and
+    ``covisit`` the SASRec and co-visitation scores of a ranker trained with them (rows of
+    ``users``).
     """
     ranker.eval()
     rows = users.row_of(np.asarray(user_ids))
@@ -310,7 +345,8 @@ def rerank(
     for s in range(0, flat_items.shape[0], 8192):
         sl = slice(s, s + 8192)
         seq = None if sequence is None else sequence.log_prob(flat_rows[sl], flat_items[sl])
-        dense = ranker_dense(users, items, flat_rows[sl], flat_items[sl], flat_ret[sl], seq)
+        cov = None if covisit is None else covisit.feature(flat_rows[sl], flat_items[sl])
+        dense = ranker_dense(users, items, flat_rows[sl], flat_items[sl], flat_ret[sl], seq, cov)
         logits.append(
             ranker(
                 users.user_ids[flat_rows[sl]].to(device),

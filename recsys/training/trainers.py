@@ -28,9 +28,12 @@ from recsys.models.ranker import InteractionRanker, RankerConfig, bce_loss
 from recsys.models.sasrec import SASRecConfig, SequentialRecommender
 from recsys.models.two_tower import TwoTower, TwoTowerConfig, in_batch_softmax_loss
 from recsys.training import data as D
+from recsys.training.covisit import CovisitConfig, covisit_matrix
 from recsys.training.loops import NDCG10, FitResult, TrainConfig, config_dict, fit, seed_everything
 from recsys.training.scoring import (
+    CovisitScores,
     SequenceScores,
+    covisit_scores,
     item_vectors,
     known_mask,
     merged_pool,
@@ -284,6 +287,7 @@ def train_ranker(
     retriever: TwoTower,
     model_config: RankerConfig | None = None,
     sequencer: SequentialRecommender | None = None,
+    covisit: CovisitConfig | None = None,
 ) -> Trained:
     """BCE on validation-role labels over the retriever's pool, features from the train role only.
 
@@ -306,6 +310,13 @@ def train_ranker(
     examples is reported beside it. The default config has no id embeddings (``id_dim=0``): with
     one label per user they memorise (re-ranking a 3-epoch two-tower: test NDCG@10 0.022 with
     32-wide ids, 0.032 without).
+
+    With a ``sequencer`` (a trained SASRec) the pool is what serving ranks, the two-tower and
+    the SASRec top ``config.candidates`` merged (:func:`merged_pool`), and SASRec's next-item
+    log-probability of the train-role sequence is one more input with its own straight weight
+    (``RankerConfig.linear_columns``, from 0). With ``covisit`` the co-visitation score of the
+    train-role events (matrix and user history both; :mod:`recsys.training.covisit`) is another
+    such input.
     """
     seed_everything(config.seed)
     items, users = split.items, split.users
@@ -320,14 +331,21 @@ def train_ranker(
             split.pairs, (D.TRAIN,), split.index_of, sequencer.config.positives_only
         )
         seq_scores = sequence_scores(sequencer, train_seqs, users, device)
+    cov_scores: CovisitScores | None = None
+    if covisit is not None:
+        events = D.event_sequences(split.pairs, (D.TRAIN,), split.index_of, False)
+        cov_scores = covisit_scores(
+            users, events, covisit_matrix(events, items.n_items, covisit), covisit
+        )
+    extra_cols = int(seq_scores is not None) + int(cov_scores is not None)
     mc = model_config or RankerConfig(
         n_user_buckets=max(1024, 4 * len(users.rows)),
         n_item_buckets=max(1024, 4 * items.n_items),
         id_dim=0,
-        n_dense=retrieval_col + (2 if seq_scores is not None else 1),
+        n_dense=retrieval_col + 1 + extra_cols,
         deep_dims=(64, 32),
         base_score_column=retrieval_col,
-        linear_columns=(retrieval_col + 1,) if seq_scores is not None else (),
+        linear_columns=tuple(range(retrieval_col + 1, retrieval_col + 1 + extra_cols)),
     )
     model = InteractionRanker(mc).to(device)
     examples = D.ranker_rows(spark, split.ds, split.split_id, D.VALIDATION, config.seed)
@@ -354,7 +372,8 @@ def train_ranker(
 
     def dense_of(rows: Tensor, idx: Tensor) -> Tensor:
         seq = None if seq_scores is None else seq_scores.log_prob(rows, idx)
-        return ranker_dense(users, items, rows, idx, (uvec[rows] * ivec[idx]).sum(-1), seq)
+        cov = None if cov_scores is None else cov_scores.feature(rows, idx)
+        return ranker_dense(users, items, rows, idx, (uvec[rows] * ivec[idx]).sum(-1), seq, cov)
 
     def forward(rows: Tensor, idx: Tensor) -> Tensor:
         dense = dense_of(rows, idx)
@@ -399,7 +418,15 @@ def train_ranker(
         if not hold_users:
             return {NDCG10: 0.0}
         reranked = rerank(
-            model, users, items, hold_users, hold_candidates, retrieval[pick], device, seq_scores
+            model,
+            users,
+            items,
+            hold_users,
+            hold_candidates,
+            retrieval[pick],
+            device,
+            seq_scores,
+            cov_scores,
         )
         metrics = {NDCG10: ndcg_at(reranked, hold_targets)}
         if len(hold_ex):

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from jobs.score import ScoreJobConfig, main, parse_args, run
 from jobs.train import parse_args as parse_train
 from jobs.train import run as run_train
-from recsys.training.artifacts import SEQUENCER_VERSION, latest_artifact
+from recsys.training.artifacts import COVISIT_CONFIG, SEQUENCER_VERSION, latest_artifact
 from recsys.training.tiny import write_tiny_features
 from recsys.warehouse.io import append
 from recsys.warehouse.tables import (
@@ -82,6 +82,7 @@ def test_score_all_steps_on_tiny_data(
     assert sasrec is not None
     assert ranker is not None
     assert ranker.extra[SEQUENCER_VERSION] == sasrec.version  # the default ranker reads SASRec
+    assert ranker.extra[COVISIT_CONFIG]["window"] >= 1  # and co-visitation
 
     config = ScoreJobConfig("all", DS, run_id="run-1", artifacts_dir=arts, k=20, n=5)
     counts = run(config, root)

@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 from pyspark.sql import types as T
 
 from recsys.models.ranker import InteractionRanker, RankerConfig
 from recsys.models.sasrec import SASRecConfig, SequentialRecommender
 from recsys.scoring.ranking import (
+    RECENT_ITEMS,
     SEQUENCE_VECTOR,
     SOURCES,
     ItemArrays,
@@ -23,6 +25,7 @@ from recsys.scoring.ranking import (
 from recsys.scoring.retrieval import retrieve_local, retrieve_spark
 from recsys.scoring.runtime import ModelPayload
 from recsys.scoring.sequential import SEQUENCE, sasrec_vectors_spark
+from recsys.training.covisit import CovisitConfig, covisit_matrix
 from recsys.training.loops import config_dict
 from recsys.training.scoring import sasrec_user_vectors
 from recsys.warehouse.tables import Col
@@ -83,23 +86,27 @@ def test_retrieval_spark_equals_local(spark: SparkSession) -> None:
     assert not seen_pairs & set(zip(got[Col.USER_ID], got[Col.ITEM_ID], strict=True))
 
 
-@pytest.mark.parametrize("with_sequence", [False, True])
-def test_ranking_spark_equals_local(spark: SparkSession, with_sequence: bool) -> None:
+@pytest.mark.parametrize(
+    ("with_sequence", "with_covisit"), [(False, False), (True, False), (True, True)]
+)
+def test_ranking_spark_equals_local(
+    spark: SparkSession, with_sequence: bool, with_covisit: bool
+) -> None:
     rng = np.random.default_rng(1)
     torch.manual_seed(0)
     n_users, n_items, dim, n_genres, dense_dim, n, seq_dim = 30, 40, 6, 5, 7, 8, 5
     config = RankerConfig(
         n_user_buckets=64,
         n_item_buckets=64,
-        n_dense=dense_dim + 4 + int(with_sequence),
+        n_dense=dense_dim + 4 + int(with_sequence) + int(with_covisit),
         deep_dims=(16,),
-        linear_columns=(dense_dim + 4,) if with_sequence else (),
+        linear_columns=tuple(range(dense_dim + 4, dense_dim + 4 + with_sequence + with_covisit)),
     )
     ranker = InteractionRanker(config).eval()
     if ranker.linear_weight is not None:
         torch.nn.init.constant_(ranker.linear_weight, 2.0)
     # The worker caches models by version: one per parametrisation.
-    version = "v-test-seq" if with_sequence else "v-test"
+    version = f"v-test-{with_sequence}-{with_covisit}"
     payload = ModelPayload.from_module("ranker", version, config_dict(config), ranker)
     item_ids = np.sort(rng.choice(1000, n_items, replace=False)) + 1
     emb = rng.normal(size=(n_items, dim)).astype(np.float32)
@@ -113,6 +120,8 @@ def test_ranking_spark_equals_local(spark: SparkSession, with_sequence: bool) ->
         is_cold=rng.random(n_items) > 0.8,
         embedding=emb / np.linalg.norm(emb, axis=1, keepdims=True),
         sequence=seq_items if with_sequence else None,
+        covisit_t=_random_covisit(rng, n_items) if with_covisit else None,
+        covisit_config=CovisitConfig(last=3) if with_covisit else None,
     )
     user_ids = np.arange(1, n_users + 1)
     cands = pd.DataFrame(
@@ -147,6 +156,19 @@ def test_ranking_spark_equals_local(spark: SparkSession, with_sequence: bool) ->
             rng.normal(size=seq_dim).astype(np.float32).tolist() for _ in with_feats
         ]
         fields.append(T.StructField(SEQUENCE_VECTOR, FLOATS, False))
+        if with_covisit:
+            users[RECENT_ITEMS] = [
+                rng.integers(1, n_items + 1, size=int(rng.integers(0, 6))).tolist()
+                for _ in with_feats
+            ]
+            fields.append(T.StructField(RECENT_ITEMS, T.ArrayType(T.LongType(), False), False))
+            with pytest.raises(ValueError, match=RECENT_ITEMS):
+                rank_local(ranker, cands, users.drop(columns=RECENT_ITEMS), items, n, device=CPU)
+            no_votes = users.copy()
+            no_votes[RECENT_ITEMS] = [[] for _ in with_feats]
+            quiet = rank_local(ranker, cands, no_votes, items, n, device=CPU)
+            loud = rank_local(ranker, cands, users, items, n, device=CPU)
+            assert not np.allclose(quiet[Col.SCORE], loud[Col.SCORE])
         with pytest.raises(ValueError, match=SEQUENCE_VECTOR):
             rank_local(ranker, cands, users.drop(columns=SEQUENCE_VECTOR), items, n, device=CPU)
         # The SASRec input counts: other user vectors, other scores.
@@ -198,6 +220,11 @@ def test_rank_input_packs_candidates_and_rejects_unknown_sources(spark: SparkSes
     bad = spark.createDataFrame([(1, 5, "editorial")], [Col.USER_ID, Col.ITEM_ID, Col.SOURCE])
     with pytest.raises(Exception, match="not one of"):
         rank_input(bad, users, 1, 1, 1, 2).collect()
+
+
+def _random_covisit(rng: np.random.Generator, n_items: int) -> sp.csr_matrix:
+    seqs = {u: rng.integers(1, n_items + 1, size=12).tolist() for u in range(20)}
+    return covisit_matrix(seqs, n_items, CovisitConfig(window=3)).T.tocsr()
 
 
 def test_sasrec_vectors_spark_equal_local(spark: SparkSession) -> None:

@@ -23,6 +23,7 @@ from recsys.training.baselines import (
     popularity_scores,
     train_positives,
 )
+from recsys.training.covisit import CovisitConfig
 from recsys.training.loops import NDCG10, TrainConfig, fit
 from recsys.training.scoring import known_mask, top_k
 from recsys.training.tiny import write_tiny_features
@@ -140,7 +141,7 @@ def test_ranker_trains_on_examples(spark: SparkSession, split: SplitData, root: 
 
 
 @pytest.mark.slow
-def test_ranker_with_sasrec_reads_its_score_straight(
+def test_ranker_with_sasrec_and_covisit_reads_both_scores_straight(
     spark: SparkSession, split: SplitData, root: str
 ) -> None:
     tower = train_two_tower(spark, split, _cfg(epochs=2), root, CPU)
@@ -153,13 +154,14 @@ def test_ranker_with_sasrec_reads_its_score_straight(
         CPU,
         tower.model,  # type: ignore[arg-type]
         sequencer=sas.model,  # type: ignore[arg-type]
+        covisit=CovisitConfig(window=3, last=5),
     )
     width = int(split.users.dense.shape[1])
     assert isinstance(r.model, InteractionRanker)
     config = r.model.config
-    assert config.n_dense == width + 5
+    assert config.n_dense == width + 6
     assert config.base_score_column == width + 3  # two-tower score
-    assert config.linear_columns == (width + 4,)  # SASRec log-probability
+    assert config.linear_columns == (width + 4, width + 5)  # SASRec, co-visitation
     assert r.result.history[-1].loss < r.result.history[0].loss
 
 
