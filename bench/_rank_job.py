@@ -101,7 +101,7 @@ def write_rank_inputs(root: Path, args: argparse.Namespace) -> tuple[dict[str, P
 
 
 def _item_arrays(directory: Path) -> Any:
-    from recsys.scoring.ranking import ItemArrays
+    from recsys.scoring.rank_inputs import ItemArrays
 
     t = _arrow.read_parquet_dir(directory)
     return ItemArrays(

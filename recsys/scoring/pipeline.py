@@ -33,7 +33,8 @@ from recsys.scoring.embeddings import (
     user_embeddings_spark,
 )
 from recsys.scoring.explain import item_labels, with_explanations
-from recsys.scoring.ranking import BECAUSE, RECENT_ITEMS, SOURCES, ItemArrays, rank_spark
+from recsys.scoring.rank_inputs import ItemArrays
+from recsys.scoring.ranking import BECAUSE, RECENT_ITEMS, SOURCES, rank_spark
 from recsys.scoring.retrieval import SEEN, collect_items, retrieve_spark
 from recsys.scoring.runtime import ModelPayload
 from recsys.scoring.sequential import SEQUENCE, sasrec_spark, sasrec_vectors_spark

@@ -13,11 +13,11 @@ from pyspark.sql import types as T
 
 from recsys.models.ranker import InteractionRanker, RankerConfig
 from recsys.models.sasrec import SASRecConfig, SequentialRecommender
+from recsys.scoring.rank_inputs import ItemArrays
 from recsys.scoring.ranking import (
     RECENT_ITEMS,
     SEQUENCE_VECTOR,
     SOURCES,
-    ItemArrays,
     rank_input,
     rank_local,
     rank_spark,
