@@ -14,7 +14,9 @@ median). Rows replace those of the same ``ds``, split and models in ``eval.offli
 one Delta commit (other models' rows stay), and the summary table is printed. Popularity and
 ALS are fitted here (ALS tuned on validation NDCG@10); neural models are the latest artifacts
 under ``--artifacts-dir`` (default ``<warehouse_root>/_models``), refused when their feature
-spec differs.
+spec differs. ``two_tower+ranker`` is the served pipeline as the ranker artifact records it:
+with a SASRec version, the two-tower and SASRec top candidates merged and SASRec's score as an
+input; with co-visitation settings, the co-visitation score as an input.
 """
 
 from __future__ import annotations
