@@ -17,6 +17,7 @@ every epoch with petastorm's seeded row and row-group shuffling (one worker, see
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from recsys.warehouse.tables import (
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
+log = logging.getLogger(__name__)
+
 PETASTORM_CACHE: Final = "_petastorm_cache"
 ROW_ORDER: Final = "_row_order"
 USER_ROW: Final = "user_row"
@@ -50,6 +53,8 @@ TARGET: Final = "target"
 MAX_ROWS_IN_MEMORY: Final = 2_000_000
 #: :class:`EpochBatches` groups rows by length inside windows of this many batches.
 LENGTH_WINDOW_BATCHES: Final = 8
+#: Passes over a converter before a short read is an error (see :func:`epoch_batches`).
+READ_ATTEMPTS: Final = 3
 TRAIN: Final = "train"
 VALIDATION: Final = "validation"
 TEST: Final = "test"
@@ -298,14 +303,13 @@ def petastorm_converter(df: DataFrame, warehouse_root: str) -> Iterator[Any]:
         converter.delete()
 
 
-def epoch_batches(
-    converter: Any, batch_size: int, seed: int | None = None
-) -> Iterator[dict[str, torch.Tensor]]:
-    """One pass over the converter's rows through one reader worker.
+class ShortReadError(RuntimeError):
+    """A petastorm pass returned fewer rows than the converter holds."""
 
-    ``seed`` None: stored order. Otherwise rows and row groups are shuffled by petastorm with
-    that seed (deterministic, as there is one worker).
-    """
+
+def _one_pass(
+    converter: Any, batch_size: int, seed: int | None
+) -> Iterator[dict[str, torch.Tensor]]:
     shuffle: dict[str, Any] = (
         {"shuffle_row_groups": False}
         if seed is None
@@ -321,13 +325,64 @@ def epoch_batches(
         yield from loader
 
 
+def _rows_in(batch: Mapping[str, torch.Tensor]) -> int:
+    return len(next(iter(batch.values()))) if batch else 0
+
+
+def epoch_batches(
+    converter: Any, batch_size: int, seed: int | None = None
+) -> Iterator[dict[str, torch.Tensor]]:
+    """One pass over the converter's rows through one reader worker, checked against its count.
+
+    ``seed`` None: stored order. Otherwise rows and row groups are shuffled by petastorm with
+    that seed (deterministic, as there is one worker).
+
+    petastorm 0.13.1's worker pools can end a pass early: ``get_results`` checks "every worker
+    idle" and then "ventilator done", and when the ventilator thread hands out every remaining
+    row group between the two checks the reader stops without reading them (seen as a pass of
+    0 of 100 rows under load). A pass that yields nothing is retried (:data:`READ_ATTEMPTS` in
+    all); a pass that stops part-way raises :class:`ShortReadError`, since its batches are
+    already consumed, rather than letting an epoch silently lose rows.
+    """
+    expected = len(converter)
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        rows = 0
+        for batch in _one_pass(converter, batch_size, seed):
+            rows += _rows_in(batch)
+            yield batch
+        if rows == expected:
+            return
+        if rows > 0 or attempt == READ_ATTEMPTS:
+            raise ShortReadError(f"petastorm pass read {rows} of {expected} rows")
+        log.warning(
+            "petastorm pass read 0 of %d rows (attempt %d); reading again", expected, attempt
+        )
+
+
 def read_all(converter: Any, batch_size: int = 65_536) -> dict[str, torch.Tensor]:
-    """Every row of the converter as one tensor per column, in stored order."""
-    parts: dict[str, list[torch.Tensor]] = {}
-    for batch in epoch_batches(converter, batch_size):
-        for key, value in batch.items():
-            parts.setdefault(key, []).append(value)
-    return {k: torch.cat(v) for k, v in parts.items()}
+    """Every row of the converter as one tensor per column, in stored order.
+
+    A pass that does not return every row (see :func:`epoch_batches`) is read again, up to
+    :data:`READ_ATTEMPTS` passes; then :class:`ShortReadError`.
+    """
+    expected, rows = len(converter), 0
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        parts: dict[str, list[torch.Tensor]] = {}
+        rows = 0
+        for batch in _one_pass(converter, batch_size, None):
+            rows += _rows_in(batch)
+            for key, value in batch.items():
+                parts.setdefault(key, []).append(value)
+        if rows == expected:
+            return {k: torch.cat(v) for k, v in parts.items()}
+        log.warning(
+            "petastorm pass read %d of %d rows (attempt %d of %d)",
+            rows,
+            expected,
+            attempt,
+            READ_ATTEMPTS,
+        )
+    raise ShortReadError(f"petastorm read {rows} of {expected} rows in {READ_ATTEMPTS} passes")
 
 
 class EpochBatches:

@@ -28,6 +28,8 @@ def test_petastorm_converter_feeds_a_torch_dataloader(spark: SparkSession, tmp_p
     import torch
     from petastorm.spark import SparkDatasetConverter, make_spark_converter
 
+    from recsys.training.data import epoch_batches
+
     spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, "file://" + str(tmp_path))
     df = spark.range(100).select(
         F.col("id").cast("long").alias("user_id"), (F.col("id") * 0.5).cast("float").alias("x")
@@ -35,11 +37,11 @@ def test_petastorm_converter_feeds_a_torch_dataloader(spark: SparkSession, tmp_p
     converter = make_spark_converter(df)
     try:
         seen = 0
-        with converter.make_torch_dataloader(batch_size=32, num_epochs=1) as loader:
-            for batch in loader:
-                assert isinstance(batch["x"], torch.Tensor)
-                assert batch["x"].dtype == torch.float32
-                seen += len(batch["user_id"])
+        # Through the training code's reader, which rereads a pass petastorm's pool cut short.
+        for batch in epoch_batches(converter, 32):
+            assert isinstance(batch["x"], torch.Tensor)
+            assert batch["x"].dtype == torch.float32
+            seen += len(batch["user_id"])
         assert seen == 100
     finally:
         converter.delete()

@@ -109,3 +109,48 @@ def test_event_sequences_keep_every_interaction_in_time_order() -> None:
     assert D.event_sequences(pairs, ("train",), index_of, positives_only=True) == {1: [2, 3]}
     # Items without an index (99) are dropped; roles filter.
     assert D.event_sequences(pairs, ("train", "validation"), index_of, False)[2] == [1]
+
+
+class ShortConverter(FakeConverter):
+    """A converter whose first passes stop early, as petastorm's pools can: ``cuts[i]`` rows
+    in pass ``i`` (passes after the listed ones are whole)."""
+
+    def __init__(self, rows: dict[str, torch.Tensor], cuts: list[int]) -> None:
+        super().__init__(rows)
+        self.cuts = cuts
+
+    @contextmanager
+    def make_torch_dataloader(self, batch_size: int, **kw: Any) -> Iterator[Any]:
+        cut = self.cuts[len(self.calls)] if len(self.calls) < len(self.cuts) else len(self)
+        self.calls.append(kw)
+        yield [
+            {k: v[s : min(s + batch_size, cut)] for k, v in self.rows.items()}
+            for s in range(0, cut, batch_size)
+        ]
+
+
+def test_an_empty_pass_is_read_again() -> None:
+    conv = ShortConverter({"id": torch.arange(10)}, cuts=[0, 0])
+    assert _ids(D.epoch_batches(conv, 4, seed=1)) == list(range(10))
+    assert len(conv.calls) == 3
+    assert torch.equal(
+        D.read_all(ShortConverter({"id": torch.arange(10)}, [0]))["id"], torch.arange(10)
+    )
+
+
+def test_a_pass_that_stops_part_way_raises_instead_of_losing_rows() -> None:
+    with pytest.raises(D.ShortReadError, match="read 6 of 10 rows"):
+        _ids(D.epoch_batches(ShortConverter({"id": torch.arange(10)}, cuts=[6]), 3))
+    # read_all holds nothing yet, so it reads the whole pass again.
+    conv = ShortConverter({"id": torch.arange(10)}, cuts=[6, 3])
+    assert torch.equal(D.read_all(conv, 4)["id"], torch.arange(10))
+    assert len(conv.calls) == 3
+
+
+def test_a_read_that_never_completes_raises() -> None:
+    cuts = [0] * D.READ_ATTEMPTS
+    with pytest.raises(D.ShortReadError, match="read 0 of 10 rows"):
+        _ids(D.epoch_batches(ShortConverter({"id": torch.arange(10)}, cuts), 4))
+    with pytest.raises(D.ShortReadError, match=f"in {D.READ_ATTEMPTS} passes"):
+        D.read_all(ShortConverter({"id": torch.arange(10)}, [5] * D.READ_ATTEMPTS))
+    assert _ids(D.epoch_batches(FakeConverter({"id": torch.arange(0)}), 4)) == []
