@@ -55,10 +55,16 @@ from recsys.scoring.rank_inputs import (
     uniform_sequence_vector,
     user_dense_dim,
 )
-from recsys.scoring.runtime import ModelPayload, cached, set_threads, shuffle_slots, worker_threads
-from recsys.training.covisit import CovisitConfig, covisit_feature, pair_scores, recent_weights
+from recsys.scoring.runtime import (
+    ModelPayload,
+    cached,
+    shuffle_slots,
+    worker_model,
+    worker_threads,
+)
+from recsys.training.covisit import CovisitConfig, recent_weights
 from recsys.training.data import ItemTable, UserTable
-from recsys.training.scoring import ranker_dense
+from recsys.training.scoring import CovisitScores, SequenceScores, ranker_dense
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -133,23 +139,22 @@ def rank_kernel(
         n_train=torch.zeros(b, dtype=torch.long),
     )
     uemb = torch.from_numpy(batch.embedding)
-    useq = None if batch.sequence is None else torch.from_numpy(batch.sequence)
-    votes = None
+    # The offline scorers, so serving's SASRec and co-visitation inputs are those of training.
+    seq_scores = None
+    if batch.sequence is not None and item_seq is not None:
+        seq_scores = SequenceScores(torch.from_numpy(batch.sequence), item_seq)
+    cov_scores = None
     if covisit is not None and batch.recent is not None:
         votes = recent_weights(batch.recent, covisit[0].shape[0] - 1, covisit[1])
+        cov_scores = CovisitScores(votes, covisit[0])
     size = batch_size_for("ranker", device, "score")
     logits = []
     with torch.no_grad():
         for s in range(0, len(rows), size):
             r, i = rows[s : s + size], idx[s : s + size]
             retrieval = (uemb[r] * item_emb[i]).sum(-1)
-            seq = None
-            if useq is not None and item_seq is not None:
-                seq = (useq[r] * item_seq[i]).sum(-1)
-            cov = None
-            if votes is not None and covisit is not None:
-                raw = pair_scores(votes, covisit[0], r.numpy(), i.numpy())
-                cov = torch.from_numpy(covisit_feature(raw))
+            seq = None if seq_scores is None else seq_scores.log_prob(r, i)
+            cov = None if cov_scores is None else cov_scores.feature(r, i)
             dense = ranker_dense(users, items, r, i, retrieval, seq, cov)
             logits.append(
                 ranker(users.user_ids[r].to(device), items.item_ids[i].to(device), dense.to(device))
@@ -278,9 +283,7 @@ def _rank_batches(
     dense_dim: int,
     threads: int,
 ) -> Iterator[pa.RecordBatch]:
-    set_threads(threads)
-    device = pick_device()
-    model = cached(key + "@" + str(device), lambda: model_bc.value.build(device))
+    model, device = worker_model(model_bc, key, threads)
     arrays = cached(items_key, lambda: items_bc.value)
     table = cached(items_key + "/table", arrays.item_table)
     emb = cached(items_key + "/emb", arrays.padded_embedding)
