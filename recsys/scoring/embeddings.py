@@ -19,10 +19,10 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from recsys.models.device import batch_size_for, pick_device
+from recsys.models.device import batch_size_for
 from recsys.models.two_tower import TwoTower
 from recsys.scoring.kernels import NDArray, list_matrix, list_parts
-from recsys.scoring.runtime import ModelPayload, cached, set_threads, worker_threads
+from recsys.scoring.runtime import ModelPayload, worker_model, worker_threads
 from recsys.training.data import ItemTable
 from recsys.training.scoring import item_vectors
 from recsys.training.trainers import feature_spec_of
@@ -82,9 +82,7 @@ def _user_batches(
     history_len: int,
     threads: int,
 ) -> Iterator[pa.RecordBatch]:
-    set_threads(threads)
-    device = pick_device()
-    model = cached(key + "@" + str(device), lambda: model_bc.value.build(device))
+    model, device = worker_model(model_bc, key, threads)
     size = batch_size_for("two_tower", device, "score")
     for batch in batches:
         if batch.num_rows == 0:

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import torch
 
+from recsys.models.device import pick_device
 from recsys.training.artifacts import WEIGHTS, Artifact
 
 if TYPE_CHECKING:
+    from pyspark.broadcast import Broadcast
     from pyspark.sql import SparkSession
 
 T = TypeVar("T")
@@ -135,3 +137,13 @@ def set_threads(n: int) -> None:
     """``torch.set_num_threads(n)`` once per process (changing it per batch is not free)."""
     if n >= 1 and torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def worker_model(
+    payload: Broadcast[ModelPayload], key: str, threads: int
+) -> tuple[torch.nn.Module, torch.device]:
+    """In a Python worker: torch's threads set, the device picked, and the broadcast model built
+    on it once per process (:func:`cached` under ``key`` and the device)."""
+    set_threads(threads)
+    device = pick_device()
+    return cached(key + "@" + str(device), lambda: payload.value.build(device)), device

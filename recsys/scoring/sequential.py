@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import numpy as np
 import pyarrow as pa
@@ -19,13 +19,13 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from recsys.models.device import batch_size_for, pick_device
+from recsys.models.device import batch_size_for
 from recsys.models.sasrec import SequentialRecommender
 from recsys.scoring.embeddings import history_matrix
 from recsys.scoring.kernels import NDArray, TopK, list_parts, positions, topk_blocked
 from recsys.scoring.ranking import SEQUENCE_VECTOR
 from recsys.scoring.retrieval import RETRIEVAL_SCHEMA, SEEN
-from recsys.scoring.runtime import ModelPayload, cached, set_threads, worker_threads
+from recsys.scoring.runtime import ModelPayload, cached, worker_model, worker_threads
 from recsys.training.scoring import sasrec_user_vectors
 from recsys.warehouse.tables import Col
 
@@ -84,11 +84,10 @@ def _sasrec_batches(
     k: int,
     threads: int,
 ) -> Iterator[pa.RecordBatch]:
-    set_threads(threads)
-    device = pick_device()
-    model = cached(key + "@" + str(device), lambda: model_bc.value.build(device))
+    built, device = worker_model(model_bc, key, threads)
+    model = cast(SequentialRecommender, built)
     item_ids = cached(key + "/ids", lambda: ids_bc.value)
-    max_len = int(model.config.max_len)  # type: ignore[union-attr]
+    max_len = int(model.config.max_len)
     for rb in batches:
         if rb.num_rows == 0:
             continue
@@ -96,7 +95,7 @@ def _sasrec_batches(
         seqs = history_matrix(rb.column(SEQUENCE), max_len)
         seen_rows, seen_ids = list_parts(rb.column(SEEN))
         top = sasrec_topk(
-            model,  # type: ignore[arg-type]
+            model,
             seqs,
             item_ids,
             k,
@@ -122,10 +121,9 @@ def _vector_batches(
     key: str,
     threads: int,
 ) -> Iterator[pa.RecordBatch]:
-    set_threads(threads)
-    device = pick_device()
-    model = cached(key + "@" + str(device), lambda: model_bc.value.build(device))
-    max_len = int(model.config.max_len)  # type: ignore[union-attr]
+    built, device = worker_model(model_bc, key, threads)
+    model = cast(SequentialRecommender, built)
+    max_len = int(model.config.max_len)
     size = batch_size_for("sasrec", device, "score")
     for rb in batches:
         if rb.num_rows == 0:
@@ -133,7 +131,7 @@ def _vector_batches(
         seqs = torch.from_numpy(history_matrix(rb.column(SEQUENCE), max_len))
         vecs = torch.cat(
             [
-                sasrec_user_vectors(model, seqs[s : s + size].to(device)).float().cpu()  # type: ignore[arg-type]
+                sasrec_user_vectors(model, seqs[s : s + size].to(device)).float().cpu()
                 for s in range(0, len(seqs), size)
             ]
         ).numpy()
