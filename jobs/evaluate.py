@@ -51,7 +51,7 @@ from recsys.settings import load_settings
 from recsys.training import data as D
 from recsys.training.artifacts import COVISIT_CONFIG, SEQUENCER_VERSION, latest_artifact
 from recsys.training.baselines import ALS_GRID, popularity_scores, train_positives, tune_als
-from recsys.training.covisit import CovisitConfig, covisit_matrix
+from recsys.training.covisit import CovisitConfig
 from recsys.training.registry import resolve_artifact
 from recsys.training.scoring import (
     covisit_scores,
@@ -63,6 +63,7 @@ from recsys.training.scoring import (
     sasrec_scores,
     sequence_scores,
     top_k,
+    train_covisit_matrix,
     two_tower_scores,
 )
 from recsys.training.trainers import SplitData, load_split
@@ -188,9 +189,8 @@ def _model_scores(
     if cov_config is not None:
         # Matrix from train events (as the ranker was trained); votes from the test input.
         config_c = CovisitConfig(**cov_config)
-        train_events = D.event_sequences(split.pairs, (D.TRAIN,), split.index_of, False)
         recent = D.event_sequences(split.pairs, (D.TRAIN, D.VALIDATION), split.index_of, False)
-        matrix = covisit_matrix(train_events, split.items.n_items, config_c)
+        matrix = train_covisit_matrix(split.pairs, split.index_of, split.items.n_items, config_c)
         cov = covisit_scores(split.users, recent, matrix, config_c)
     seq = None
     pool = top_k(retrieval, mask, RERANK_POOL)

@@ -45,9 +45,9 @@ from recsys.training.artifacts import (
     Artifact,
     check_feature_spec,
 )
-from recsys.training.covisit import CovisitConfig, covisit_matrix
+from recsys.training.covisit import CovisitConfig
 from recsys.training.registry import resolve_artifact
-from recsys.training.scoring import sasrec_item_vectors
+from recsys.training.scoring import sasrec_item_vectors, train_covisit_matrix
 from recsys.warehouse.io import replace_partition
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
@@ -328,10 +328,8 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
         # The matrix from the split's train events, on the driver (as offline; it is broadcast
         # with the item arrays), the votes from each user's train + validation events.
         cov_config = CovisitConfig(**cov)
-        index_of = {int(i): k for k, i in enumerate(items.item_ids.tolist()) if k > 0}
         pairs = D.split_pairs(ctx.spark, ctx.ds, ctx.split_id)
-        train_events = D.event_sequences(pairs, (D.TRAIN,), index_of, False)
-        matrix = covisit_matrix(train_events, items.n_items, cov_config)
+        matrix = train_covisit_matrix(pairs, items.index_of(), items.n_items, cov_config)
         arrays = replace(arrays, covisit_t=sp.csr_matrix(matrix.T), covisit_config=cov_config)
         recent = event_sequences(ctx, candidates.select(Col.USER_ID).distinct(), False).select(
             Col.USER_ID,

@@ -21,8 +21,14 @@ from recsys.models.ranker import InteractionRanker
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
 from recsys.scoring.kernels import reserve_slots
-from recsys.training.covisit import CovisitConfig, covisit_feature, pair_scores, recent_weights
-from recsys.training.data import ItemTable, UserTable
+from recsys.training.covisit import (
+    CovisitConfig,
+    covisit_feature,
+    covisit_matrix,
+    pair_scores,
+    recent_weights,
+)
+from recsys.training.data import TRAIN, ItemTable, UserTable, event_sequences
 from recsys.warehouse.tables import Col
 
 RANK = "rank"
@@ -227,6 +233,16 @@ class CovisitScores:
         """``(B,)`` float32 :func:`recsys.training.covisit.covisit_feature` of the pairs."""
         raw = pair_scores(self.weights, self.matrix_t, rows.numpy(), items.numpy())
         return torch.from_numpy(covisit_feature(raw))
+
+
+def train_covisit_matrix(
+    pairs: pd.DataFrame, index_of: Mapping[int, int], n_items: int, config: CovisitConfig
+) -> sp.csr_matrix:
+    """The co-visitation matrix of a split's train-role events (every interaction, oldest
+    first), which evaluation and serving read: the matrix :func:`train_ranker
+    <recsys.training.trainers.train_ranker>` builds from the same events it also votes with."""
+    events = event_sequences(pairs, (TRAIN,), index_of, False)
+    return covisit_matrix(events, n_items, config)
 
 
 def covisit_scores(
