@@ -21,7 +21,7 @@ from pyspark.sql import types as T
 
 from recsys.models.device import batch_size_for
 from recsys.models.two_tower import TwoTower
-from recsys.scoring.kernels import NDArray, list_matrix, list_parts
+from recsys.scoring.kernels import NDArray, list_matrix, list_parts, matrix_lists
 from recsys.scoring.runtime import ModelPayload, worker_model, worker_threads
 from recsys.training.data import ItemTable
 from recsys.training.scoring import item_vectors
@@ -101,11 +101,8 @@ def _user_batches(
                     ).cpu()
                 )
         vecs = torch.cat(out).numpy().astype(np.float32)
-        width = vecs.shape[1]
-        offsets = pa.array(np.arange(0, len(ids) * width + 1, width, dtype=np.int32))
-        emb = pa.ListArray.from_arrays(offsets, pa.array(vecs.reshape(-1), pa.float32()))
         yield pa.RecordBatch.from_arrays(
-            [pa.array(ids, pa.int64()), emb], names=[Col.USER_ID, Col.EMBEDDING]
+            [pa.array(ids, pa.int64()), matrix_lists(vecs)], names=[Col.USER_ID, Col.EMBEDDING]
         )
 
 

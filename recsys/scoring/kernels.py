@@ -65,6 +65,14 @@ def blocks_for(device: torch.device, n_items: int) -> tuple[int, int]:
     return max(16, min(65536, budget // item_block)), item_block
 
 
+def matrix_lists(matrix: NDArray) -> pa.ListArray:
+    """A ``(n, width)`` array as an ARRAY<FLOAT> Arrow column of ``n`` float32 lists (the
+    inverse of :func:`list_matrix`)."""
+    n, width = matrix.shape
+    offsets = pa.array(np.arange(0, n * width + 1, width, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1), pa.float32()))
+
+
 def list_matrix(column: pa.Array | pa.ChunkedArray, width: int) -> NDArray:
     """An ARRAY<FLOAT> Arrow column of fixed ``width`` as a ``(n, width)`` float32 array.
 

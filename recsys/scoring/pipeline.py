@@ -33,6 +33,7 @@ from recsys.scoring.embeddings import (
     user_embeddings_spark,
 )
 from recsys.scoring.explain import item_labels, with_explanations
+from recsys.scoring.kernels import matrix_lists
 from recsys.scoring.rank_inputs import ItemArrays
 from recsys.scoring.ranking import BECAUSE, RECENT_ITEMS, SOURCES, rank_spark
 from recsys.scoring.retrieval import SEEN, collect_items, retrieve_spark
@@ -132,13 +133,11 @@ def step_embeddings(ctx: ScoreContext) -> dict[str, int]:
     if not isinstance(model, TwoTower):
         raise TypeError(f"two_tower artifact {art.version}: not a TwoTower")
     vecs = item_embedding_arrays(model, items, device)
-    width = vecs.shape[1]
-    offsets = pa.array(np.arange(0, len(vecs) * width + 1, width, dtype=np.int32))
     table = pa.table(
         {
             Col.MODEL_VERSION: pa.array([art.version] * len(vecs)),
             Col.ITEM_ID: pa.array(items.item_ids[1:].numpy(), pa.int64()),
-            Col.EMBEDDING: pa.ListArray.from_arrays(offsets, pa.array(vecs.reshape(-1))),
+            Col.EMBEDDING: matrix_lists(vecs),
             Col.IS_COLD: pa.array(items.is_cold[1:].numpy()),
         }
     )

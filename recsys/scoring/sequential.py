@@ -22,7 +22,7 @@ from pyspark.sql import types as T
 from recsys.models.device import batch_size_for
 from recsys.models.sasrec import SequentialRecommender
 from recsys.scoring.embeddings import history_matrix
-from recsys.scoring.kernels import NDArray, TopK, list_parts, positions, topk_blocked
+from recsys.scoring.kernels import NDArray, TopK, list_parts, matrix_lists, positions, topk_blocked
 from recsys.scoring.ranking import SEQUENCE_VECTOR
 from recsys.scoring.retrieval import RETRIEVAL_SCHEMA, SEEN
 from recsys.scoring.runtime import ModelPayload, cached, worker_model, worker_threads
@@ -135,13 +135,8 @@ def _vector_batches(
                 for s in range(0, len(seqs), size)
             ]
         ).numpy()
-        width = vecs.shape[1]
-        offsets = pa.array(np.arange(0, len(vecs) * width + 1, width, dtype=np.int32))
         yield pa.RecordBatch.from_arrays(
-            [
-                rb.column(Col.USER_ID).cast(pa.int64()),
-                pa.ListArray.from_arrays(offsets, pa.array(vecs.reshape(-1), pa.float32())),
-            ],
+            [rb.column(Col.USER_ID).cast(pa.int64()), matrix_lists(vecs)],
             names=[f.name for f in VECTOR_SCHEMA.fields],
         )
 

@@ -130,6 +130,11 @@ def test_list_helpers_and_history_padding() -> None:
     assert K.list_matrix(col, 2).tolist() == [[3.0, 4.0], [5.0, 6.0]]
     with pytest.raises(ValueError, match="column"):
         K.list_matrix(col, 3)
+    lists = K.matrix_lists(np.array([[1.5, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=np.float64))
+    assert lists.type == pa.list_(pa.float32())
+    assert lists.to_pylist() == [[1.5, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    assert K.list_matrix(lists, 2).tolist() == [[1.5, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    assert len(K.matrix_lists(np.zeros((0, 3), dtype=np.float32))) == 0
     hist = pa.array([[1, 2, 3], [], None, [9]], pa.list_(pa.int64()))
     assert history_matrix(hist, 2).tolist() == [[2, 3], [0, 0], [0, 0], [0, 9]]
     assert K.positions(np.array([2, 5, 9]), np.array([5, 3, 9, 1])).tolist() == [1, -1, 2, -1]
