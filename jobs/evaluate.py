@@ -22,6 +22,7 @@ input; with co-visitation settings, the co-visitation score as an input.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -39,7 +40,7 @@ import torch
 from pyspark.sql import functions as F
 
 from jobs.common import configure_logging
-from jobs.train import artifacts_root, load_model
+from jobs.train import artifacts_root, load_model_as
 from recsys.evaluation import ItemSlice, MetricRow, UserSlice, evaluate, ndcg_per_user
 from recsys.evaluation.uncertainty import paired_ratio, standard_error
 from recsys.models.device import pick_device
@@ -139,6 +140,14 @@ def _model_scores(
 ) -> tuple[torch.Tensor, str]:
     """Top-K item indices ``(U, K)`` of one model and its version string."""
     device = pick_device()
+
+    @functools.cache
+    def test_input(positives_only: bool) -> dict[int, list[int]]:
+        """Each user's train + validation events, oldest first: what the test role reads."""
+        return D.event_sequences(
+            split.pairs, (D.TRAIN, D.VALIDATION), split.index_of, positives_only
+        )
+
     if name == "popularity":
         train = train_positives(split.pairs)
         pop = popularity_scores(train, split.index_of, split.items.n_items)
@@ -164,34 +173,29 @@ def _model_scores(
         art = latest_artifact(root, "sasrec")
         if art is None:
             raise FileNotFoundError(f"no sasrec artifact under {root}")
-        model = load_model(art, split)
-        assert isinstance(model, SequentialRecommender)
-        seqs = D.event_sequences(
-            split.pairs, (D.TRAIN, D.VALIDATION), split.index_of, model.config.positives_only
+        model = load_model_as(art, split, SequentialRecommender)
+        scores = sasrec_scores(
+            model.to(device), test_input(model.config.positives_only), users, device
         )
-        scores = sasrec_scores(model.to(device), seqs, users, device)
         return top_k(scores, mask, TOP_K), art.version
     if tower_art is None:
         raise FileNotFoundError(f"no two_tower artifact under {root}")
-    tower = load_model(tower_art, split)
-    assert isinstance(tower, TwoTower)
+    tower = load_model_as(tower_art, split, TwoTower)
     retrieval = two_tower_scores(tower.to(device), split.users, split.items, users, device)
     if name == "two_tower":
         return top_k(retrieval, mask, TOP_K), tower_art.version
     rank_art = latest_artifact(root, "ranker")
     if rank_art is None:
         raise FileNotFoundError(f"no ranker artifact under {root}")
-    ranker = load_model(rank_art, split)
-    assert isinstance(ranker, InteractionRanker)
+    ranker = load_model_as(rank_art, split, InteractionRanker)
     seq_version = rank_art.extra.get(SEQUENCER_VERSION)
     cov_config = rank_art.extra.get(COVISIT_CONFIG)
     cov = None
     if cov_config is not None:
         # Matrix from train events (as the ranker was trained); votes from the test input.
         config_c = CovisitConfig(**cov_config)
-        recent = D.event_sequences(split.pairs, (D.TRAIN, D.VALIDATION), split.index_of, False)
         matrix = train_covisit_matrix(split.pairs, split.index_of, split.items.n_items, config_c)
-        cov = covisit_scores(split.users, recent, matrix, config_c)
+        cov = covisit_scores(split.users, test_input(False), matrix, config_c)
     seq = None
     pool = top_k(retrieval, mask, RERANK_POOL)
     version = f"{tower_art.version}+{rank_art.version}"
@@ -199,13 +203,10 @@ def _model_scores(
         # A ranker trained with SASRec ranks what serving gives it: both retrievers'
         # candidates, with SASRec's next-item log-probability (of the train + validation
         # sequence) as input.
-        seq_model = load_model(resolve_artifact(root, "sasrec", str(seq_version)), split)
-        if not isinstance(seq_model, SequentialRecommender):
-            raise TypeError(f"sasrec artifact {seq_version}: not a SequentialRecommender")
-        seqs = D.event_sequences(
-            split.pairs, (D.TRAIN, D.VALIDATION), split.index_of, seq_model.config.positives_only
-        )
-        seq = sequence_scores(seq_model.to(device), seqs, split.users, device)
+        seq_art = resolve_artifact(root, "sasrec", str(seq_version))
+        seq_model = load_model_as(seq_art, split, SequentialRecommender)
+        seq_input = test_input(seq_model.config.positives_only)
+        seq = sequence_scores(seq_model.to(device), seq_input, split.users, device)
         rows = split.users.row_of(np.asarray(users))
         pool = merged_pool(retrieval, seq.matrix(rows), mask, RERANK_POOL)
         version = f"{tower_art.version}+{seq_version}+{rank_art.version}"

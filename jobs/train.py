@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -177,6 +178,20 @@ def load_model(artifact: Artifact, split: SplitData) -> torch.nn.Module:
     return model
 
 
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+
+def load_model_as(artifact: Artifact, split: SplitData, kind: type[ModuleT]) -> ModuleT:
+    """:func:`load_model`, refusing an artifact whose module is not a ``kind`` (``TypeError``)."""
+    model = load_model(artifact, split)
+    if not isinstance(model, kind):
+        raise TypeError(
+            f"{artifact.model_name} artifact {artifact.version}: not a {kind.__name__}"
+            f" but a {type(model).__name__}"
+        )
+    return model
+
+
 def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
     """Train and save; returns the new artifact."""
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -203,18 +218,14 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
         art = latest_artifact(root, "two_tower")
         if art is None:
             raise FileNotFoundError(f"no two_tower artifact under {root}: train it first")
-        retriever = load_model(art, split)
-        assert isinstance(retriever, TwoTower)
+        retriever = load_model_as(art, split, TwoTower)
         extra["retriever_version"] = art.version
         sequencer: SequentialRecommender | None = None
         if config.ranker_sasrec:
             seq_art = latest_artifact(root, "sasrec")
             if seq_art is None:
                 raise FileNotFoundError(f"no sasrec artifact under {root}: train it first")
-            loaded = load_model(seq_art, split)
-            if not isinstance(loaded, SequentialRecommender):
-                raise TypeError(f"sasrec artifact {seq_art.version}: not a SequentialRecommender")
-            sequencer = loaded
+            sequencer = load_model_as(seq_art, split, SequentialRecommender)
             extra[SEQUENCER_VERSION] = seq_art.version
         covisit = CovisitConfig() if config.ranker_covisit else None
         if covisit is not None:

@@ -225,6 +225,28 @@ def test_artifact_refuses_a_mismatched_feature_spec(split: SplitData, tmp_path: 
         load_model(read_artifact(art.path), split)
 
 
+def test_typed_load_refuses_an_artifact_of_another_model(split: SplitData, tmp_path: Path) -> None:
+    from jobs.train import load_model_as
+    from recsys.models.ranker import RankerConfig
+    from recsys.models.two_tower import TwoTower
+    from recsys.training.loops import config_dict
+
+    config = RankerConfig(n_user_buckets=8, n_item_buckets=8, n_dense=3, deep_dims=(4,))
+    art = save_artifact(
+        tmp_path,
+        "ranker",
+        InteractionRanker(config).state_dict(),
+        config=config_dict(config),
+        feature_spec=split.feature_spec(),
+        metrics={NDCG10: 0.1},
+        data_versions=split.versions,
+    )
+    loaded = read_artifact(art.path)
+    assert isinstance(load_model_as(loaded, split, InteractionRanker), InteractionRanker)
+    with pytest.raises(TypeError, match=r"ranker artifact .*: not a TwoTower but a Interaction"):
+        load_model_as(loaded, split, TwoTower)
+
+
 def test_feature_spec_follows_the_catalogue_not_the_day(split: SplitData) -> None:
     """A model trained on one ds serves later days while the item vocabulary is unchanged."""
     later = dataclasses.replace(split, ds=split.ds + timedelta(days=7))
