@@ -298,6 +298,7 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
     candidates = ctx.day(SERVE_CANDIDATES).select(Col.USER_ID, Col.ITEM_ID, Col.SOURCE)
     if candidates.limit(1).count() == 0:
         raise ValueError(f"{SERVE_CANDIDATES}: no rows for ds={ctx.ds}: run the retrieve step")
+    cand_users = candidates.select(Col.USER_ID).distinct()
     user_emb = _embeddings(ctx, SERVE_USER_EMBEDDINGS, tt.version).select(
         Col.USER_ID, Col.EMBEDDING
     )
@@ -317,9 +318,7 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
         if not isinstance(sequencer, SequentialRecommender):
             raise TypeError(f"sasrec artifact {sas.version}: not a SequentialRecommender")
         arrays = replace(arrays, sequence=sasrec_item_vectors(sequencer)[1:].numpy())
-        vectors = sasrec_vectors_spark(
-            sasrec_sequences(ctx, sas, candidates.select(Col.USER_ID).distinct()), payload
-        )
+        vectors = sasrec_vectors_spark(sasrec_sequences(ctx, sas, cand_users), payload)
         users = users.join(vectors, Col.USER_ID, "left")
         version = tt.version + "+" + sas.version + "+" + rk.version
     cov = rk.extra.get(COVISIT_CONFIG)
@@ -330,7 +329,7 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
         pairs = D.split_pairs(ctx.spark, ctx.ds, ctx.split_id)
         matrix = train_covisit_matrix(pairs, items.index_of(), items.n_items, cov_config)
         arrays = replace(arrays, covisit_t=sp.csr_matrix(matrix.T), covisit_config=cov_config)
-        recent = event_sequences(ctx, candidates.select(Col.USER_ID).distinct(), False).select(
+        recent = event_sequences(ctx, cand_users, False).select(
             Col.USER_ID,
             # The last `last` events (slice with a negative start empties shorter arrays).
             F.slice(
@@ -344,7 +343,7 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
     model = model.withColumn(Col.REC_SET, F.lit(RecSet.MODEL)).withColumn(
         Col.MODEL_VERSION, F.lit(version)
     )
-    pop = popularity_set(ctx, candidates.select(Col.USER_ID).distinct(), n)
+    pop = popularity_set(ctx, cand_users, n)
     ranked = with_explanations(model.unionByName(pop), item_labels(ctx.spark, ctx.ds, ctx.split_id))
     return {str(SERVE_RANKED): _write(ctx, ranked, SERVE_RANKED)}
 
