@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/spark-jars/.verified
 DEMO_DS ?= 2027-01-03
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test` (each its own local Spark; ≈ 2.5 GB of memory apiece).
+TEST_WORKERS ?= 2
 
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
@@ -77,10 +79,12 @@ demo: setup
 
 test: setup
 	@# Exit code 5 (no tests collected) must fail CI, and does: pytest returns it as non-zero.
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@# Two workers: the whole-DAG test (≈ 8 min of spark-submits) runs beside the rest, which
+	@# tests/conftest.py starts slow-first; worksteal rebalances whatever is left at the end.
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not cluster" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not cluster" $(PYTEST_ARGS)
 
 bench: setup
 	@# Bench-only dependencies (e.g. duckdb as the reference engine) are locked separately.

@@ -50,3 +50,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is absent (real data sets are only on the project's machines)")
     return SHARED_DATA
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run modules that hold ``slow`` tests first, each module kept together (stable otherwise).
+
+    With ``pytest -n 2`` (``make test``) the longest tests start at once and the short ones fill
+    the gaps, so both workers finish together instead of one running the whole-DAG test alone
+    at the end. Whole modules move, so their module-scoped fixtures are still built once.
+    """
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow_modules)
