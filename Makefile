@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/spark-jars/.verified
+CDS_ARCHIVE := .cache/spark-cds/spark.jsa
 DEMO_DS ?= 2027-01-03
 PYTEST_ARGS ?=
 # pytest-xdist workers of `make test` (each its own local Spark; ≈ 2.5 GB of memory apiece).
@@ -45,7 +46,12 @@ $(JARS_STAMP): $(STAMP) requirements/jars.lock
 	$(PY) -m recsys.warehouse.jars
 	@touch $(JARS_STAMP)
 
-setup: $(STAMP) $(JARS_STAMP)
+# The driver JVM's class-data-sharing archive (recsys/warehouse/cds.py): jobs start ≈ 5 s faster.
+# Optional: without it (a JDK that cannot write one) everything runs, only slower to start.
+$(CDS_ARCHIVE): $(JARS_STAMP)
+	$(PY) -m recsys.warehouse.cds || echo "continuing without a CDS archive" >&2
+
+setup: $(STAMP) $(JARS_STAMP) $(CDS_ARCHIVE)
 	$(PY) -m jobs.setup_warehouse
 
 # The demo runs both DAGs through Airflow (`airflow dags test`, a throw-away SQLite home under
@@ -119,4 +125,4 @@ airflow-ui: setup
 	  airflow scheduler --skip-serve-logs & airflow dag-processor & wait
 
 clean:
-	rm -rf warehouse .cache/spark-jars/.verified
+	rm -rf warehouse .cache/spark-jars/.verified $(CDS_ARCHIVE)

@@ -34,6 +34,8 @@ does not say yarn itself.
   by then and Delta's SQL extension is not found (``ClassNotFoundException:
   io.delta.sql.DeltaSparkSessionExtension``); jars given to ``spark-submit`` itself are;
 - ``--driver-memory``: ``RECSYS_DRIVER_MEMORY`` (default 4g), for the same reason;
+- ``--conf spark.driver.extraJavaOptions``: the class-data-sharing archive of ``make setup``
+  (``RECSYS_CDS_ARCHIVE``), when there is one, for the same reason (:mod:`recsys.warehouse.cds`);
 - ``--conf``: driver bound to and advertised on ``RECSYS_DRIVER_HOST`` (default ``127.0.0.1``),
   UI as ``RECSYS_SPARK_UI`` says, no console progress bar, log level ``RECSYS_SPARK_LOG_LEVEL``
   (default WARN) from the start;
@@ -200,21 +202,24 @@ def spark_submit_binary() -> str:
     return str(beside) if beside.is_file() else "spark-submit"
 
 
-def warehouse_submit_args(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """``(--jars, --driver-memory)`` from the warehouse settings (run time only: reads them).
+def warehouse_submit_args(environ: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+    """``(--jars, --driver-memory, driver JVM options)`` from the warehouse settings (run time).
 
     ``--jars`` lists Delta Lake's jars from the project's cache; ``--driver-memory`` is
-    ``RECSYS_DRIVER_MEMORY`` (default 4g), which the session factory cannot apply itself under
-    ``spark-submit`` (the driver JVM already runs).
+    ``RECSYS_DRIVER_MEMORY`` (default 4g); the JVM options map the class-data-sharing archive of
+    ``make setup`` (``""`` without one; :mod:`recsys.warehouse.cds`). The session factory cannot
+    apply any of them itself under ``spark-submit``: the driver JVM already runs.
 
     Raises:
         recsys.warehouse.session.WarehouseSetupError: the cache lacks them (run ``make setup``).
     """
     from recsys.settings import load_settings
+    from recsys.warehouse.cds import driver_java_options
     from recsys.warehouse.session import delta_jars
 
     settings = load_settings(None if environ is None else dict(environ))
-    return ",".join(str(p) for p in delta_jars(settings.jar_cache)), settings.driver_memory
+    jars = ",".join(str(p) for p in delta_jars(settings.jar_cache))
+    return jars, settings.driver_memory, driver_java_options(settings.cds_archive)
 
 
 class SparkJobOperator(SparkSubmitOperator):  # type: ignore[misc]
@@ -245,7 +250,13 @@ class SparkJobOperator(SparkSubmitOperator):  # type: ignore[misc]
         """Fill in binary, jars, conf and env from the worker (explicit arguments win)."""
         self.env_vars = {**runtime_env(environ), **(self.env_vars or {})}
         self.conf = {**runtime_conf(environ), **(self.conf or {})}
-        jars, driver_memory = warehouse_submit_args(environ)
+        jars, driver_memory, java_options = warehouse_submit_args(environ)
+        if java_options:
+            from recsys.warehouse.cds import DRIVER_JAVA_OPTIONS, merge_java_options
+
+            self.conf[DRIVER_JAVA_OPTIONS] = merge_java_options(
+                self.conf.get(DRIVER_JAVA_OPTIONS), java_options
+            )
         self.jars = f"{jars},{self.jars}" if self.jars else jars
         if self._driver_memory is None:
             self._driver_memory = driver_memory

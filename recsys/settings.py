@@ -24,6 +24,9 @@ PROJECT_ROOT: Final[Path] = Path(__file__).resolve().parents[1]
 #: Where `make setup` resolves Delta Lake's JVM jars (ignored by git).
 DEFAULT_JAR_CACHE: Final[Path] = PROJECT_ROOT / ".cache" / "spark-jars"
 
+#: Where `make setup` writes the driver JVM's class-data-sharing archive (recsys.warehouse.cds).
+DEFAULT_CDS_ARCHIVE: Final[Path] = PROJECT_ROOT / ".cache" / "spark-cds" / "spark.jsa"
+
 _SCHEMES_WITHOUT_LOCAL_PATH: Final = ("s3a://", "s3://", "gs://", "abfss://", "hdfs://", "file:/")
 _MEMORY_RE: Final = re.compile(r"^[1-9][0-9]*[kmgt]$")
 _MASTER_RE: Final = re.compile(
@@ -39,6 +42,7 @@ _ENV: Final[Mapping[str, str]] = {
     "ui_enabled": "RECSYS_SPARK_UI",
     "jar_cache": "RECSYS_JAR_CACHE",
     "log_level": "RECSYS_SPARK_LOG_LEVEL",
+    "cds_archive": "RECSYS_CDS_ARCHIVE",
 }
 _LOG_LEVELS: Final = ("ERROR", "WARN", "INFO", "DEBUG")
 
@@ -67,6 +71,8 @@ class WarehouseSettings:
         ui_enabled: Whether Spark's web UI runs (bound to ``driver_host``); off in tests.
         jar_cache: Directory holding Delta Lake's jars, filled by ``make setup``.
         log_level: Spark's log level, one of ERROR, WARN, INFO, DEBUG.
+        cds_archive: Class-data-sharing archive the driver JVM maps to start faster (written by
+            ``make setup``; unused while the file is absent); ``none`` (or None) turns it off.
         extra_conf: Further ``spark.*`` settings passed through unchanged.
         master_explicit: True when ``master`` was set by the caller rather than defaulted.
     """
@@ -79,6 +85,7 @@ class WarehouseSettings:
     ui_enabled: bool = True
     jar_cache: Path = DEFAULT_JAR_CACHE
     log_level: str = "WARN"
+    cds_archive: Path | None = DEFAULT_CDS_ARCHIVE
     extra_conf: Mapping[str, str] = field(default_factory=dict)
     master_explicit: bool = False
 
@@ -101,6 +108,12 @@ class WarehouseSettings:
         else:
             object.__setattr__(self, "warehouse_root", root.rstrip("/"))
         object.__setattr__(self, "jar_cache", Path(self.jar_cache).expanduser().resolve())
+        if self.cds_archive is not None:
+            archive = Path(self.cds_archive).expanduser().resolve()
+            if any(c.isspace() for c in str(archive)):
+                # It goes into the driver's JVM options, a space-separated string.
+                raise ValueError(f"cds_archive: the path contains whitespace: {str(archive)!r}")
+            object.__setattr__(self, "cds_archive", archive)
         for key in self.extra_conf:
             if not key.startswith("spark."):
                 raise ValueError(f"extra_conf: keys must start with 'spark.', got {key!r}")
@@ -129,6 +142,10 @@ def _coerce(name: str, raw: Any) -> Any:
     if name == "ui_enabled":
         return raw if isinstance(raw, bool) else _parse_bool(name, str(raw))
     if name == "jar_cache":
+        return Path(str(raw))
+    if name == "cds_archive":
+        if raw is None or str(raw).strip().lower() in ("none", "off"):
+            return None
         return Path(str(raw))
     if name == "log_level":
         return str(raw).upper()
