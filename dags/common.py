@@ -249,14 +249,12 @@ class SparkJobOperator(SparkSubmitOperator):  # type: ignore[misc]
     def prepare_runtime(self, environ: Mapping[str, str] | None = None) -> None:
         """Fill in binary, jars, conf and env from the worker (explicit arguments win)."""
         self.env_vars = {**runtime_env(environ), **(self.env_vars or {})}
-        self.conf = {**runtime_conf(environ), **(self.conf or {})}
-        jars, driver_memory, java_options = warehouse_submit_args(environ)
-        if java_options:
-            from recsys.warehouse.cds import DRIVER_JAVA_OPTIONS, merge_java_options
+        from recsys.warehouse.cds import with_driver_java_options
 
-            self.conf[DRIVER_JAVA_OPTIONS] = merge_java_options(
-                self.conf.get(DRIVER_JAVA_OPTIONS), java_options
-            )
+        jars, driver_memory, java_options = warehouse_submit_args(environ)
+        self.conf = with_driver_java_options(
+            {**runtime_conf(environ), **(self.conf or {})}, java_options
+        )
         self.jars = f"{jars},{self.jars}" if self.jars else jars
         if self._driver_memory is None:
             self._driver_memory = driver_memory

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -75,6 +76,18 @@ def driver_java_options(archive: Path | None) -> str:
 def merge_java_options(existing: str | None, extra: str) -> str:
     """``existing`` driver JVM options with ``extra`` appended (either may be empty)."""
     return " ".join(part for part in ((existing or "").strip(), extra.strip()) if part)
+
+
+def with_driver_java_options(conf: Mapping[str, str], options: str) -> dict[str, str]:
+    """A copy of the Spark ``conf`` whose driver JVM options end with ``options``.
+
+    The one place both the session factory and the DAGs' spark-submit add the archive's options:
+    whatever ``spark.driver.extraJavaOptions`` the caller set is kept in front of them.
+    """
+    merged = dict(conf)
+    if options.strip():
+        merged[DRIVER_JAVA_OPTIONS] = merge_java_options(conf.get(DRIVER_JAVA_OPTIONS), options)
+    return merged
 
 
 def build_archive(target: Path = DEFAULT_CDS_ARCHIVE, timeout_s: float = 600.0) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from recsys.settings import WarehouseSettings, load_settings
-from recsys.warehouse.cds import DRIVER_JAVA_OPTIONS, driver_java_options, merge_java_options
+from recsys.warehouse.cds import driver_java_options, with_driver_java_options
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -108,12 +108,7 @@ def spark_conf(settings: WarehouseSettings, app_name: str) -> dict[str, str]:
         "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
     }
     conf.update(settings.extra_conf)
-    archive_options = driver_java_options(settings.cds_archive)
-    if archive_options:
-        conf[DRIVER_JAVA_OPTIONS] = merge_java_options(
-            conf.get(DRIVER_JAVA_OPTIONS), archive_options
-        )
-    return conf
+    return with_driver_java_options(conf, driver_java_options(settings.cds_archive))
 
 
 def build_spark(

@@ -12,6 +12,7 @@ from recsys.warehouse.cds import (
     DRIVER_JAVA_OPTIONS,
     driver_java_options,
     merge_java_options,
+    with_driver_java_options,
 )
 from recsys.warehouse.session import spark_conf
 
@@ -50,15 +51,24 @@ def test_options_only_for_an_existing_archive(archive: Path, tmp_path: Path) -> 
     assert merge_java_options("-Xa", "-Xb") == "-Xa -Xb"
 
 
+def test_with_driver_java_options_copies_and_appends() -> None:
+    conf = {DRIVER_JAVA_OPTIONS: "-Xa", "spark.x": "1"}
+    assert with_driver_java_options(conf, "-Xb") == {DRIVER_JAVA_OPTIONS: "-Xa -Xb", "spark.x": "1"}
+    assert conf == {DRIVER_JAVA_OPTIONS: "-Xa", "spark.x": "1"}  # the caller's dict is untouched
+    assert with_driver_java_options({"spark.x": "1"}, "-Xb") == {
+        "spark.x": "1",
+        DRIVER_JAVA_OPTIONS: "-Xb",
+    }
+    assert with_driver_java_options({"spark.x": "1"}, "  ") == {"spark.x": "1"}
+
+
 def test_spark_conf_maps_the_archive_after_explicit_options(archive: Path) -> None:
     settings = load_settings(env={}, cds_archive=str(archive))
     assert spark_conf(settings, "x")[DRIVER_JAVA_OPTIONS] == driver_java_options(archive)
     mine = load_settings(
         env={}, cds_archive=str(archive), extra_conf={DRIVER_JAVA_OPTIONS: "-Dmine=1"}
     )
-    assert spark_conf(mine, "x")[DRIVER_JAVA_OPTIONS] == "-Dmine=1 " + driver_java_options(
-        archive
-    )
+    assert spark_conf(mine, "x")[DRIVER_JAVA_OPTIONS] == "-Dmine=1 " + driver_java_options(archive)
     off = load_settings(env={}, cds_archive="none")
     assert DRIVER_JAVA_OPTIONS not in spark_conf(off, "x")
 
