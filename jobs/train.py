@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import torch
 
@@ -48,7 +47,14 @@ from recsys.training.artifacts import (
     save_artifact,
 )
 from recsys.training.covisit import CovisitConfig
-from recsys.training.loops import MODEL_NAMES, ModelName, TrainConfig, build_model
+from recsys.training.loops import (
+    MODEL_NAMES,
+    ModelName,
+    ModuleT,
+    TrainConfig,
+    as_module,
+    build_model,
+)
 from recsys.training.trainers import (
     SplitData,
     Trained,
@@ -178,18 +184,10 @@ def load_model(artifact: Artifact, split: SplitData) -> torch.nn.Module:
     return model
 
 
-ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
-
-
 def load_model_as(artifact: Artifact, split: SplitData, kind: type[ModuleT]) -> ModuleT:
     """:func:`load_model`, refusing an artifact whose module is not a ``kind`` (``TypeError``)."""
-    model = load_model(artifact, split)
-    if not isinstance(model, kind):
-        raise TypeError(
-            f"{artifact.model_name} artifact {artifact.version}: not a {kind.__name__}"
-            f" but a {type(model).__name__}"
-        )
-    return model
+    what = f"{artifact.model_name} artifact {artifact.version}"
+    return as_module(load_model(artifact, split), kind, what)
 
 
 def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:

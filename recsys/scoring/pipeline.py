@@ -47,6 +47,7 @@ from recsys.training.artifacts import (
     check_feature_spec,
 )
 from recsys.training.covisit import CovisitConfig
+from recsys.training.loops import as_module
 from recsys.training.registry import resolve_artifact
 from recsys.training.scoring import sasrec_item_vectors, train_covisit_matrix
 from recsys.warehouse.io import replace_partition
@@ -314,9 +315,11 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
         # The ranker reads the SASRec score of the model it was trained with, not the champion.
         sas = resolve(ctx, "sasrec", str(seq_version), items)
         payload = ModelPayload.from_artifact(sas)
-        sequencer = payload.build(torch.device("cpu"))
-        if not isinstance(sequencer, SequentialRecommender):
-            raise TypeError(f"sasrec artifact {sas.version}: not a SequentialRecommender")
+        sequencer = as_module(
+            payload.build(torch.device("cpu")),
+            SequentialRecommender,
+            f"sasrec artifact {sas.version}",
+        )
         arrays = replace(arrays, sequence=sasrec_item_vectors(sequencer)[1:].numpy())
         vectors = sasrec_vectors_spark(sasrec_sequences(ctx, sas, cand_users), payload)
         users = users.join(vectors, Col.USER_ID, "left")

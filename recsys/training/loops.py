@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 ModelName = Literal["two_tower", "sasrec", "ranker"]
 MODEL_NAMES: tuple[ModelName, ...] = ("two_tower", "sasrec", "ranker")
 NDCG10 = "ndcg@10"
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,13 @@ def config_dict(config: Any) -> dict[str, Any]:
     """A model config dataclass as JSON-able dict (tuples become lists)."""
     out: dict[str, Any] = dataclasses.asdict(config)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def as_module(model: nn.Module, kind: type[ModuleT], what: str) -> ModuleT:
+    """``model`` typed as ``kind``; ``TypeError`` naming ``what`` (e.g. the artifact) if not."""
+    if not isinstance(model, kind):
+        raise TypeError(f"{what}: not a {kind.__name__} but a {type(model).__name__}")
+    return model
 
 
 def build_model(name: ModelName, config: Mapping[str, Any]) -> nn.Module:
