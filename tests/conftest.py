@@ -16,6 +16,17 @@ if TYPE_CHECKING:
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
+#: Spark SQL without generated code, for the test session and the end-to-end DAG run. On the
+#: tests' tiny tables compiling every query's Java costs more than it saves (measured: six
+#: job-test modules 251-269 s -> 183-216 s in one process, the whole-DAG run 444 -> 377 s).
+#: Results do not depend on it (Spark takes this interpreted path itself whenever code generation
+#: fails); `make demo`, the jobs' defaults and the tests that start their own ingest processes
+#: (cluster, concurrency, catalog) keep code generation.
+INTERPRETED_SQL = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+}
+
 # Loopback only, no UI, and no model-hub access, for every Spark process the tests start.
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 os.environ["RECSYS_SPARK_UI"] = "false"
@@ -24,12 +35,26 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 @pytest.fixture(scope="session")
 def warehouse_settings(tmp_path_factory: pytest.TempPathFactory) -> WarehouseSettings:
-    """Settings of the session-wide test warehouse (2 shuffle partitions, UI off)."""
+    """Settings of the session-wide test warehouse (2 shuffle partitions, UI off, no codegen)."""
     root = tmp_path_factory.mktemp("warehouse")
     os.environ["RECSYS_WAREHOUSE"] = str(root)
     return load_settings(
-        master="local[2]", shuffle_partitions=2, ui_enabled=False, driver_memory="2g"
+        master="local[2]",
+        shuffle_partitions=2,
+        ui_enabled=False,
+        driver_memory="2g",
+        extra_conf=INTERPRETED_SQL,
     )
+
+
+@pytest.fixture(scope="session")
+def interpreted_sql_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``RECSYS_CONFIG`` TOML of :data:`INTERPRETED_SQL`, for jobs started as processes."""
+    path = tmp_path_factory.mktemp("recsys_config") / "interpreted_sql.toml"
+    pairs = ", ".join(f'"{key}" = "{value}"' for key, value in INTERPRETED_SQL.items())
+    path.write_text(f"[warehouse]\nextra_conf = {{ {pairs} }}\n", encoding="utf-8")
+    assert load_settings(env={"RECSYS_CONFIG": str(path)}).extra_conf == INTERPRETED_SQL
+    return path
 
 
 @pytest.fixture(scope="session")
