@@ -40,7 +40,7 @@ import torch
 from pyspark.sql import functions as F
 
 from jobs.common import configure_logging
-from jobs.train import artifacts_root, load_model_as
+from jobs.train import load_model_as
 from recsys.evaluation import ItemSlice, MetricRow, UserSlice, evaluate, ndcg_per_user
 from recsys.evaluation.uncertainty import paired_ratio, standard_error
 from recsys.models.device import pick_device
@@ -53,7 +53,7 @@ from recsys.training import data as D
 from recsys.training.artifacts import COVISIT_CONFIG, SEQUENCER_VERSION, latest_artifact
 from recsys.training.baselines import ALS_GRID, popularity_scores, train_positives, tune_als
 from recsys.training.covisit import CovisitConfig
-from recsys.training.registry import resolve_artifact
+from recsys.training.registry import artifacts_root, resolve_artifact
 from recsys.training.scoring import (
     covisit_scores,
     merged_pool,

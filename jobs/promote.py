@@ -31,11 +31,10 @@ from typing import TYPE_CHECKING, Final
 from pyspark.sql import functions as F
 
 from jobs.common import configure_logging
-from jobs.train import artifacts_root
 from recsys.settings import load_settings
 from recsys.training.artifacts import latest_artifact
 from recsys.training.promotion import PROMOTED, GateDecision, GateInput, decide
-from recsys.training.registry import read_champion, set_champion
+from recsys.training.registry import artifacts_root, read_champion, set_champion
 from recsys.warehouse.io import replace_partition
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import EVAL_OFFLINE_METRICS, OPS_MODEL_DECISIONS, Col

@@ -124,8 +124,8 @@ def run(config: ScoreJobConfig, warehouse_root: str) -> dict[str, int]:
     """Run the configured steps in one session; returns rows written per table."""
     import torch
 
-    from jobs.train import artifacts_root
     from recsys.scoring import pipeline as P
+    from recsys.training.registry import artifacts_root
     from recsys.warehouse.session import build_spark
 
     torch.set_num_threads(min(2, torch.get_num_threads()))

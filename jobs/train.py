@@ -55,6 +55,7 @@ from recsys.training.loops import (
     as_module,
     build_model,
 )
+from recsys.training.registry import artifacts_root
 from recsys.training.trainers import (
     SplitData,
     Trained,
@@ -67,7 +68,6 @@ from recsys.warehouse.session import build_spark
 
 log = logging.getLogger("jobs.train")
 
-MODELS_DIR = "_models"
 #: Per model: (max epochs, early-stopping patience, learning rate). SASRec with full softmax
 #: needs many epochs on small data (Klenitskiy & Vasilev, RecSys 2023); early stopping on
 #: validation NDCG@10 ends it, and its validation is noisy enough to want a long patience.
@@ -101,15 +101,6 @@ class TrainJobConfig:
             raise ValueError(f"model: expected one of {MODEL_NAMES}, got {self.model!r}")
         if not self.split_id or not self.split_id.replace("_", "").isalnum():
             raise ValueError(f"split_id: expected an identifier, got {self.split_id!r}")
-
-
-def artifacts_root(explicit: Path | None, warehouse_root: str) -> Path:
-    """``explicit``, else ``<warehouse_root>/_models`` for a local warehouse."""
-    if explicit is not None:
-        return explicit
-    if "://" in warehouse_root and not warehouse_root.startswith("file://"):
-        raise ValueError("artifacts_dir: required when the warehouse is not on a local path")
-    return Path(warehouse_root.removeprefix("file://")) / MODELS_DIR
 
 
 def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:

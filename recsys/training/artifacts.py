@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 WEIGHTS: Final = "weights.pt"
 MANIFEST: Final = "manifest.json"
@@ -65,6 +66,8 @@ class Artifact:
 
     def load_state_dict(self, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """The weights, loaded with ``weights_only=True`` (no pickled code runs)."""
+        import torch  # here, not at the top: reading manifests (gate, registry) needs no torch
+
         state = torch.load(self.path / WEIGHTS, map_location=map_location, weights_only=True)
         if not isinstance(state, dict):
             raise TypeError(f"{self.path / WEIGHTS}: expected a state_dict, got {type(state)}")
@@ -90,6 +93,8 @@ def save_artifact(
     """Write a new artifact atomically (staged in a temp dir, then renamed) and return it."""
     if not model_name.isidentifier():
         raise ValueError(f"model_name: expected an identifier, got {model_name!r}")
+    import torch
+
     buffer = io.BytesIO()
     torch.save(dict(state_dict), buffer)
     blob = buffer.getvalue()

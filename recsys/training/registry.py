@@ -20,8 +20,26 @@ from typing import Final
 from recsys.training.artifacts import Artifact, latest_artifact, read_artifact
 
 CHAMPION_FILE: Final = "CHAMPION.json"
+#: Folder of the artifacts under a local warehouse root, when no explicit directory is given.
+MODELS_DIR: Final = "_models"
 
 log = logging.getLogger(__name__)
+
+
+def artifacts_root(explicit: Path | None, warehouse_root: str) -> Path:
+    """``explicit``, else ``<warehouse_root>/_models`` for a local warehouse.
+
+    Raises:
+        ValueError: no ``explicit`` directory and the warehouse is not on a local path.
+    """
+    if explicit is not None:
+        return explicit
+    if "://" in warehouse_root and not warehouse_root.startswith("file://"):
+        raise ValueError(
+            f"artifacts_dir: required when the warehouse is not on a local path, got"
+            f" warehouse_root={warehouse_root!r}"
+        )
+    return Path(warehouse_root.removeprefix("file://")) / MODELS_DIR
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import torch
 
+from recsys.settings import PROJECT_ROOT
 from recsys.training.artifacts import save_artifact
 from recsys.training.promotion import KEPT, PROMOTED, GateInput, decide
-from recsys.training.registry import read_champion, resolve_artifact, set_champion
+from recsys.training.registry import (
+    MODELS_DIR,
+    artifacts_root,
+    read_champion,
+    resolve_artifact,
+    set_champion,
+)
 
 
 def gate(challenger: float, champion: float | None, margin: float = 0.01) -> GateInput:
@@ -106,3 +115,20 @@ def test_registry_resolves_explicit_then_champion_then_latest(tmp_path: Path) ->
     assert resolve_artifact(tmp_path, "two_tower", new).version == new  # explicit wins
     # The pointer file is not mistaken for an artifact directory.
     assert sorted(p.name for p in (tmp_path / "two_tower").iterdir() if p.is_dir()) == [old, new]
+
+
+def test_artifacts_root_explicit_then_beside_a_local_warehouse(tmp_path: Path) -> None:
+    assert artifacts_root(tmp_path, "s3://bucket/wh") == tmp_path
+    assert artifacts_root(None, "/data/wh") == Path("/data/wh") / MODELS_DIR
+    assert artifacts_root(None, "file:///data/wh") == Path("/data/wh") / MODELS_DIR
+    with pytest.raises(ValueError, match=r"artifacts_dir: .*warehouse_root='s3://bucket/wh'"):
+        artifacts_root(None, "s3://bucket/wh")
+
+
+def test_the_gate_job_imports_no_torch() -> None:
+    # The gate reads manifests only; importing the training stack cost it ≈ 2 s per run.
+    code = "import sys, jobs.promote; print(sorted({'torch', 'jobs.train'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
