@@ -16,17 +16,6 @@ if TYPE_CHECKING:
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
-#: Spark SQL without generated code, for the test session and the end-to-end DAG run. On the
-#: tests' tiny tables compiling every query's Java costs more than it saves (measured: six
-#: job-test modules 251-269 s -> 183-216 s in one process, the whole-DAG run 444 -> 377 s).
-#: Results do not depend on it (Spark takes this interpreted path itself whenever code generation
-#: fails); `make demo`, the jobs' defaults and the tests that start their own ingest processes
-#: (cluster, concurrency, catalog) keep code generation.
-INTERPRETED_SQL = {
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-}
-
 # Loopback only, no UI, and no model-hub access, for every Spark process the tests start.
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 os.environ["RECSYS_SPARK_UI"] = "false"
@@ -35,26 +24,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 @pytest.fixture(scope="session")
 def warehouse_settings(tmp_path_factory: pytest.TempPathFactory) -> WarehouseSettings:
-    """Settings of the session-wide test warehouse (2 shuffle partitions, UI off, no codegen)."""
+    """Settings of the session-wide test warehouse (2 shuffle partitions, UI off)."""
     root = tmp_path_factory.mktemp("warehouse")
     os.environ["RECSYS_WAREHOUSE"] = str(root)
     return load_settings(
-        master="local[2]",
-        shuffle_partitions=2,
-        ui_enabled=False,
-        driver_memory="2g",
-        extra_conf=INTERPRETED_SQL,
+        master="local[2]", shuffle_partitions=2, ui_enabled=False, driver_memory="2g"
     )
-
-
-@pytest.fixture(scope="session")
-def interpreted_sql_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ``RECSYS_CONFIG`` TOML of :data:`INTERPRETED_SQL`, for jobs started as processes."""
-    path = tmp_path_factory.mktemp("recsys_config") / "interpreted_sql.toml"
-    pairs = ", ".join(f'"{key}" = "{value}"' for key, value in INTERPRETED_SQL.items())
-    path.write_text(f"[warehouse]\nextra_conf = {{ {pairs} }}\n", encoding="utf-8")
-    assert load_settings(env={"RECSYS_CONFIG": str(path)}).extra_conf == INTERPRETED_SQL
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +42,33 @@ def spark(warehouse_settings: WarehouseSettings) -> Iterator[SparkSession]:
     apply_ddl(session, warehouse_settings.warehouse_root)
     yield session
     session.stop()
+
+
+def write_small_movielens(directory: Path, n_users: int = 60, n_items: int = 40) -> int:
+    """A small, learnable ml-latest-small directory (two taste groups, the last 30 days dense
+    enough for trending); returns the number of ratings."""
+    directory.mkdir(parents=True, exist_ok=True)
+    genres = ["Action|Thriller", "Comedy|Romance", "Drama", "Animation|Children|Comedy"]
+    movies = [f"{i},Movie {i} ({1990 + i % 20}),{genres[i % 4]}" for i in range(1, n_items + 1)]
+    end = 1_700_000_000  # 2023-11-14 22:13:20 UTC
+    ratings = []
+    for user in range(1, n_users + 1):
+        half = range(1, n_items // 2 + 1) if user % 2 else range(n_items // 2 + 1, n_items + 1)
+        for step, item in enumerate(list(half)[(user % 5) : (user % 5) + 15]):
+            ts = end - 30 * 86_400 + step * 2 * 86_400 + user * 600
+            ratings.append(f"{user},{item},{3.0 + (item + user) % 3},{ts}")
+    (directory / "movies.csv").write_text("movieId,title,genres\n" + "\n".join(movies) + "\n")
+    (directory / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n" + "\n".join(ratings) + "\n"
+    )
+    return len(ratings)
+
+
+@pytest.fixture
+def small_movielens(tmp_path: Path) -> tuple[Path, int]:
+    """:func:`write_small_movielens` under ``tmp_path / "ml-small"``: (directory, ratings)."""
+    directory = tmp_path / "ml-small"
+    return directory, write_small_movielens(directory)
 
 
 @pytest.fixture

@@ -291,37 +291,16 @@ def count(spark: SparkSession, table: TableRef, root: str, ds: date, source: str
     return frame.where((frame["ds"] == ds) & (frame["source"] == source)).count()
 
 
-def write_small_movielens(directory: Path, n_users: int = 60, n_items: int = 40) -> int:
-    """A small, learnable ml-latest-small directory (two taste groups, the last 30 days dense
-    enough for trending); returns the number of ratings."""
-    directory.mkdir(parents=True, exist_ok=True)
-    genres = ["Action|Thriller", "Comedy|Romance", "Drama", "Animation|Children|Comedy"]
-    movies = [f"{i},Movie {i} ({1990 + i % 20}),{genres[i % 4]}" for i in range(1, n_items + 1)]
-    end = 1_700_000_000  # 2023-11-14 22:13:20 UTC
-    ratings = []
-    for user in range(1, n_users + 1):
-        half = range(1, n_items // 2 + 1) if user % 2 else range(n_items // 2 + 1, n_items + 1)
-        for step, item in enumerate(list(half)[(user % 5) : (user % 5) + 15]):
-            ts = end - 30 * 86_400 + step * 2 * 86_400 + user * 600
-            ratings.append(f"{user},{item},{3.0 + (item + user) % 3},{ts}")
-    (directory / "movies.csv").write_text("movieId,title,genres\n" + "\n".join(movies) + "\n")
-    (directory / "ratings.csv").write_text(
-        "userId,movieId,rating,timestamp\n" + "\n".join(ratings) + "\n"
-    )
-    return len(ratings)
-
-
 @pytest.mark.spark
 @pytest.mark.timeout(2700)  # 15 spark-submits; ~8 min on an idle 2-core machine, more when loaded
 def test_recsys_daily_end_to_end(
-    spark: SparkSession, airflow_home: Path, tmp_path: Path, interpreted_sql_config: Path
+    spark: SparkSession,
+    airflow_home: Path,
+    tmp_path: Path,
+    small_movielens: tuple[Path, int],
 ) -> None:
-    """Every task for real (local Spark): ingest -> ... -> publish -> data-quality checks.
-
-    The jobs run Spark SQL interpreted (``interpreted_sql_config``, as the test session does):
-    ≈ 15 % less time here than compiling code for each query of these tiny tables.
-    """
-    n_ratings = write_small_movielens(tmp_path / "ml-small")
+    """Every task for real (local Spark): ingest -> ... -> publish -> data-quality checks."""
+    movielens, n_ratings = small_movielens
     root = str(tmp_path / "warehouse")  # its own warehouse and model artifacts
     out = dag_test(
         airflow_home,
@@ -329,7 +308,7 @@ def test_recsys_daily_end_to_end(
             "dag": "recsys_daily",
             "logical_date": "2026-01-05T00:00:00+00:00",
             "conf": {
-                "input_path": str(tmp_path / "ml-small"),
+                "input_path": str(movielens),
                 "source": "ml-small",
                 "force_retrain": True,
                 "train_epochs": 1,
@@ -338,7 +317,6 @@ def test_recsys_daily_end_to_end(
         },
         timeout=2400,
         RECSYS_WAREHOUSE=root,
-        RECSYS_CONFIG=str(interpreted_sql_config),
     )
     assert out["state"] == "success", out
     assert all(t[2] == "success" for t in out["tis"]), out["tis"]
