@@ -20,10 +20,11 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup demo test test-fast bench lint lock clean airflow-ui
+.PHONY: help setup demo eval test test-fast bench lint lock clean airflow-ui
 
 help:
 	@echo "make demo   - set up (venv, pinned packages, Delta jars, tables) and ingest the demo data"
+	@echo "make eval   - offline metrics table of every model for a MovieLens directory (EVAL_DATA=...)"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make bench  - benchmarks under bench/ (JSON lines)"
 	@echo "make lint   - ruff + mypy"
@@ -83,6 +84,14 @@ demo: setup
 	$(PY) -m recsys.reader --experiments ab_testing/experiments.recs.yaml --user 1 --user 999999999 --item 1 --genre Comedy -n 5
 	@echo "Airflow logs of both runs: $(DEMO_HOME)/*.log and $(DEMO_HOME)/logs/"
 
+# One command from a MovieLens directory to the offline metrics table (jobs/offline_eval.py):
+# ingest -> features -> train two-tower, SASRec, ranker -> evaluate, in a warehouse of its own
+# under .cache/offline-eval/. EVAL_ARGS passes more options, e.g. EVAL_ARGS="--epochs 3".
+EVAL_DATA ?= ../shared/data/ml-latest-small
+EVAL_ARGS ?=
+eval: setup
+	$(PY) -m jobs.offline_eval --input $(EVAL_DATA) $(EVAL_ARGS)
+
 test: setup
 	@# Exit code 5 (no tests collected) must fail CI, and does: pytest returns it as non-zero.
 	@# Two workers: the whole-DAG test (≈ 8 min of spark-submits) runs beside the rest, which
@@ -125,4 +134,4 @@ airflow-ui: setup
 	  airflow scheduler --skip-serve-logs & airflow dag-processor & wait
 
 clean:
-	rm -rf warehouse .cache/spark-jars/.verified $(CDS_ARCHIVE)
+	rm -rf warehouse .cache/spark-jars/.verified $(CDS_ARCHIVE) .cache/offline-eval
