@@ -362,18 +362,5 @@ def test_operator_runtime_preparation_and_outlet_stamp() -> None:
     assert events[common.RECSYS_DAILY_OUTPUT].extra == {"ds": "2026-01-05"}
     with pytest.raises(ValueError, match="no such Spark job"):
         common.spark_job("nope", "no_such_job")
-
-
-def test_operator_maps_the_cds_archive_after_explicit_java_options(tmp_path: Path) -> None:
-    from recsys.warehouse.cds import DRIVER_JAVA_OPTIONS, driver_java_options
-
-    archive = tmp_path / "spark.jsa"
-    archive.write_bytes(b"")
-    op = common.spark_job("ingest_y", "ingest", conf={DRIVER_JAVA_OPTIONS: "-Dmine=1"})
-    op.prepare_runtime({"RECSYS_WAREHOUSE": "/wh", "RECSYS_CDS_ARCHIVE": str(archive)})
-    assert op.conf[DRIVER_JAVA_OPTIONS] == "-Dmine=1 " + driver_java_options(archive)
-    bare = common.spark_job("ingest_z", "ingest")
-    bare.prepare_runtime({"RECSYS_WAREHOUSE": "/wh", "RECSYS_CDS_ARCHIVE": "none"})
-    assert DRIVER_JAVA_OPTIONS not in bare.conf
     with pytest.raises(ValueError, match=r"schema\.table"):
         common.warehouse_asset("no_schema")
