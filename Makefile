@@ -23,7 +23,7 @@ export TRANSFORMERS_OFFLINE := 1
 .PHONY: help setup demo eval test test-fast bench lint lock clean airflow-ui
 
 help:
-	@echo "make demo   - set up (venv, pinned packages, Delta jars, tables) and ingest the demo data"
+	@echo "make demo   - set up, then run both Airflow DAGs on the demo data (Airflow home .airflow/)"
 	@echo "make eval   - offline metrics table of every model for a MovieLens directory (EVAL_DATA=...)"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make bench  - benchmarks under bench/ (JSON lines)"
@@ -55,34 +55,44 @@ $(CDS_ARCHIVE): $(JARS_STAMP)
 setup: $(STAMP) $(JARS_STAMP) $(CDS_ARCHIVE)
 	$(PY) -m jobs.setup_warehouse
 
-# The demo runs both DAGs through Airflow (`airflow dags test`, a throw-away SQLite home under
-# .airflow-demo). DEMO_DS is the daily run's day; the recommendation experiment's replay calendar
-# (ab_testing/experiments.recs.yaml) runs DEMO_EXP_FROM..DEMO_EXP_DS after it.
-DEMO_HOME := $(CURDIR)/.airflow-demo
+# One Airflow home for the demo and the UI (docs/decisions/0008-one-airflow-home.md): after
+# `make demo`, `make airflow-ui` lists the demo's runs. The home is kept between demos:
+# `airflow db migrate` is idempotent and `airflow dags test` replaces an earlier run of the same
+# DAG and logical date, so no fresh metadata DB is needed, and the UI's generated config and
+# admin password survive. A fresh start: stop the UI, `rm -rf .airflow`.
+AIRFLOW_HOME_DIR := $(CURDIR)/.airflow
+AIRFLOW_UI_PORT ?= 8080
+demo airflow-ui: export AIRFLOW_HOME := $(AIRFLOW_HOME_DIR)
+demo airflow-ui: export AIRFLOW__CORE__LOAD_EXAMPLES := False
+demo airflow-ui: export AIRFLOW__CORE__PARALLELISM := 2
+demo airflow-ui: export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+demo airflow-ui: export AIRFLOW__API__HOST := 127.0.0.1
+demo airflow-ui: export AIRFLOW__API__BASE_URL := http://127.0.0.1:$(AIRFLOW_UI_PORT)
+demo airflow-ui: export AIRFLOW_CONN_SPARK_LOCAL := {"conn_type": "spark", "host": "local[*]"}
+demo airflow-ui: export PYTHONPATH := $(CURDIR)
+
+# The demo runs both DAGs through Airflow (`airflow dags test`, which records each run in the
+# metadata DB of $(AIRFLOW_HOME_DIR)); its own logs go to $(DEMO_LOGS). DEMO_DS is the daily
+# run's day; the recommendation experiment's replay calendar (ab_testing/experiments.recs.yaml)
+# runs DEMO_EXP_FROM..DEMO_EXP_DS after it. Stop `make airflow-ui` first: one SQLite writer.
+DEMO_LOGS := $(AIRFLOW_HOME_DIR)/demo
 DEMO_EPOCHS ?= 3
 DEMO_EXP_FROM ?= 2027-01-04
 DEMO_EXP_DS ?= 2027-01-17
 DEMO_EXPERIMENT := recs_model_vs_popularity
-demo: export AIRFLOW_HOME := $(DEMO_HOME)
-demo: export AIRFLOW__CORE__LOAD_EXAMPLES := False
-demo: export AIRFLOW__CORE__PARALLELISM := 2
-demo: export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
-demo: export AIRFLOW__API__BASE_URL := http://127.0.0.1:8080
-demo: export AIRFLOW_CONN_SPARK_LOCAL := {"conn_type": "spark", "host": "local[*]"}
-demo: export PYTHONPATH := $(CURDIR)
 demo: setup
-	rm -rf $(DEMO_HOME) && mkdir -p $(DEMO_HOME)
-	airflow db migrate > $(DEMO_HOME)/migrate.log
+	mkdir -p $(DEMO_LOGS)
+	airflow db migrate > $(DEMO_LOGS)/migrate.log
 	airflow dags test recsys_daily $(DEMO_DS) \
-	  -c '{"force_retrain": true, "train_epochs": $(DEMO_EPOCHS)}' > $(DEMO_HOME)/recsys_daily.log 2>&1 \
-	  || (tail -50 $(DEMO_HOME)/recsys_daily.log; exit 1)
-	@grep -E "TASK FAILED|Marking task as|state=" $(DEMO_HOME)/recsys_daily.log | tail -20 || true
+	  -c '{"force_retrain": true, "train_epochs": $(DEMO_EPOCHS)}' > $(DEMO_LOGS)/recsys_daily.log 2>&1 \
+	  || (tail -50 $(DEMO_LOGS)/recsys_daily.log; exit 1)
+	@grep -E "TASK FAILED|Marking task as|state=" $(DEMO_LOGS)/recsys_daily.log | tail -20 || true
 	airflow dags test experiment_analysis $(DEMO_EXP_DS) \
 	  -c '{"experiments_config": "$(CURDIR)/ab_testing/experiments.recs.yaml", "metrics_config": "$(CURDIR)/ab_testing/metrics.recs.yaml", "from_ds": "$(DEMO_EXP_FROM)", "replay": true, "replay_experiment": "$(DEMO_EXPERIMENT)"}' \
-	  > $(DEMO_HOME)/experiment_analysis.log 2>&1 || (tail -50 $(DEMO_HOME)/experiment_analysis.log; exit 1)
+	  > $(DEMO_LOGS)/experiment_analysis.log 2>&1 || (tail -50 $(DEMO_LOGS)/experiment_analysis.log; exit 1)
 	$(PY) -m jobs.demo_summary --ds $(DEMO_DS) --experiment $(DEMO_EXPERIMENT) --analysis-ds $(DEMO_EXP_DS)
 	$(PY) -m recsys.reader --experiments ab_testing/experiments.recs.yaml --user 1 --user 999999999 --item 1 --genre Comedy -n 5
-	@echo "Airflow logs of both runs: $(DEMO_HOME)/*.log and $(DEMO_HOME)/logs/"
+	@echo "Both runs' logs: $(DEMO_LOGS)/*.log; to browse the runs: make airflow-ui"
 
 # One command from a MovieLens directory to the offline metrics table (jobs/offline_eval.py):
 # ingest -> features -> train two-tower, SASRec, ranker -> evaluate, in a warehouse of its own
@@ -115,15 +125,6 @@ lock: $(STAMP)
 	$(PY) -m pip freeze --all --exclude-editable | grep -v '^pip==' > /tmp/recsys-freeze.txt
 	$(PY) requirements/split_lock.py /tmp/recsys-freeze.txt
 
-AIRFLOW_UI_PORT ?= 8080
-airflow-ui: export AIRFLOW_HOME := $(CURDIR)/.airflow
-airflow-ui: export AIRFLOW__CORE__LOAD_EXAMPLES := False
-airflow-ui: export AIRFLOW__CORE__PARALLELISM := 2
-airflow-ui: export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
-airflow-ui: export AIRFLOW__API__HOST := 127.0.0.1
-airflow-ui: export AIRFLOW__API__BASE_URL := http://127.0.0.1:$(AIRFLOW_UI_PORT)
-airflow-ui: export AIRFLOW_CONN_SPARK_LOCAL := {"conn_type": "spark", "host": "local[*]"}
-airflow-ui: export PYTHONPATH := $(CURDIR)
 airflow-ui: setup
 	@# Not `airflow standalone`: its log servers always listen on 0.0.0.0. These three processes
 	@# listen on 127.0.0.1 only, and Ctrl-C stops them.
