@@ -8,6 +8,7 @@ from ab_testing.stats.comparison import Comparison
 from ab_testing.stats.cuped import cuped_ratio_test, cuped_ratio_theta, cuped_t_test, cuped_theta
 from ab_testing.stats.experiment import Cell, ExperimentData, MetricSpec, ResultRow
 from ab_testing.stats.guardrail import NonInferiorityResult, non_inferiority_test
+from ab_testing.stats.moments import RegressionStats, missing_name, moment_keys
 from ab_testing.stats.multitest import adjust_p_values
 from ab_testing.stats.power import (
     mde_from_se,
@@ -19,6 +20,12 @@ from ab_testing.stats.power import (
 )
 from ab_testing.stats.proportion import two_proportion_z_test
 from ab_testing.stats.ratio import delta_ratio_test
+from ab_testing.stats.regression import (
+    RegressionResult,
+    regression_adjusted_test,
+    regression_test,
+    regression_test_arrays,
+)
 from ab_testing.stats.sequential import (
     SequentialResult,
     always_valid,
@@ -45,6 +52,8 @@ __all__ = [
     "MetricSpec",
     "NonInferiorityResult",
     "RatioStats",
+    "RegressionResult",
+    "RegressionStats",
     "ResultRow",
     "SampleStats",
     "SequentialResult",
@@ -61,10 +70,15 @@ __all__ = [
     "mde_from_se",
     "mde_means",
     "mde_proportions",
+    "missing_name",
+    "moment_keys",
     "msprt_confidence_sequence",
     "msprt_p_values",
     "non_inferiority_test",
     "power_from_se",
+    "regression_adjusted_test",
+    "regression_test",
+    "regression_test_arrays",
     "sample_size_means",
     "sample_size_proportions",
     "select_test",

@@ -21,10 +21,12 @@ from ab_testing.stats.experiment import (
     validate_experiment,
 )
 from ab_testing.stats.guardrail import non_inferiority_test
+from ab_testing.stats.moments import RegressionStats
 from ab_testing.stats.multitest import adjust_p_values
 from ab_testing.stats.power import mde_from_se, power_from_se
 from ab_testing.stats.proportion import two_proportion_z_test
 from ab_testing.stats.ratio import delta_ratio_test
+from ab_testing.stats.regression import RegressionResult, regression_adjusted_test, regression_test
 from ab_testing.stats.sequential import sequential_test
 from ab_testing.stats.srm import SrmResult, srm_test
 from ab_testing.stats.sufficient import (
@@ -42,8 +44,18 @@ TestFn = Callable[..., Comparison]
 
 def select_test(spec: MetricSpec, stats: AnyStats) -> tuple[TestFn, Callable[[Any], Any]]:
     """The test for a metric and the statistics type, plus a map applied to each arm's
-    statistics first (drops the covariate when ``use_cuped`` is False)."""
+    statistics first (drops the covariates when ``use_cuped`` is False).
+
+    :class:`RegressionStats` with ``use_cuped`` get Lin's regression adjustment (HC1); without
+    it, or without covariates, their outcome gets the unadjusted test of the metric's kind.
+    """
     keep: Callable[[Any], Any] = lambda s: s  # noqa: E731
+    if isinstance(stats, RegressionStats):
+        if spec.use_cuped and stats.covariates:
+            return regression_test, keep
+        stats, keep = stats.outcome, lambda s: s.outcome
+        if isinstance(stats, RatioStats):
+            return delta_ratio_test, keep
     if isinstance(stats, CupedStats):
         if spec.use_cuped:
             return cuped_t_test, keep
@@ -114,7 +126,12 @@ def _analyse_pair(
     config: AnalysisConfig,
 ) -> _Draft:
     test, prep = select_test(spec, control.stats)
-    comp = test(prep(control.stats), prep(treated.stats), alpha=config.alpha)
+    reg: RegressionResult | None = None
+    if test is regression_test:
+        reg = regression_adjusted_test(control.stats, treated.stats, alpha=config.alpha)  # type: ignore[arg-type]
+        comp = reg.adjusted
+    else:
+        comp = test(prep(control.stats), prep(treated.stats), alpha=config.alpha)
     seq_p = NAN
     if control.daily and treated.daily:
         if len(control.daily) != len(treated.daily):
@@ -130,7 +147,7 @@ def _analyse_pair(
             alpha=config.alpha,
         )
         seq_p = float(seq.p_value)
-    mean_c = float(comp.mean_control)
+    mean_c = float(comp.mean_control if reg is None else reg.unadjusted.mean_control)
     target = spec.target_relative_effect or config.target_relative_effect
     power = float(power_from_se(target * abs(mean_c), comp.abs_se, alpha=config.alpha))
     mde = float(mde_from_se(comp.abs_se, alpha=config.alpha, power=config.power))
@@ -157,7 +174,7 @@ def _analyse_pair(
         n_control=round(float(comp.n_control)),
         n_variant=round(float(comp.n_treatment)),
         mean_control=mean_c,
-        mean_variant=float(comp.mean_treatment),
+        mean_variant=float(comp.mean_treatment if reg is None else reg.unadjusted.mean_treatment),
         abs_lift=float(comp.abs_lift),
         abs_ci_low=float(comp.abs_ci_low),
         abs_ci_high=float(comp.abs_ci_high),
@@ -173,8 +190,37 @@ def _analyse_pair(
         mde_relative=mde_rel,
         decision="not_analysable" if math.isnan(float(comp.p_value)) else "inconclusive",
         reason=comp.reason,
+        **_details(comp, reg),
     )
     return _Draft(row, primary=not spec.guardrail and not math.isnan(row.p_value))
+
+
+def _details(comp: Comparison, reg: RegressionResult | None) -> dict[str, Any]:
+    """The test-detail and regression-adjustment fields of a :class:`ResultRow`."""
+    df = float(comp.df)
+    fields: dict[str, Any] = {
+        "abs_se": float(comp.abs_se),
+        "statistic": float(comp.statistic),
+        "df": None if math.isinf(df) else df,
+    }
+    if reg is None:
+        return fields
+    return fields | {
+        "mean_control_adjusted": float(comp.mean_control),
+        "mean_variant_adjusted": float(comp.mean_treatment),
+        # the row's mean_* stay unadjusted, as for every other method
+        "variance_reduction": float(reg.variance_reduction),
+        "abs_lift_unadjusted": float(reg.unadjusted.abs_lift),
+        "abs_se_unadjusted": float(reg.unadjusted.abs_se),
+        "p_value_unadjusted": float(reg.unadjusted.p_value),
+        "covariates": reg.covariates,
+        "theta_control": tuple(float(t) for t in reg.theta_control),
+        "theta_variant": tuple(float(t) for t in reg.theta_treatment),
+        "n_filled_control": tuple((k, round(float(v))) for k, v in reg.n_filled_control.items()),
+        "n_filled_variant": tuple(
+            (k, round(float(v))) for k, v in reg.n_filled_treatment.items()
+        ),
+    }
 
 
 def _decide(row: ResultRow, spec: MetricSpec, srm: SrmResult, config: AnalysisConfig) -> ResultRow:

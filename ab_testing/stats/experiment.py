@@ -17,6 +17,7 @@ from ab_testing.settings import (
     check_choice,
     check_positive,
 )
+from ab_testing.stats.moments import RegressionStats
 from ab_testing.stats.srm import normalise_weights
 from ab_testing.stats.sufficient import (
     AnyStats,
@@ -30,9 +31,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 _ALLOWED_STATS: dict[str, tuple[type, ...]] = {
-    "binomial": (SampleStats, CupedStats),
-    "mean": (SampleStats, CupedStats),
-    "ratio": (RatioStats, CupedRatioStats),
+    "binomial": (SampleStats, CupedStats, RegressionStats),
+    "mean": (SampleStats, CupedStats, RegressionStats),
+    "ratio": (RatioStats, CupedRatioStats, RegressionStats),
 }
 
 
@@ -42,13 +43,14 @@ class MetricSpec:
 
     Attributes:
         name: metric name (unique within the experiment).
-        kind: "binomial" (statistics: SampleStats/CupedStats of 0/1 values), "mean"
-            (SampleStats/CupedStats) or "ratio" (RatioStats/CupedRatioStats).
+        kind: "binomial" (statistics: SampleStats/CupedStats/RegressionStats of 0/1
+            values), "mean" (SampleStats/CupedStats/RegressionStats) or "ratio"
+            (RatioStats/CupedRatioStats/RegressionStats with ``ratio=True``).
         guardrail: test as a non-inferiority guardrail instead of a primary metric.
         margin: guardrail margin, > 0, in ``margin_type`` units (required for guardrails).
         margin_type: "relative" (fraction of control mean) or "absolute" (metric units).
         higher_is_better: direction in which the metric is good.
-        use_cuped: use the covariate when CUPED statistics are supplied.
+        use_cuped: use the covariates when CUPED or regression statistics are supplied.
         target_relative_effect: relative effect (> 0) for the achieved power; None uses
             ``AnalysisConfig.target_relative_effect``.
     """
@@ -158,6 +160,11 @@ def validate_experiment(data: ExperimentData) -> dict[str, float]:
                     f"of {[t.__name__ for t in allowed]} (daily of the same type), got "
                     f"{type(s).__name__}"
                 )
+            if isinstance(s, RegressionStats) and s.ratio != (specs[cell.metric].kind == "ratio"):
+                raise ValueError(
+                    f"RegressionStats.ratio must be {not s.ratio} for "
+                    f"{specs[cell.metric].kind} metric {cell.metric!r}, got {s.ratio!r}"
+                )
     if data.assignment_counts is not None:
         for name, count in data.assignment_counts.items():
             if name not in weights or not math.isfinite(float(count)) or float(count) < 0:
@@ -181,6 +188,17 @@ class ResultRow:
     ``power`` is the achieved power for the target relative effect; ``mde_relative`` the
     relative effect detectable with the configured power.  ``decision``/``reason`` are
     documented in :mod:`ab_testing.settings`; ``detail`` carries an error message.
+
+    Test details (every method): ``abs_se`` (SE of ``abs_lift``, metric units),
+    ``statistic`` (z or t), ``df`` (t degrees of freedom; None for z tests), ``p_value_sides``
+    ("two-sided": the sidedness of ``p_value``/``p_value_adjusted``).  Regression adjustment
+    (``method`` "regression_*", see :mod:`ab_testing.stats.regression`): ``abs_lift`` is
+    ``mean_variant_adjusted - mean_control_adjusted``; ``covariates`` names them (missing
+    indicators end in ":missing"), ``theta_control``/``theta_variant`` the per-arm slopes in
+    that order, ``variance_reduction`` 1 - Var_adj/Var_unadj, and ``abs_lift_unadjusted``,
+    ``abs_se_unadjusted``, ``p_value_unadjusted`` the same estimator without covariates (same
+    variance family); ``n_filled_*`` the units whose covariate was missing, per covariate.
+    These are NaN / empty for other methods.
     """
 
     experiment_id: str
@@ -211,3 +229,18 @@ class ResultRow:
     decision: Decision
     reason: Reason | None = None
     detail: str | None = field(default=None)
+    abs_se: float = math.nan
+    statistic: float = math.nan
+    df: float | None = None
+    p_value_sides: str = "two-sided"
+    mean_control_adjusted: float = math.nan
+    mean_variant_adjusted: float = math.nan
+    variance_reduction: float = math.nan
+    abs_lift_unadjusted: float = math.nan
+    abs_se_unadjusted: float = math.nan
+    p_value_unadjusted: float = math.nan
+    covariates: tuple[str, ...] = ()
+    theta_control: tuple[float, ...] = ()
+    theta_variant: tuple[float, ...] = ()
+    n_filled_control: tuple[tuple[str, int], ...] = ()
+    n_filled_variant: tuple[tuple[str, int], ...] = ()

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ab_testing.stats._num import Array, Num, arr, out, safe_div
+from ab_testing.stats.moments import RegressionStats
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -285,8 +286,8 @@ class CupedRatioStats:
         return out(_comoment(self.sum_den_x, self.sum_den, self.sum_x, self.n))
 
 
-AnyStats = SampleStats | RatioStats | CupedStats | CupedRatioStats
-S = TypeVar("S", SampleStats, RatioStats, CupedStats, CupedRatioStats)
+AnyStats = SampleStats | RatioStats | CupedStats | CupedRatioStats | RegressionStats
+S = TypeVar("S", SampleStats, RatioStats, CupedStats, CupedRatioStats, RegressionStats)
 
 
 def stack_stats(looks: Sequence[S]) -> S:
@@ -298,6 +299,8 @@ def stack_stats(looks: Sequence[S]) -> S:
     for i, look in enumerate(looks):
         if type(look) is not kind:
             raise TypeError(f"looks[{i}] must be {kind.__name__}, got {type(look).__name__}")
+    if isinstance(looks[0], RegressionStats):
+        return RegressionStats.stack(looks)  # type: ignore[arg-type,return-value]
     columns: dict[str, Array] = {
         f.name: np.array([getattr(s, f.name) for s in looks], dtype=np.float64)
         for f in fields(kind)

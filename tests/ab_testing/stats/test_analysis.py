@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from ab_testing.settings import AnalysisConfig
@@ -14,6 +15,7 @@ from ab_testing.stats import (
     ExperimentData,
     MetricSpec,
     RatioStats,
+    RegressionStats,
     SampleStats,
     adjust_p_values,
     analyze_experiment,
@@ -208,3 +210,110 @@ def test_batch_isolates_failures() -> None:
     assert rows[0].reason == "error"
     with pytest.raises(TypeError, match="config"):
         analyze_experiments([good], config={"alpha": 0.05})  # type: ignore[arg-type]
+
+
+def _reg_stats(
+    y: npt.NDArray[np.float64],
+    x: npt.NDArray[np.float64],
+    m: int,
+    den: npt.NDArray[np.float64] | None = None,
+) -> RegressionStats:
+    return RegressionStats.from_arrays(
+        y[:m],
+        x[:, :m],
+        ["pre", "gappy"],
+        den=None if den is None else den[:m],
+        indicators=["gappy"],
+    )
+
+
+def _regression_experiment(
+    seed: int, *, informative: bool = True, daily: bool = False, use_cuped: bool = True
+) -> ExperimentData:
+    """Binomial, mean and ratio metrics with RegressionStats (two covariates, one with gaps)."""
+    rng = np.random.default_rng(seed)
+    specs = (
+        MetricSpec("conversion", "binomial", use_cuped=use_cuped),
+        MetricSpec("revenue", "mean", use_cuped=use_cuped),
+        MetricSpec("ctr", "ratio", use_cuped=use_cuped),
+    )
+    cells: list[Cell] = []
+    for variant, n, lift in (("control", 3000, 0.0), ("treatment", 3200, 0.1)):
+        x = rng.normal(size=(2, n))
+        signal = x[0] if informative else rng.normal(size=n)
+        x[1, rng.random(n) < 0.05] = np.nan
+        conv = (signal + rng.normal(size=n) > 1.2 - lift).astype(float)
+        rev = 10 + 3 * signal + rng.normal(size=n) + lift
+        den = 1.0 + rng.poisson(5, n)
+        clicks = rng.binomial(den.astype(int), np.clip(0.2 + 0.08 * signal, 0, 1)).astype(float)
+        looks = np.linspace(n / 4, n, 4, dtype=int) if daily else np.array([], dtype=int)
+        for metric, y, d in (
+            ("conversion", conv, None),
+            ("revenue", rev, None),
+            ("ctr", clicks, den),
+        ):
+            daily_stats = tuple(_reg_stats(y, x, int(m), d) for m in looks)
+            cells.append(Cell(variant, metric, _reg_stats(y, x, n, d), daily=daily_stats))
+    return ExperimentData("exp-reg", "control", {"control": 0.5, "treatment": 0.5}, specs, cells)
+
+
+def test_regression_stats_get_lin_adjustment_with_every_statistic() -> None:
+    rows = {r.metric: r for r in analyze_experiment(_regression_experiment(5))}
+    for metric in ("conversion", "revenue", "ctr"):
+        row = rows[metric]
+        assert row.method == "regression_hc1"
+        assert row.abs_lift == pytest.approx(row.mean_variant_adjusted - row.mean_control_adjusted)
+        assert row.df is None  # z reference
+        assert row.statistic == pytest.approx(row.abs_lift / row.abs_se)
+        assert row.p_value_sides == "two-sided"
+        assert row.covariates == ("pre", "gappy", "gappy:missing")
+        assert len(row.theta_control) == len(row.theta_variant) == 3
+        assert row.variance_reduction > 0.1  # "pre" is informative for every metric
+        assert row.abs_se < row.abs_se_unadjusted
+        assert row.abs_lift_unadjusted == pytest.approx(row.mean_variant - row.mean_control)
+        assert dict(row.n_filled_control)["gappy"] > 0
+        assert dict(row.n_filled_variant)["gappy"] > 0
+
+
+def test_uninformative_covariates_leave_p_unchanged_for_binomial() -> None:
+    row = next(
+        r
+        for r in analyze_experiment(_regression_experiment(6, informative=False))
+        if r.metric == "conversion"
+    )
+    # same (unpooled HC1) family: only sampling noise of order 1/n separates the two p-values
+    assert abs(row.variance_reduction) < 0.005
+    assert row.p_value == pytest.approx(row.p_value_unadjusted, rel=0.03)
+
+
+def test_regression_stats_without_cuped_use_the_unadjusted_tests() -> None:
+    rows = {r.metric: r for r in analyze_experiment(_regression_experiment(7, use_cuped=False))}
+    assert rows["conversion"].method == "two_proportion_z"
+    assert rows["revenue"].method == "welch_t"
+    assert rows["ctr"].method == "delta_ratio"
+    assert rows["revenue"].df is not None  # Welch t carries its degrees of freedom
+    assert rows["revenue"].covariates == ()
+    assert math.isnan(rows["revenue"].variance_reduction)
+
+
+def test_regression_sequential_p_with_daily_looks() -> None:
+    rows = analyze_experiment(_regression_experiment(8, daily=True))
+    for row in rows:
+        assert 0.0 < row.p_value_sequential <= 1.0
+
+
+def test_regression_stats_ratio_flag_must_match_kind() -> None:
+    exp = _regression_experiment(9)
+    swapped = ExperimentData(
+        exp.experiment_id,
+        exp.control,
+        exp.expected_weights,
+        (
+            MetricSpec("conversion", "binomial"),
+            MetricSpec("revenue", "mean"),
+            MetricSpec("ctr", "mean"),
+        ),
+        exp.cells,
+    )
+    with pytest.raises(ValueError, match=r"RegressionStats\.ratio"):
+        analyze_experiment(swapped)
