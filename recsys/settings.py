@@ -28,9 +28,9 @@ DEFAULT_JAR_CACHE: Final[Path] = PROJECT_ROOT / ".cache" / "spark-jars"
 DEFAULT_CDS_ARCHIVE: Final[Path] = PROJECT_ROOT / ".cache" / "spark-cds" / "spark.jsa"
 
 _SCHEMES_WITHOUT_LOCAL_PATH: Final = ("s3a://", "s3://", "gs://", "abfss://", "hdfs://", "file:/")
-_MEMORY_RE: Final = re.compile(r"^[1-9][0-9]*[kmgt]$")
+_MEMORY_RE: Final = re.compile(r"[1-9][0-9]*[kmgt]")  # each pattern here: fullmatch only
 _MASTER_RE: Final = re.compile(
-    r"^(local(\[(\*|[1-9][0-9]*)(,[0-9]+)?\])?|spark://.+|yarn|k8s://.+)$"
+    r"local(\[(\*|[1-9][0-9]*)(,[0-9]+)?\])?|spark://.+|yarn|k8s://.+"
 )
 
 _ENV: Final[Mapping[str, str]] = {
@@ -43,8 +43,17 @@ _ENV: Final[Mapping[str, str]] = {
     "jar_cache": "RECSYS_JAR_CACHE",
     "log_level": "RECSYS_SPARK_LOG_LEVEL",
     "cds_archive": "RECSYS_CDS_ARCHIVE",
+    "max_result_size": "RECSYS_MAX_RESULT_SIZE",
+    "shuffle_partition_bytes": "RECSYS_SHUFFLE_PARTITION_BYTES",
 }
 _LOG_LEVELS: Final = ("ERROR", "WARN", "INFO", "DEBUG")
+
+#: Shuffled bytes assumed per input byte when sizing shuffles: joins, co-visitation windows and
+#: per-user arrays grow the data; adaptive execution merges the partitions a small shuffle does
+#: not fill, so a high estimate costs little and a low one makes partitions too large to sort.
+SHUFFLE_EXPANSION: Final = 4
+#: Ceiling of the size-derived ``spark.sql.shuffle.partitions``.
+MAX_SHUFFLE_PARTITIONS: Final = 2000
 
 
 def _default_shuffle_partitions() -> int:
@@ -63,7 +72,8 @@ class WarehouseSettings:
             ``--master`` wins) unless set explicitly in the environment.
         warehouse_root: Root directory or object-store URI under which every table lives as
             ``<root>/<schema>/<table>``. Local paths are made absolute.
-        shuffle_partitions: ``spark.sql.shuffle.partitions``, >= 1.
+        shuffle_partitions: ``spark.sql.shuffle.partitions`` on small data, >= 1: the floor of
+            the size-derived count (see ``shuffle_partition_bytes``).
         driver_memory: JVM heap of the driver, e.g. ``4g`` (only applies when this process starts
             the JVM).
         driver_host: Address the driver binds to and advertises; loopback by default. A real
@@ -73,6 +83,14 @@ class WarehouseSettings:
         log_level: Spark's log level, one of ERROR, WARN, INFO, DEBUG.
         cds_archive: Class-data-sharing archive the driver JVM maps to start faster (written by
             ``make setup``; unused while the file is absent); ``none`` (or None) turns it off.
+        max_result_size: ``spark.driver.maxResultSize``, e.g. ``1g``: the most a job may bring
+            to the driver in one action. Kept low on purpose: no job collects data proportional
+            to users, items or interactions, and one that starts to fails loudly here instead of
+            exhausting the driver's heap.
+        shuffle_partition_bytes: Input bytes per shuffle partition, >= 1 MiB; the session sets
+            ``spark.sql.shuffle.partitions`` to ``ceil(SHUFFLE_EXPANSION · input / this)`` (at
+            least ``shuffle_partitions``, at most :data:`MAX_SHUFFLE_PARTITIONS`), where input is
+            the size of the largest bronze table on local disk; 0 turns the sizing off.
         extra_conf: Further ``spark.*`` settings passed through unchanged.
         master_explicit: True when ``master`` was set by the caller rather than defaulted.
     """
@@ -86,18 +104,27 @@ class WarehouseSettings:
     jar_cache: Path = DEFAULT_JAR_CACHE
     log_level: str = "WARN"
     cds_archive: Path | None = DEFAULT_CDS_ARCHIVE
+    max_result_size: str = "1g"
+    shuffle_partition_bytes: int = 128 * 2**20
     extra_conf: Mapping[str, str] = field(default_factory=dict)
     master_explicit: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.master, str) or not _MASTER_RE.match(self.master):
+        if not isinstance(self.master, str) or not _MASTER_RE.fullmatch(self.master):
             raise ValueError(f"master: unsupported Spark master URL {self.master!r}")
         if not isinstance(self.shuffle_partitions, int) or self.shuffle_partitions < 1:
             raise ValueError(
                 f"shuffle_partitions: must be an int >= 1, got {self.shuffle_partitions!r}"
             )
-        if not _MEMORY_RE.match(str(self.driver_memory).lower()):
+        if not _MEMORY_RE.fullmatch(str(self.driver_memory).lower()):
             raise ValueError(f"driver_memory: expected e.g. '4g', got {self.driver_memory!r}")
+        if not _MEMORY_RE.fullmatch(str(self.max_result_size).lower()):
+            raise ValueError(f"max_result_size: expected e.g. '1g', got {self.max_result_size!r}")
+        bytes_per = self.shuffle_partition_bytes
+        if not isinstance(bytes_per, int) or (bytes_per != 0 and bytes_per < 2**20):
+            raise ValueError(
+                f"shuffle_partition_bytes: must be 0 (off) or an int >= 1048576, got {bytes_per!r}"
+            )
         if self.log_level not in _LOG_LEVELS:
             raise ValueError(f"log_level: expected one of {_LOG_LEVELS}, got {self.log_level!r}")
         root = str(self.warehouse_root)
@@ -134,11 +161,11 @@ def _parse_bool(name: str, value: str) -> bool:
 
 
 def _coerce(name: str, raw: Any) -> Any:
-    if name == "shuffle_partitions":
+    if name in ("shuffle_partitions", "shuffle_partition_bytes"):
         try:
             return int(raw)
         except (TypeError, ValueError):
-            raise ValueError(f"shuffle_partitions: expected an integer, got {raw!r}") from None
+            raise ValueError(f"{name}: expected an integer, got {raw!r}") from None
     if name == "ui_enabled":
         return raw if isinstance(raw, bool) else _parse_bool(name, str(raw))
     if name == "jar_cache":
@@ -230,7 +257,7 @@ class Reason(StrEnum):
     UNKNOWN_USER = "unknown_user"
 
 
-_SOURCE_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_SOURCE_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +286,7 @@ class IngestConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.ds, date):
             raise TypeError(f"ds: expected a datetime.date, got {self.ds!r}")
-        if not _SOURCE_RE.match(self.source):
+        if not _SOURCE_RE.fullmatch(self.source):
             raise ValueError(f"source: expected [a-z0-9][a-z0-9_.-]{{0,63}}, got {self.source!r}")
         if self.layout is not None and not isinstance(self.layout, Layout):
             raise TypeError(f"layout: expected a Layout, got {self.layout!r}")
@@ -269,5 +296,5 @@ class IngestConfig:
             raise ValueError(
                 f"positive_threshold: must be in (0, 5], got {self.positive_threshold!r}"
             )
-        if self.run_id is not None and not _SOURCE_RE.match(self.run_id.lower()):
+        if self.run_id is not None and not _SOURCE_RE.fullmatch(self.run_id.lower()):
             raise ValueError(f"run_id: expected [A-Za-z0-9_.-]{{1,64}}, got {self.run_id!r}")

@@ -8,13 +8,19 @@ attaches every warehouse table by name (see :mod:`recsys.warehouse.catalog`).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from recsys.settings import WarehouseSettings, load_settings
+from recsys.settings import (
+    MAX_SHUFFLE_PARTITIONS,
+    SHUFFLE_EXPANSION,
+    WarehouseSettings,
+    load_settings,
+)
 from recsys.warehouse.cds import driver_java_options, with_driver_java_options
 
 if TYPE_CHECKING:
@@ -104,11 +110,53 @@ def spark_conf(settings: WarehouseSettings, app_name: str) -> dict[str, str]:
         "spark.ui.enabled": "true" if settings.ui_enabled else "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": settings.driver_memory,
+        # A guard, not a budget: no job collects data that grows with users or interactions.
+        "spark.driver.maxResultSize": settings.max_result_size,
+        # Adaptive execution merges the shuffle partitions that size-derived counts leave small
+        # and splits skewed join partitions (heavy users); explicit so a cluster default cannot
+        # turn it off.
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.sql.adaptive.skewJoin.enabled": "true",
         # Delta's log replay on small tables: one partition per core, not 50.
         "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
     }
     conf.update(settings.extra_conf)
     return with_driver_java_options(conf, driver_java_options(settings.cds_archive))
+
+
+def shuffle_partitions_for(input_bytes: int | None, settings: WarehouseSettings) -> int:
+    """``spark.sql.shuffle.partitions`` for an input of ``input_bytes`` (None: unknown).
+
+    ``ceil(SHUFFLE_EXPANSION · input_bytes / settings.shuffle_partition_bytes)``, at least
+    ``settings.shuffle_partitions`` and at most :data:`~recsys.settings.MAX_SHUFFLE_PARTITIONS`;
+    ``settings.shuffle_partitions`` when the input is unknown or sizing is off.
+
+    >>> s = load_settings({}, shuffle_partitions=4, shuffle_partition_bytes=128 * 2**20)
+    >>> shuffle_partitions_for(10 * 2**20, s), shuffle_partitions_for(2**30, s)
+    (4, 32)
+    """
+    floor = settings.shuffle_partitions
+    if input_bytes is None or settings.shuffle_partition_bytes == 0:
+        return floor
+    wanted = math.ceil(SHUFFLE_EXPANSION * input_bytes / settings.shuffle_partition_bytes)
+    return min(MAX_SHUFFLE_PARTITIONS, max(floor, wanted))
+
+
+def largest_input_bytes(settings: WarehouseSettings) -> int | None:
+    """Bytes on disk of ``bronze.interactions``, the largest input of every job (None when the
+    warehouse is not on a local file system or the table does not exist yet). Counts every
+    file under the table, so it over-estimates until old versions are vacuumed."""
+    from recsys.warehouse.tables import BRONZE_INTERACTIONS
+
+    if "://" in settings.warehouse_root:
+        return None
+    table = Path(BRONZE_INTERACTIONS.location(settings.warehouse_root))
+    if not table.is_dir():
+        return None
+    return sum(
+        p.stat().st_size for p in table.rglob("*.parquet") if "_delta_log" not in p.parts
+    )
 
 
 def build_spark(
@@ -143,6 +191,11 @@ def build_spark(
         builder = builder.master(settings.master)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.log_level)
+    partitions = shuffle_partitions_for(largest_input_bytes(settings), settings)
+    if partitions != settings.shuffle_partitions:
+        # A runtime SQL setting: every later query of this session plans with it.
+        spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+        log.info("spark.sql.shuffle.partitions=%d (sized from the input)", partitions)
     if attach:
         from recsys.warehouse.catalog import attach_tables
 
