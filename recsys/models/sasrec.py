@@ -1,4 +1,4 @@
-"""SASRec: a causal Transformer over a user's item sequence, trained with full softmax.
+"""SASRec: a causal Transformer over a user's item sequence, trained with full or sampled softmax.
 
 Architecture after Kang & McAuley, "Self-Attentive Sequential Recommendation" (ICDM 2018): item
 embeddings (scaled by sqrt(d)) plus learned positional embeddings, a pre-LN
@@ -6,6 +6,12 @@ embeddings (scaled by sqrt(d)) plus learned positional embeddings, a pre-LN
 (tied) item embedding table. Training follows Klenitskiy & Vasilev, "Turning Dross Into Gold
 Loss: is BERT4Rec really better than SASRec?" (RecSys 2023): cross-entropy over *all* items at
 every position, instead of the original one-negative binary loss.
+
+That loss builds a (positions x items) logit matrix per batch, which grows with the catalogue.
+Above :attr:`SASRecConfig.full_softmax_max_items` items (or with ``loss="sampled"``) training
+uses :func:`sampled_softmax_loss` instead: ``n_negatives`` items shared by the whole batch,
+drawn from a proposal distribution Q (uniform, or item popularity) with the logQ correction, so
+a batch holds (positions x (n_negatives + 1)) logits whatever the catalogue size.
 
 Items are dense indices ``1..n_items`` (the pipeline maps raw ids to them); ``0`` is padding.
 Positions are counted backwards from each row's most recent item (0 = most recent), so a
@@ -16,12 +22,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recsys.models.two_tower import _check_int, _check_prob
+
+LossKind = Literal["full", "sampled", "auto"]
+NegativeKind = Literal["uniform", "popularity"]
+LOSS_KINDS: tuple[LossKind, ...] = ("full", "sampled", "auto")
+NEGATIVE_KINDS: tuple[NegativeKind, ...] = ("uniform", "popularity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +53,14 @@ class SASRecConfig:
             positive or not, oldest first.
         positive_targets: Which next events teach in training (the module does not read it
             either): True, only positive ones; False, every next event in the sequence.
+        loss: ``"full"``: softmax over every item at every position; ``"sampled"``:
+            :func:`sampled_softmax_loss` with ``n_negatives`` shared negatives; ``"auto"``:
+            full while ``n_items <= full_softmax_max_items``, sampled above.
+        n_negatives: Negatives per batch of the sampled loss (drawn with replacement), >= 1.
+        negatives: Proposal Q of the sampled negatives (the module does not read it; trainers
+            pass the matching ``log_q`` to :meth:`SequentialRecommender.loss`): ``"uniform"``
+            or ``"popularity"`` (train interaction counts).
+        full_softmax_max_items: Largest catalogue ``"auto"`` trains with full softmax, >= 1.
     """
 
     n_items: int
@@ -52,6 +72,10 @@ class SASRecConfig:
     dropout: float = 0.2
     positives_only: bool = True
     positive_targets: bool = False
+    loss: LossKind = "auto"
+    n_negatives: int = 1024
+    negatives: NegativeKind = "popularity"
+    full_softmax_max_items: int = 20_000
 
     def __post_init__(self) -> None:
         _check_int("n_items", self.n_items, 1)
@@ -68,6 +92,104 @@ class SASRecConfig:
         for flag in ("positives_only", "positive_targets"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag}: must be a bool, got {getattr(self, flag)!r}")
+        if self.loss not in LOSS_KINDS:
+            raise ValueError(f"loss: expected one of {LOSS_KINDS}, got {self.loss!r}")
+        _check_int("n_negatives", self.n_negatives, 1)
+        if self.negatives not in NEGATIVE_KINDS:
+            raise ValueError(f"negatives: expected one of {NEGATIVE_KINDS}, got {self.negatives!r}")
+        _check_int("full_softmax_max_items", self.full_softmax_max_items, 1)
+
+    @property
+    def sampled(self) -> bool:
+        """Whether training uses the sampled softmax (``loss``, resolved for ``"auto"``)."""
+        if self.loss == "auto":
+            return self.n_items > self.full_softmax_max_items
+        return self.loss == "sampled"
+
+
+def item_log_q(counts: Tensor) -> Tensor:
+    """Log popularity proposal ``log Q(j)`` from per-item counts; ``(n_items + 1,)`` float32.
+
+    Args:
+        counts: ``(n_items + 1,)`` non-negative counts indexed by item id (index 0, padding, is
+            ignored). Items with count 0 are given count 1, so every item can be drawn.
+
+    Returns:
+        ``log Q`` with ``Q`` summing to 1 over ``1..n_items`` and ``-inf`` at index 0.
+    """
+    if counts.dim() != 1 or counts.shape[0] < 2:
+        raise ValueError(f"counts: expected a (n_items + 1,) tensor, got shape {counts.shape}")
+    if bool((counts < 0).any()):
+        raise ValueError("counts: must be >= 0, got a negative count")
+    c = counts.double().clamp(min=1.0)
+    c[0] = 0.0
+    return (c / c.sum()).log().float()
+
+
+def uniform_log_q(n_items: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Uniform proposal over ``1..n_items``: ``(n_items + 1,)``, ``-inf`` at index 0."""
+    _check_int("n_items", n_items, 1)
+    out = torch.full((n_items + 1,), -math.log(n_items), dtype=dtype)
+    out[0] = float("-inf")
+    return out
+
+
+def sample_negatives(log_q: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """``n`` item ids drawn with replacement from ``Q = exp(log_q)``; ``(n,)`` int64.
+
+    Uses the torch RNG of ``log_q``'s device (or ``generator``), so seeding the run seeds it.
+    """
+    _check_int("n", n, 1)
+    return torch.multinomial(log_q.exp(), n, replacement=True, generator=generator)
+
+
+def sampled_softmax_logits(
+    hidden: Tensor, targets: Tensor, weight: Tensor, negatives: Tensor, log_q: Tensor
+) -> Tensor:
+    """Corrected logits of the sampled softmax; ``(M, K + 1)``, column 0 the target.
+
+    Column 0 is the target's score ``h · e_t``; column ``1 + k`` is negative ``k``'s score
+    minus its log expected count ``log(K Q(j))`` (the logQ correction), or ``-inf`` where
+    the negative is the row's own target (an accidental hit). Then
+    ``logsumexp(row) = log(exp(s_t) + sum_k exp(s_k) / (K Q(k)))``, whose argument is an
+    unbiased estimate of the full softmax's normaliser ``sum_j exp(s_j)``: the loss is a
+    consistent estimate of the full-softmax loss, exact when the negatives are every item once
+    under a uniform Q.
+
+    Args:
+        hidden: ``(M, d)`` float hidden states of the M trained positions.
+        targets: ``(M,)`` int64 target ids in ``[1, n_items]``.
+        weight: ``(n_items + 1, d)`` output (tied item) embedding table.
+        negatives: ``(K,)`` int64 sampled ids in ``[1, n_items]``, shared by all rows.
+        log_q: ``(n_items + 1,)`` float log proposal probabilities, ``Q`` over ``1..n_items``.
+    """
+    if hidden.dim() != 2 or targets.shape != hidden.shape[:1]:
+        raise ValueError(
+            f"targets: expected shape ({hidden.shape[0]},) for hidden {tuple(hidden.shape)}, "
+            f"got {tuple(targets.shape)}"
+        )
+    if negatives.dim() != 1 or negatives.numel() == 0:
+        raise ValueError(f"negatives: expected a non-empty (K,) tensor, got {negatives.shape}")
+    if log_q.shape != weight.shape[:1]:
+        raise ValueError(f"log_q: expected shape ({weight.shape[0]},), got {tuple(log_q.shape)}")
+    positive = (hidden * weight[targets]).sum(-1, keepdim=True)  # (M, 1)
+    correction = log_q[negatives].to(hidden.dtype) + math.log(negatives.numel())  # (K,)
+    negative = hidden @ weight[negatives].T - correction  # (M, K)
+    hit = targets.unsqueeze(1) == negatives.unsqueeze(0)
+    negative = negative.masked_fill(hit, float("-inf"))
+    return torch.cat([positive, negative], dim=1)
+
+
+def sampled_softmax_loss(
+    hidden: Tensor, targets: Tensor, weight: Tensor, negatives: Tensor, log_q: Tensor
+) -> Tensor:
+    """Mean sampled-softmax cross-entropy with logQ correction; ``()`` float.
+
+    Arguments as for :func:`sampled_softmax_logits`; memory is ``M x (K + 1)`` logits.
+    """
+    logits = sampled_softmax_logits(hidden, targets, weight, negatives, log_q)
+    zeros = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, zeros)
 
 
 def full_softmax_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -164,23 +286,34 @@ class SequentialRecommender(nn.Module):
         out[..., 0] = float("-inf")
         return out
 
-    def loss(self, seq: Tensor, targets: Tensor) -> Tensor:
-        """Full-softmax next-item loss at every real position; ``()`` float.
+    def loss(self, seq: Tensor, targets: Tensor, log_q: Tensor | None = None) -> Tensor:
+        """Next-item loss at every real position, full or sampled softmax (config); ``()`` float.
 
         Args:
             seq: ``(B, L)`` int64 inputs, as for :meth:`forward` (e.g. ``items[:, :-1]``).
             targets: ``(B, L)`` int64 next item of each position (e.g. ``items[:, 1:]``); 0 or a
                 padding input position is ignored.
+            log_q: Sampled softmax only: ``(n_items + 1,)`` log proposal of the negatives
+                (:func:`item_log_q`); None for uniform. Ignored by the full softmax.
 
-        Logits are built only for the M non-ignored positions and only over real items,
-        ``(M, n_items)`` floats: the same value as :func:`full_softmax_loss` on
+        Full softmax: logits are built only for the M non-ignored positions and only over real
+        items, ``(M, n_items)`` floats: the same value as :func:`full_softmax_loss` on
         :meth:`scores`, without the padding column's copy, fill and masking passes over the
-        largest tensor of a training step.
+        largest tensor of a training step. Sampled (``config.sampled``): ``n_negatives``
+        negatives drawn once per call, ``(M, n_negatives + 1)`` logits
+        (:func:`sampled_softmax_loss`).
         """
         hidden: Tensor = self(seq)
         valid = (targets != 0) & (seq != 0)
         if not bool(valid.any()):
             return hidden.sum() * 0.0
+        if self.config.sampled:
+            weight = self.item_emb.weight
+            if log_q is None:
+                log_q = uniform_log_q(self.config.n_items)
+            log_q = log_q.to(weight.device)
+            negatives = sample_negatives(log_q, self.config.n_negatives)
+            return sampled_softmax_loss(hidden[valid], targets[valid], weight, negatives, log_q)
         logits = hidden[valid] @ self.item_emb.weight[1:].T
         loss: Tensor = F.cross_entropy(logits, targets[valid] - 1)
         return loss
