@@ -53,6 +53,9 @@ class TrainConfig:
             :class:`recsys.models.sasrec.SASRecConfig`).
         positive_targets: SASRec targets: only positive next events teach (the others are
             still inputs when ``positives_only`` is False), or every next event.
+        max_seconds: Wall-clock budget of :func:`fit` in seconds (> 0), counted from its
+            start, validation included; None for no budget. The batch that crosses it is the
+            last one: that (possibly partial) epoch is validated and training stops.
     """
 
     epochs: int = 20
@@ -67,6 +70,7 @@ class TrainConfig:
     dropout: float = 0.2
     positives_only: bool = True
     positive_targets: bool = False
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         for name, minimum in (
@@ -94,6 +98,14 @@ class TrainConfig:
                 raise ValueError(f"{flag}: must be a bool, got {getattr(self, flag)!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed: must be an int, got {self.seed!r}")
+        budget = self.max_seconds
+        if budget is not None and not (
+            isinstance(budget, int | float)
+            and not isinstance(budget, bool)
+            and math.isfinite(budget)
+            and budget > 0
+        ):
+            raise ValueError(f"max_seconds: must be None or a finite number > 0, got {budget!r}")
 
 
 @dataclass(frozen=True)
@@ -106,14 +118,23 @@ class EpochLog:
     seconds: float
 
 
+StopReason = Literal["epochs", "early_stop", "budget"]
+
+
 @dataclass(frozen=True)
 class FitResult:
-    """What :func:`fit` returns: the best epoch, its validation metrics and every epoch's log."""
+    """What :func:`fit` returns: the best epoch, its validation metrics and every epoch's log.
+
+    ``stopped`` says why training ended: ``"epochs"`` (all ran), ``"early_stop"`` (patience
+    ran out) or ``"budget"`` (``TrainConfig.max_seconds`` was crossed; the last epoch of
+    ``history`` may be partial).
+    """
 
     best_epoch: int
     metrics: Mapping[str, float]
     history: list[EpochLog] = field(default_factory=list)
     initial: Mapping[str, float] = field(default_factory=dict)  #: before any training
+    stopped: StopReason = "epochs"
 
     @property
     def seconds(self) -> float:
@@ -134,11 +155,15 @@ def fit(
     validate: Callable[[], dict[str, float]],
     config: TrainConfig,
     name: str,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> FitResult:
     """Train ``model`` in place; on return it holds the weights of the best validation epoch.
 
     The untrained weights count as epoch 0: an epoch must beat them to be kept (for a ranker
     that starts as its base score's order, training that does not help leaves that order).
+    With ``config.max_seconds``, the batch during which the budget (counted from the call,
+    initial validation included) runs out ends the epoch: it is validated, kept if best, and
+    training stops with ``stopped="budget"``.
 
     Args:
         model: The module (already on its device).
@@ -147,7 +172,14 @@ def fit(
         validate: Validation metrics, including ``"ndcg@10"`` (model set to eval by it).
         config: Epochs, patience, learning rate.
         name: Model name in log lines.
+        clock: Seconds, monotonic (tests pass a fake one).
     """
+    start = clock()
+    budget = config.max_seconds
+
+    def over_budget() -> bool:
+        return budget is not None and clock() - start >= budget
+
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
     initial = validate()
@@ -155,19 +187,29 @@ def fit(
     best_epoch, best_metrics, bad = 0, initial, 0
     log.info("%s epoch 0: val %s=%.4f (untrained)", name, NDCG10, initial[NDCG10])
     history: list[EpochLog] = []
+    stopped: StopReason = "epochs"
     for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
+        started = clock()
         model.train()
         total, n = 0.0, 0
-        for batch in batches():
-            loss = loss_fn(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-            total += float(loss.detach())
-            n += 1
+        epoch_batches = batches()
+        try:
+            for batch in epoch_batches:
+                loss = loss_fn(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                total += float(loss.detach())
+                n += 1
+                if over_budget():
+                    stopped = "budget"
+                    break
+        finally:
+            close = getattr(epoch_batches, "close", None)
+            if callable(close):
+                close()  # a generator's readers are released now, not at garbage collection
         metrics = validate()
-        seconds = time.perf_counter() - started
+        seconds = clock() - started
         history.append(EpochLog(epoch, total / max(n, 1), metrics, seconds))
         log.info(
             "%s epoch %d: loss %.4f, val %s %.4f, %.1f s",
@@ -183,11 +225,23 @@ def fit(
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad += 1
-            if bad >= config.patience:
+            if bad >= config.patience and stopped != "budget":
+                stopped = "early_stop"
                 log.info("%s: early stop after epoch %d (best %d)", name, epoch, best_epoch)
                 break
+        if stopped == "budget" or (epoch < config.epochs and over_budget()):
+            stopped = "budget"
+            log.info(
+                "%s: time budget of %.0f s spent after %d batches of epoch %d (best %d)",
+                name,
+                budget,
+                n,
+                epoch,
+                best_epoch,
+            )
+            break
     model.load_state_dict(best_state)
-    return FitResult(best_epoch, dict(best_metrics), history, dict(initial))
+    return FitResult(best_epoch, dict(best_metrics), history, dict(initial), stopped)
 
 
 def config_dict(config: Any) -> dict[str, Any]:
