@@ -92,6 +92,35 @@ def mlp(in_dim: int, hidden_dims: Sequence[int], out_dim: int | None, dropout: f
     return nn.Sequential(*layers)
 
 
+#: Most rows a hashed id table sized by :func:`id_buckets` gets. Item tables stay below it at
+#: four buckets per item up to this product's item cap; user tables reach it at about 131k
+#: users, past which users share buckets instead of the table (and its optimiser state and
+#: every dense optimiser step) growing with the user count.
+MAX_ID_BUCKETS: Final = 1 << 19
+
+
+def id_buckets(
+    n_ids: int, *, per_id: int = 4, minimum: int = 1024, maximum: int = MAX_ID_BUCKETS
+) -> int:
+    """Buckets of a hashed id table for ``n_ids`` distinct ids: ``per_id`` each, clamped.
+
+    Args:
+        n_ids: Distinct ids expected (users or items), >= 0.
+        per_id: Buckets per id below the cap (fewer collisions), >= 1.
+        minimum: Smallest table, >= 1.
+        maximum: Largest table, >= ``minimum``: the table's memory is bounded by it, not by
+            the population.
+
+    Returns:
+        ``min(maximum, max(minimum, per_id * n_ids))``.
+    """
+    _check_int("n_ids", n_ids, 0)
+    _check_int("per_id", per_id, 1)
+    _check_int("minimum", minimum, 1)
+    _check_int("maximum", maximum, minimum)
+    return min(maximum, max(minimum, per_id * n_ids))
+
+
 def _check_int(name: str, value: object, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name}: must be an int >= {minimum}, got {value!r}")

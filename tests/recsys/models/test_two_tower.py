@@ -283,3 +283,22 @@ def test_state_dict_round_trip(tmp_path: Path) -> None:
 def test_config_rejects_bad_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"^{field}:"):
         replace(TINY, **{field: value})  # type: ignore[arg-type]
+
+
+def test_id_buckets_grow_with_the_population_up_to_a_cap() -> None:
+    from recsys.models.two_tower import MAX_ID_BUCKETS, id_buckets
+
+    assert id_buckets(0) == 1024
+    assert id_buckets(100) == 1024
+    assert id_buckets(10_000) == 40_000
+    assert id_buckets(100_000) == 400_000  # the product's item cap: four buckets per item
+    assert id_buckets(1_000_000) == MAX_ID_BUCKETS == id_buckets(10**9)
+    assert id_buckets(50, per_id=2, minimum=1, maximum=60) == 60
+    for kw, name in (
+        ({"n_ids": -1}, "n_ids"),
+        ({"n_ids": 5, "per_id": 0}, "per_id"),
+        ({"n_ids": 5, "minimum": 0}, "minimum"),
+        ({"n_ids": 5, "minimum": 10, "maximum": 9}, "maximum"),
+    ):
+        with pytest.raises(ValueError, match=f"^{name}:"):
+            id_buckets(**kw)  # type: ignore[arg-type]
