@@ -147,7 +147,7 @@ def sequential_test(
             chronological (look k includes all data up to look k).
         test: the fixed-horizon test whose estimate and SE are used at each look, e.g.
             :func:`welch_t_test`, :func:`two_proportion_z_test`, :func:`delta_ratio_test`,
-            :func:`cuped_t_test`.
+            :func:`cuped_t_test`, :func:`~ab_testing.stats.regression.regression_test`.
         tau: mixing SD as a standardised effect (see module docstring), > 0.
         alpha: level of the confidence sequence, in (0, 1).
     """
