@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -169,14 +170,70 @@ def read_units(path: Path, schema: UnitSchema) -> pd.DataFrame:
         raise UnitDataError(f"cannot read {path.name}: {exc}") from None
 
 
+#: Largest magnitude a metric or covariate value may have. The engine sums values, their squares
+#: and products over every unit and multiplies variances by squared means (power, delta method);
+#: far below this bound all of that stays finite, beyond it a value is refused with its row
+#: instead of overflowing to infinity inside the engine.
+MAX_ABS_VALUE: Final = 1e50
+
+
+def _first_bad(raw: pd.Series[Any], bad: npt.NDArray[np.bool_]) -> str:
+    """``row N (value V)`` of the first True in ``bad``: 1-based data row, header excluded."""
+    i = int(np.argmax(bad))
+    shown = repr(raw.iloc[i])
+    return f"row {i + 1} (value {shown if len(shown) <= 40 else shown[:37] + '...'})"
+
+
 def _numeric(df: pd.DataFrame, col: str, role: str, binary: bool) -> npt.NDArray[np.float64]:
-    values = pd.to_numeric(df[col], errors="coerce").astype("float64")
-    bad = int(values.isna().sum())
-    if bad:
-        raise UnitDataError(f"column {col!r} ({role}) has {bad} missing or non-numeric values")
-    if binary and not values.isin((0.0, 1.0)).all():
-        raise UnitDataError(f"column {col!r} ({role}) of a binomial metric must be 0 or 1")
-    return values.to_numpy(dtype=np.float64)
+    """The column as finite floats; UnitDataError naming the column and the first bad row.
+
+    Refused: missing or non-numeric values (``nan`` spelled out included), ``inf``/``-inf`` and
+    numbers beyond float64 (``1e400``), and values whose magnitude exceeds :data:`MAX_ABS_VALUE`.
+    """
+    raw = df[col]
+    try:
+        values = pd.to_numeric(raw, errors="coerce").astype("float64").to_numpy()
+    except (TypeError, ValueError, OverflowError):  # e.g. integers beyond float64
+        values = np.array([_to_float(v) for v in raw], dtype=np.float64)
+    unparsed = np.isnan(values) & raw.notna().to_numpy()
+    if unparsed.any():  # "1e400" or a 400-digit integer: a number, but beyond float64
+        values = values.copy()
+        values[unparsed] = [_to_float(v) for v in raw[unparsed]]
+    missing = np.isnan(values)
+    if missing.any():
+        raise UnitDataError(
+            f"column {col!r} ({role}) has {int(missing.sum())} missing or non-numeric values; "
+            f"first at {_first_bad(raw, missing)}"
+        )
+    infinite = ~np.isfinite(values)
+    if infinite.any():
+        raise UnitDataError(
+            f"column {col!r} ({role}) has {int(infinite.sum())} infinite values (or beyond "
+            f"float64); first at {_first_bad(raw, infinite)}"
+        )
+    huge = np.abs(values) > MAX_ABS_VALUE
+    if huge.any():
+        raise UnitDataError(
+            f"column {col!r} ({role}) has {int(huge.sum())} values beyond +-{MAX_ABS_VALUE:g} "
+            "(the engine's sums of squares and products would overflow); "
+            f"first at {_first_bad(raw, huge)}"
+        )
+    if binary and not np.isin(values, (0.0, 1.0)).all():
+        raise UnitDataError(
+            f"column {col!r} ({role}) of a binomial metric must be 0 or 1; first other at "
+            f"{_first_bad(raw, ~np.isin(values, (0.0, 1.0)))}"
+        )
+    return values.astype(np.float64)
+
+
+def _to_float(value: object) -> float:
+    """One cell as a float: NaN when it is not a number, +-inf when it overflows float64."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.copysign(math.inf, int(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _check_ids(ids: pd.Series[str], col: str) -> None:

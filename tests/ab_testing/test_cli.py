@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -286,3 +287,68 @@ def test_hillstrom_welch_t_on_spend(hillstrom_out: Path) -> None:
     assert spend["p_value"] == pytest.approx(1.1638e-07, rel=1e-4)
     html = (hillstrom_out / "welch" / "report.html").read_text(encoding="utf-8")
     assert ">1.16e-07<" in html
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("spend", "inf", "column 'spend' (metric spend:mean) has 1 infinite values"),
+        ("history", "-inf", "column 'history' (covariate of spend) has 1 infinite values"),
+        ("spend", "Infinity", "column 'spend' (metric spend:mean) has 1 infinite values"),
+        ("impressions", "1e400", "column 'impressions' (metric clicks/impressions:ratio) has 1 "),
+        ("clicks", "9" * 400, "column 'clicks' (metric clicks/impressions:ratio) has 1 infinite"),
+        ("spend", "1e200", "column 'spend' (metric spend:mean) has 1 values beyond +-1e+50"),
+        ("history", "-1e51", "column 'history' (covariate of spend) has 1 values beyond +-1e+50"),
+        ("spend", "nan", "column 'spend' (metric spend:mean) has 1 missing or non-numeric"),
+        ("impressions", "NaN", "(metric clicks/impressions:ratio) has 1 missing or non-numeric"),
+        ("spend", "12,5", "column 'spend' (metric spend:mean) has 1 missing or non-numeric"),
+        ("conversion", "2", "of a binomial metric must be 0 or 1; first other at row 5"),
+    ],
+)
+def test_non_finite_or_overflowing_values_exit_2_naming_column_and_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], column: str, value: str, message: str
+) -> None:
+    df = _units(n=60).astype({column: object})
+    df.loc[4, column] = value  # data row 5 (line 6 of the file)
+    path = tmp_path / "bad.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(SystemExit) as exc:
+        main(_args(path, tmp_path / "out"))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert "row 5 (value " in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_finite_parquet_value_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    df = _units(n=60)
+    df.loc[9, "history"] = float("inf")
+    path = tmp_path / "bad.parquet"
+    df.to_parquet(path, index=False)
+    with pytest.raises(SystemExit) as exc:
+        main(_args(path, tmp_path / "out"))
+    assert exc.value.code == 2
+    assert "column 'history' (covariate of spend) has 1 infinite values" in (
+        err := capsys.readouterr().err
+    )
+    assert "row 10 (value inf)" in err
+
+
+def test_values_up_to_the_bound_analyse_without_overflow(tmp_path: Path) -> None:
+    # Just inside the bound every sum, variance and power term of the engine stays finite.
+    df = _units(n=60)
+    n = len(df)
+    df["spend"] = [1e49 * (1 + i % 7) * (-1) ** i for i in range(n)]
+    df["history"] = [1e49 * (1 + i % 5) for i in range(n)]
+    df["clicks"] = [1e49 * (1 + i % 7) for i in range(n)]
+    df["impressions"] = [1e49 * (1 + i % 3) for i in range(n)]
+    path = tmp_path / "huge.csv"
+    df.to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main(_args(path, tmp_path / "out")) == 0
+    assert (tmp_path / "out" / "results.csv").exists()
