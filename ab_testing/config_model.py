@@ -23,10 +23,11 @@ from typing import Final
 from ab_testing.assignment import N_BUCKETS, SEPARATOR
 from ab_testing.settings import FILTER_OPS, FilterOp, ValueKind, check_choice
 
-#: Ids of experiments, layers, variants and targeted attributes.
-ID_PATTERN: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: Ids of experiments, layers, variants and targeted attributes (always ``fullmatch``: ``match``
+#: with a ``$`` anchor would let a trailing newline through).
+ID_PATTERN: Final = re.compile(r"[a-z][a-z0-9_]{0,62}")
 #: Salts; no ":" (the separator) and no upper case, so a salt is one unambiguous string.
-SALT_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+SALT_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 WEIGHT_SUM_TOLERANCE: Final = 1e-9
 _MAX_IN_VALUES: Final = 1000
 _INT64: Final = 2**63
@@ -36,14 +37,14 @@ Scalar = str | int | float | bool
 
 def check_id(name: str, value: object) -> str:
     """Return ``value`` if it is a safe id (``[a-z][a-z0-9_]{0,62}``); raise naming ``name``."""
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise ValueError(f"{name}: expected an id matching {ID_PATTERN.pattern}, got {value!r}")
     return value
 
 
 def check_salt(name: str, value: object) -> str:
     """Return ``value`` if it is a valid salt (``[a-z0-9][a-z0-9_.-]{0,62}``), else raise."""
-    if not isinstance(value, str) or not SALT_PATTERN.match(value) or SEPARATOR in value:
+    if not isinstance(value, str) or not SALT_PATTERN.fullmatch(value) or SEPARATOR in value:
         raise ValueError(f"{name}: expected a salt matching {SALT_PATTERN.pattern}, got {value!r}")
     return value
 

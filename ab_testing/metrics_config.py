@@ -44,12 +44,12 @@ from ab_testing.settings import (
 )
 from ab_testing.stats import MetricSpec
 
-_ID: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_ID: Final = re.compile(r"[a-z][a-z0-9_]{0,62}")  # fullmatch: no trailing newline
 DEFAULT_EXPERIMENT_KEY: Final = "default"
 
 
 def _check_id(name: str, value: object) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise ValueError(f"{name}: expected an id matching {_ID.pattern}, got {value!r}")
     return value
 

@@ -81,7 +81,7 @@ EVENT_COLUMNS: Final = (
 #: Columns of rejected assignment rows: the assignment, then why it could not be served.
 REJECTED_COLUMNS: Final = (Col.UNIT_ID, Col.VARIANT, Col.DS, Col.REASON, Col.DETAIL)
 
-_SURFACE_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_SURFACE_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,62}")  # fullmatch: no trailing newline
 _US: Final = 1_000_000
 _LIST: Final = "_list"
 _FALLBACK: Final = "_fallback"
@@ -141,7 +141,7 @@ class ReplayConfig:
         _int_in("list_size", self.list_size, 1, 1000)
         _int_in("click_window_days", self.click_window_days, 1, 365)
         _int_in("pre_days", self.pre_days, 0, 365)
-        if not isinstance(self.surface, str) or not _SURFACE_RE.match(self.surface):
+        if not isinstance(self.surface, str) or not _SURFACE_RE.fullmatch(self.surface):
             raise ValueError(f"surface: expected {_SURFACE_RE.pattern}, got {self.surface!r}")
         if self.fallback is not None and self.fallback not in REC_SETS:
             raise ValueError(f"fallback: expected one of {REC_SETS} or None, got {self.fallback!r}")
@@ -171,7 +171,8 @@ def rec_set_for(variant: str) -> str:
     return variant if variant in REC_SETS else RecSet.MODEL
 
 
-def _rec_set_col(variant: Column) -> Column:
+def rec_set_col(variant: Column) -> Column:
+    """Column twin of :func:`rec_set_for`: the set the variant in ``variant`` serves."""
     out: Column = F.lit(RecSet.MODEL)
     for name in REC_SETS:
         out = F.when(variant == F.lit(name), F.lit(name)).otherwise(out)
@@ -240,7 +241,7 @@ def served_lists(
         .select(Col.UNIT_ID, Col.VARIANT, Col.DS)
         .distinct()
         .withColumn(_USER, F.col(Col.UNIT_ID).try_cast("bigint"))
-        .withColumn(Col.REC_SET, _rec_set_col(F.col(Col.VARIANT)))
+        .withColumn(Col.REC_SET, rec_set_col(F.col(Col.VARIANT)))
     )
     # A unit id is a user id only as its canonical decimal string ("007" or " 7" are not).
     is_user = F.col(_USER).isNotNull() & (F.col(_USER).cast("string") == F.col(Col.UNIT_ID))

@@ -202,13 +202,13 @@ with DAG(
         "replay_experiment": Param(
             "recs_model_vs_popularity",
             type="string",
-            pattern=r"^[a-z][a-z0-9_]{0,63}$",
+            pattern=r"^[a-z][a-z0-9_]{0,62}" + common.PATTERN_END,
             description="Experiment id the replay serves.",
         ),
         "replay_data_start": Param(
             "2010-01-01T00:00:00",
             type="string",
-            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$",
+            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}" + common.PATTERN_END,
             description="Data instant (UTC) mapped onto the experiment's first day.",
         ),
         "replay_speed": Param(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
@@ -38,7 +37,7 @@ from pyspark.sql import functions as F
 
 from ab_testing.assignment_spark import assign_df, write_assignments
 from ab_testing.config import ExperimentsConfig, load_config
-from jobs.common import configure_logging, day_range
+from jobs.common import check_names, configure_logging, day_range
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import AB_ASSIGNMENTS, BRONZE_USERS, Col
 
@@ -50,7 +49,6 @@ log = logging.getLogger("jobs.assign")
 #: bronze.users columns that are lineage, not unit attributes.
 _NOT_ATTRIBUTES = (Col.USER_ID, Col.SOURCE, Col.RUN_ID, Col.DS)
 #: Delivery names and run ids, as bronze writes them.
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class NoPopulationError(RuntimeError):
@@ -96,9 +94,7 @@ def parse_args(argv: Sequence[str] | None) -> AssignJob:
     parser.add_argument("--run-id", help="id stamped on every row (default: a new UUID)")
     args = parser.parse_args(argv)
     run_id = args.run_id or uuid.uuid4().hex
-    for name, value in (("source", args.source), ("run_id", run_id)):
-        if value is not None and not _NAME_RE.match(value):
-            raise ValueError(f"{name}: expected {_NAME_RE.pattern}, got {value!r}")
+    check_names((("source", args.source), ("run_id", run_id)))
     day_range(args.from_ds, args.ds)  # before the config is read: the cheaper check first
     return AssignJob(load_config(args.config), args.ds, args.source, run_id, args.from_ds)
 

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobs.generate_synthetic")
 
-_NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")  # as recsys.settings.IngestConfig
+_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")  # as recsys.settings.IngestConfig
 #: Interactions per Spark partition when ``--partitions`` is not given.
 ROWS_PER_PARTITION: Final = 1_000_000
 RATINGS_CSV: Final = "ratings.csv"
@@ -97,9 +97,9 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.ds, date):
             raise ValueError(f"ds: expected a datetime.date, got {self.ds!r}")
-        if not _NAME_RE.match(self.source):
+        if not _NAME_RE.fullmatch(self.source):
             raise ValueError(f"source: expected [a-z0-9][a-z0-9_.-]{{0,63}}, got {self.source!r}")
-        if self.run_id is not None and not _NAME_RE.match(self.run_id.lower()):
+        if self.run_id is not None and not _NAME_RE.fullmatch(self.run_id.lower()):
             raise ValueError(f"run_id: expected [A-Za-z0-9_.-]{{1,64}}, got {self.run_id!r}")
         if self.synthetic.end > midnight(self.ds):
             raise ValueError(

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 import uuid
 from collections.abc import Sequence
@@ -50,7 +49,7 @@ from ab_testing.replay import (
     rec_set_for,
     replay,
 )
-from jobs.common import configure_logging
+from jobs.common import check_names, configure_logging
 from recsys.warehouse.io import with_conflict_retry
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
@@ -69,7 +68,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobs.replay")
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class MissingInputError(RuntimeError):
@@ -119,9 +117,7 @@ def parse_args(argv: Sequence[str] | None) -> ReplayJob:
     p.add_argument("--run-id", help="id stamped on quarantined rows (default: a new UUID)")
     args = p.parse_args(argv)
     run_id = args.run_id or uuid.uuid4().hex
-    for name, value in (("interactions_source", args.interactions_source), ("run_id", run_id)):
-        if value is not None and not _NAME_RE.match(value):
-            raise ValueError(f"{name}: expected {_NAME_RE.pattern}, got {value!r}")
+    check_names((("interactions_source", args.interactions_source), ("run_id", run_id)))
     config = load_config(args.config)
     found = [e for e in config.experiments if e.id == args.experiment]
     if not found:

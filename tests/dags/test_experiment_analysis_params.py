@@ -1,0 +1,65 @@
+"""experiment_analysis's string params refuse a trailing newline (jsonschema's ``re.search``
+lets ``$`` match before one). Same throw-away ``AIRFLOW_HOME`` set-up as test_dag_integrity."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+_ROOT = logging.getLogger()
+_ROOT_STATE = (list(_ROOT.handlers), _ROOT.level)
+if "airflow" not in sys.modules:
+    _home = tempfile.mkdtemp(prefix="af-tests-")
+    atexit.register(shutil.rmtree, _home, True)
+    os.environ.update(
+        AIRFLOW_HOME=_home,
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__PARALLELISM="2",
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_home}/airflow.db",
+    )
+if str(REPO) not in sys.path:  # `dags` is not an installed package
+    sys.path.append(str(REPO))
+
+from airflow.sdk.exceptions import ParamValidationError  # noqa: E402
+
+from dags.experiment_analysis import dag  # noqa: E402
+
+_ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "good"),
+    [
+        ("replay_experiment", "recs_model_vs_popularity"),
+        ("replay_data_start", "2010-01-01T00:00:00"),
+        ("from_ds", "2027-01-04"),
+        ("ds", "2027-01-17"),
+        ("source", "ml-latest-small"),
+    ],
+)
+def test_string_param_refuses_a_newline(name: str, good: str) -> None:
+    param = dag.params.get_param(name)
+    assert param.resolve(good) == good
+    for bad in (good + "\n", good + "\r\n", "\n" + good, good + "\nx"):
+        with pytest.raises(ParamValidationError):
+            param.resolve(bad)
+
+
+def test_experiment_param_takes_ids_as_the_config_does() -> None:
+    from ab_testing.config_model import ID_PATTERN
+
+    param = dag.params.get_param("replay_experiment")
+    longest = "e" + "x" * 62
+    assert ID_PATTERN.fullmatch(longest)
+    assert param.resolve(longest) == longest
+    with pytest.raises(ParamValidationError):
+        param.resolve(longest + "x")  # one over the config's limit
