@@ -15,6 +15,8 @@ import numpy.typing as npt
 from scipy import stats
 
 FloatArray = npt.NDArray[np.float64]
+#: Bootstrap resamples evaluated at once by :func:`paired_ratio` (memory: batch x users).
+BOOTSTRAP_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ def paired_ratio(
     level: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    batch: int = BOOTSTRAP_BATCH,
 ) -> RatioInterval:
     """``mean(a) / mean(b)`` with a percentile bootstrap interval that resamples users in pairs.
 
@@ -69,6 +72,9 @@ def paired_ratio(
         level: Confidence level, in (0, 1).
         n_resamples: Bootstrap resamples, >= 100.
         seed: Seeds the resampling (the interval is reproducible).
+        batch: Resamples drawn and evaluated at once, >= 1: memory is ``O(batch * n)``
+            instead of ``O(n_resamples * n)``. The draws come from one seeded generator in
+            the same order whatever the batch, so the interval does not depend on it.
 
     Returns:
         :class:`RatioInterval`; ratio and ends are NaN when ``b`` sums to 0 or ``n < 2``.
@@ -80,6 +86,8 @@ def paired_ratio(
         raise ValueError(f"level: must be a float in (0, 1), got {level!r}")
     if not isinstance(n_resamples, int) or n_resamples < 100:
         raise ValueError(f"n_resamples: must be an int >= 100, got {n_resamples!r}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ValueError(f"batch: must be an int >= 1, got {batch!r}")
     n = len(x)
     nan = float("nan")
     if n < 2 or y.sum() == 0:
@@ -95,6 +103,7 @@ def paired_ratio(
         paired=True,
         vectorized=True,
         n_resamples=n_resamples,
+        batch=batch,
         confidence_level=level,
         method="percentile",
         random_state=np.random.default_rng(seed),

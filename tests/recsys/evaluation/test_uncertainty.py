@@ -32,6 +32,32 @@ def test_paired_ratio_value_interval_and_reproducibility() -> None:
     assert wider.high > r.high
 
 
+def test_batched_resampling_gives_the_one_pass_interval() -> None:
+    """Resamples drawn ``batch`` at a time (memory batch x users) give exactly the interval of
+    drawing all of them at once (what the bootstrap did before batching)."""
+    rng = np.random.default_rng(3)
+    a, b = rng.random(301), rng.random(301)
+
+    def ratio(p: np.ndarray, q: np.ndarray, axis: int = -1) -> np.ndarray:  # type: ignore[type-arg]
+        return p.mean(axis=axis) / q.mean(axis=axis)  # type: ignore[no-any-return]
+
+    one_pass = stats.bootstrap(
+        (a, b),
+        ratio,
+        paired=True,
+        vectorized=True,
+        n_resamples=2000,
+        confidence_level=0.95,
+        method="percentile",
+        random_state=np.random.default_rng(0),
+    ).confidence_interval
+    for batch in (1, 7, 100, 2000, 5000):
+        r = paired_ratio(a, b, batch=batch)
+        assert (r.low, r.high) == (one_pass.low, one_pass.high)
+    with pytest.raises(ValueError, match="batch"):
+        paired_ratio(a, b, batch=0)
+
+
 def test_pairing_narrows_the_interval_when_users_move_together() -> None:
     rng = np.random.default_rng(1)
     base = rng.exponential(size=400)
