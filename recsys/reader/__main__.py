@@ -6,7 +6,7 @@ Usage::
         [--item ID ...] [--genre NAME ...] [-n 5] [--record]
 
 Served events go to an in-memory sink unless ``--record`` appends them to ``ab.served``
-(source ``app``). Exits 2 on bad arguments.
+(source ``app``, one commit at exit). Exits 2 on bad arguments.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ab_testing.config import load_config
 from recsys.reader.reader import Reader
 from recsys.reader.results import ServedList
-from recsys.reader.sinks import DeltaServedSink, InMemorySink, ServedSink
+from recsys.reader.sinks import DeltaServedSink, InMemorySink
 
 
 def _show(label: str, result: ServedList) -> None:
@@ -53,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = load_settings().warehouse_root
     else:
         root = args.warehouse
-    sink: ServedSink = DeltaServedSink(root) if args.record else InMemorySink()
-    with Reader(root, experiments=experiments, sink=sink) as reader:
+    sink: DeltaServedSink | InMemorySink = DeltaServedSink(root) if args.record else InMemorySink()
+    # Leaving the block closes the reader, then the sink: its last batch is written.
+    with sink, Reader(root, experiments=experiments, sink=sink) as reader:
         for user in args.user:
             _show(f"recommendations_for({user})", reader.recommendations_for(user, n=args.n))
         for item in args.item:

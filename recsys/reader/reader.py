@@ -5,6 +5,10 @@ No Spark and no JVM: Delta tables are read with ``deltalake`` (delta-rs) straigh
 :func:`ab_testing.assignment.assign`, bucket for bucket the same as the warehouse's
 ``ab_testing.assignment_spark.assign_df``.
 
+Served events are buffered and written to ``ab.served`` in batches by a background thread
+(:class:`recsys.reader.sinks.DeltaServedSink`): a call never waits for a Delta commit. Close the
+reader (or use it as a context manager) at shutdown to write the last batch.
+
 Each table is read once per Delta version (the rows of its newest ``ds``) and served from memory;
 a newer version is looked for at most every ``refresh_interval_s`` seconds (see
 :mod:`recsys.reader.snapshots`). Unknown users, items and genres get the trending list instead,
@@ -40,8 +44,10 @@ from recsys.reader.results import (
     ServedList,
 )
 from recsys.reader.sinks import DeltaServedSink, ServedEvent, ServedSink
-from recsys.reader.snapshots import TableCache
+from recsys.reader.snapshots import CompletionGate, TableCache
+from recsys.warehouse.completion import Pipeline
 from recsys.warehouse.tables import (
+    OPS_COMPLETED_RUNS,
     SERVE_RECOMMENDATIONS,
     SERVE_RELATED_ITEMS,
     SERVE_TRENDING,
@@ -104,14 +110,17 @@ def rec_set_of(
 class Reader:
     """Reads published recommendations, related items and trending lists for an app.
 
-    Thread-safe; create one per process and share it.
+    Thread-safe; create one per process and share it (in a pre-fork server: in each worker,
+    after the fork, since the default sink's flusher thread does not survive a fork).
 
     Args:
         warehouse_root: Root of the warehouse, as ``RECSYS_WAREHOUSE`` (a path, or a URI
             delta-rs understands, e.g. ``s3://``).
         experiments: Experiment configuration for variants; None serves everyone
             :attr:`RecSet.MODEL`.
-        sink: Where served events go; default: append to ``ab.served`` (source ``app``).
+        sink: Where served events go; default: a :class:`DeltaServedSink` appending to
+            ``ab.served`` (source ``app``) in batches from a background thread, closed by
+            :meth:`close`. A sink passed in is flushed, never closed, by the reader.
         refresh_interval_s: Minimum seconds between version checks per table, >= 0.
         clock: Monotonic seconds, for the refresh interval (tests pass a fake).
         now: The current time (naive = UTC), for ``served_ts`` and the assignment day (UTC).
@@ -145,6 +154,8 @@ class Reader:
             )
         root = str(warehouse_root)
         self.experiments = experiments
+        # The reader closes the sink it made; a sink passed in belongs to the caller.
+        self._own_sink = sink is None
         self._sink: ServedSink = (
             sink if sink is not None else DeltaServedSink(root, storage_options=storage_options)
         )
@@ -157,6 +168,10 @@ class Reader:
             interval,
             clock,
             storage_options,
+            # Only days whose daily run completed (see recsys.reader.snapshots).
+            CompletionGate(
+                OPS_COMPLETED_RUNS.location(root), Pipeline.RECSYS_DAILY, storage_options
+            ),
         )
         self._related = TableCache(
             SERVE_RELATED_ITEMS.location(root),
@@ -296,8 +311,18 @@ class Reader:
             cache.refresh()
 
     def flush(self) -> None:
-        """Persist buffered served events (see :class:`DeltaServedSink`)."""
+        """Persist buffered served events now (see :class:`DeltaServedSink`)."""
         self._sink.flush()
+
+    def close(self) -> None:
+        """Write buffered served events and stop the default sink's flusher (idempotent).
+
+        A sink passed to the constructor is only flushed: its owner closes it.
+        """
+        if self._own_sink and isinstance(self._sink, DeltaServedSink):
+            self._sink.close()
+        else:
+            self._sink.flush()
 
     def __enter__(self) -> Reader:
         return self
@@ -308,7 +333,7 @@ class Reader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.flush()
+        self.close()
 
     # ------------------------------------------------------------------ helpers
 

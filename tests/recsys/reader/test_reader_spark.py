@@ -205,7 +205,7 @@ def test_served_events_land_in_ab_served_for_the_exposure_job(
 ) -> None:
     spark_warehouse.publish(SERVE_RECOMMENDATIONS, rows["recommendations"](D2, USERS, n=3), D2)
     config = experiments()
-    with DeltaServedSink(spark_warehouse.root, batch_size=4) as sink:
+    with DeltaServedSink(spark_warehouse.root, max_batch=4) as sink:
         reader = Reader(spark_warehouse.root, experiments=config, sink=sink, now=lambda: NOW)
         results = {u: reader.recommendations_for(u, n=3) for u in range(1, 11)}
         reader.recommendations_for(424242, n=2)  # unknown: trending fallback, still logged
