@@ -55,7 +55,7 @@ from recsys.training.baselines import ALS_GRID, popularity_scores, train_positiv
 from recsys.training.covisit import CovisitConfig
 from recsys.training.registry import artifacts_root, resolve_artifact
 from recsys.training.scoring import (
-    covisit_scores,
+    covisit_scores_spark,
     merged_pool,
     ndcg_at,
     recs_frame,
@@ -64,7 +64,6 @@ from recsys.training.scoring import (
     sasrec_scores,
     sequence_scores,
     top_k,
-    train_covisit_matrix,
     two_tower_scores,
 )
 from recsys.training.trainers import SplitData, load_split
@@ -192,10 +191,19 @@ def _model_scores(
     cov_config = rank_art.extra.get(COVISIT_CONFIG)
     cov = None
     if cov_config is not None:
-        # Matrix from train events (as the ranker was trained); votes from the test input.
+        # The stored matrix (features.covisit, as training and serving read it); votes from
+        # the evaluated users' last train + validation events, collected for them only.
         config_c = CovisitConfig(**cov_config)
-        matrix = train_covisit_matrix(split.pairs, split.index_of, split.items.n_items, config_c)
-        cov = covisit_scores(split.users, test_input(False), matrix, config_c)
+        cov = covisit_scores_spark(
+            spark,  # type: ignore[arg-type]
+            split.ds,
+            split.split_id,
+            split.items,
+            split.users,
+            (D.TRAIN, D.VALIDATION),
+            config_c,
+            users,
+        )
     seq = None
     pool = top_k(retrieval, mask, RERANK_POOL)
     version = f"{tower_art.version}+{rank_art.version}"

@@ -5,16 +5,18 @@ Usage (also through ``spark-submit jobs/features.py ...``)::
     python -m jobs.features --ds 2026-11-28 [--source ml-latest-small] [--source-ds DATE]
         [--split leave_last_out|time_cutoff] [--cutoff TS] [--validation-cutoff TS]
         [--history-len 50] [--negatives-per-positive 4] [--seed 0] [--half-life-days 180]
-        [--no-tags] [--no-content]
+        [--no-tags] [--no-content] [--covisit-top-n 500]
 
 Reads ``bronze.interactions`` and ``bronze.items`` of the delivery ``(source, source-ds)``
 (default: the latest ds of the source), splits the interactions (``recsys.features.split``),
 computes user and item features from the train role only, embeds item text with
 all-MiniLM-L6-v2 (skipped with ``--no-content``: zeros, and a warning), and samples ranker
-examples. Each of ``features.interactions_split``, ``features.user_features``,
-``features.item_features`` and ``features.ranker_examples`` gets one Delta commit replacing the
-rows of ``(ds, split_id)``: a rerun never duplicates, and other split definitions of the same ds
-are left alone. Exits 2 on bad arguments or a missing delivery.
+examples, and builds the train role's co-visitation matrix truncated to ``--covisit-top-n``
+followers per item (``recsys.training.covisit_spark``; training, evaluation and serving read it).
+Each of ``features.interactions_split``, ``features.user_features``,
+``features.item_features``, ``features.ranker_examples`` and ``features.covisit`` gets one Delta
+commit replacing the rows of ``(ds, split_id)``: a rerun never duplicates, and other split
+definitions of the same ds are left alone. Exits 2 on bad arguments or a missing delivery.
 """
 
 from __future__ import annotations
@@ -37,11 +39,14 @@ from recsys.features.examples import ExampleConfig, ranker_examples
 from recsys.features.item_features import ItemFeatureConfig, item_features
 from recsys.features.split import LeaveLastOut, Split, TimeCutoff, as_of, split_interactions
 from recsys.features.user_features import user_features
+from recsys.training.covisit import DEFAULT_TOP_N, CovisitConfig
+from recsys.training.covisit_spark import covisit_table_rows
 from recsys.warehouse.io import with_conflict_retry
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
     BRONZE_INTERACTIONS,
     BRONZE_ITEMS,
+    FEATURES_COVISIT,
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_ITEM_FEATURES,
     FEATURES_RANKER_EXAMPLES,
@@ -75,6 +80,8 @@ class FeatureJobConfig:
         examples: Ranker example sampling.
         items: Item feature options.
         content: Run the sentence encoder (False: zero vectors).
+        covisit: Co-visitation settings of ``features.covisit`` (window, step decay, top_n);
+            the ranker reads the table with its own copy and refuses other settings.
     """
 
     ds: date
@@ -85,6 +92,7 @@ class FeatureJobConfig:
     examples: ExampleConfig = field(default_factory=ExampleConfig)
     items: ItemFeatureConfig = field(default_factory=ItemFeatureConfig)
     content: bool = True
+    covisit: CovisitConfig = field(default_factory=CovisitConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.ds, date):
@@ -97,12 +105,13 @@ class FeatureJobConfig:
 
 @dataclass(frozen=True, slots=True)
 class Features:
-    """The four outputs of :func:`transform`, without ``split_id`` and ``ds``."""
+    """The five outputs of :func:`transform`, without ``split_id`` and ``ds``."""
 
     interactions_split: DataFrame
     user_features: DataFrame
     item_features: DataFrame
     ranker_examples: DataFrame
+    covisit: DataFrame
     persisted: tuple[DataFrame, ...] = ()
 
 
@@ -158,6 +167,12 @@ def parse_args(argv: Sequence[str] | None) -> FeatureJobConfig:
         action="store_true",
         help="skip the sentence encoder (content_embedding = zeros)",
     )
+    parser.add_argument(
+        "--covisit-top-n",
+        type=int,
+        default=DEFAULT_TOP_N,
+        help="followers kept per item in features.covisit (bounds it to items x top-n rows)",
+    )
     args = parser.parse_args(argv)
     split: Split
     if args.split == "time_cutoff":
@@ -177,6 +192,7 @@ def parse_args(argv: Sequence[str] | None) -> FeatureJobConfig:
         examples=ExampleConfig(negatives_per_positive=args.negatives_per_positive, seed=args.seed),
         items=ItemFeatureConfig(half_life_days=args.half_life_days, include_tags=not args.no_tags),
         content=not args.no_content,
+        covisit=CovisitConfig(top_n=args.covisit_top_n),
     )
 
 
@@ -231,6 +247,7 @@ def transform(
         ranker_examples=ranker_examples(
             split_df, base.select(Col.ITEM_ID, Col.N_INTERACTIONS), config.examples, candidates
         ),
+        covisit=covisit_table_rows(split_df, base, config.covisit),
         persisted=(split_df, base),
     )
 
@@ -251,13 +268,14 @@ def replace_split(df: DataFrame, table: TableRef, ds: date, split_id: str) -> No
 
 
 def load(spark: SparkSession, features: Features, config: FeatureJobConfig) -> dict[str, int]:
-    """Write the four tables (one commit each); returns rows written per table."""
+    """Write the five tables (one commit each); returns rows written per table."""
     split_id = config.split.split_id
     outputs = (
         (FEATURES_INTERACTIONS_SPLIT, features.interactions_split),
         (FEATURES_USER_FEATURES, features.user_features),
         (FEATURES_ITEM_FEATURES, features.item_features),
         (FEATURES_RANKER_EXAMPLES, features.ranker_examples),
+        (FEATURES_COVISIT, features.covisit),
     )
     counts: dict[str, int] = {}
     for table, df in outputs:

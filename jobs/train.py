@@ -8,7 +8,6 @@ Usage::
         [--max-len L] [--dropout P] [--sasrec-events all|positive]
         [--sasrec-targets all|positive]   # SASRec only
         [--ranker-sasrec on|off] [--ranker-covisit on|off]   # ranker only
-        [--max-seconds S]   # wall-clock training budget; stops after the batch that crosses it
 
 Reads ``features.*`` of ``(ds, split_id)``, streams training rows through petastorm, trains on
 CUDA when present (else CPU) with early stopping on validation NDCG@10, and writes
@@ -48,6 +47,7 @@ from recsys.training.artifacts import (
     save_artifact,
 )
 from recsys.training.covisit import CovisitConfig
+from recsys.training.covisit_spark import stored_settings
 from recsys.training.loops import (
     MODEL_NAMES,
     ModelName,
@@ -142,13 +142,6 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         default=RANKER_COVISIT,
         help="ranker: the co-visitation score of the user's recent events as an input",
     )
-    p.add_argument(
-        "--max-seconds",
-        type=float,
-        default=None,
-        help="wall-clock training budget in seconds: the batch that crosses it ends training "
-        "(best validation epoch kept; the artifact records stopped=budget)",
-    )
     a = p.parse_args(argv)
     epochs, patience, lr = DEFAULTS[a.model]
     train = TrainConfig(
@@ -161,7 +154,6 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         dropout=a.dropout,
         positives_only=a.sasrec_events == "positive",
         positive_targets=a.sasrec_targets == "positive",
-        max_seconds=a.max_seconds,
     )
     return TrainJobConfig(
         a.model,
@@ -225,7 +217,11 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
                 raise FileNotFoundError(f"no sasrec artifact under {root}: train it first")
             sequencer = load_model_as(seq_art, split, SequentialRecommender)
             extra[SEQUENCER_VERSION] = seq_art.version
-        covisit = CovisitConfig() if config.ranker_covisit else None
+        covisit = None
+        if config.ranker_covisit:
+            # The top_n the features job stored features.covisit with (the default without it).
+            stored = stored_settings(spark, config.ds, config.split_id)
+            covisit = CovisitConfig() if stored is None else CovisitConfig(top_n=stored[2])
         if covisit is not None:
             extra[COVISIT_CONFIG] = dataclasses.asdict(covisit)
         trained = train_ranker(
@@ -243,7 +239,6 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
         seed=config.train.seed,
         best_epoch=res.best_epoch,
         epochs_run=len(res.history),
-        stopped=res.stopped,
         train_seconds=round(res.seconds, 1),
         device=str(device),
         train_config={k: getattr(config.train, k) for k in config.train.__dataclass_fields__},

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
 import torch
 from pyspark.sql import Window
 from pyspark.sql import functions as F
@@ -326,12 +325,12 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
         version = tt.version + "+" + sas.version + "+" + rk.version
     cov = rk.extra.get(COVISIT_CONFIG)
     if cov is not None:
-        # The matrix from the split's train events, on the driver (as offline; it is broadcast
-        # with the item arrays), the votes from each user's train + validation events.
+        # The stored matrix of ds (features.covisit, written once by the features job; at most
+        # items x top_n entries, broadcast with the item arrays), the votes from each user's
+        # train + validation events, computed in Spark per user.
         cov_config = CovisitConfig(**cov)
-        pairs = D.split_pairs(ctx.spark, ctx.ds, ctx.split_id)
-        matrix = train_covisit_matrix(pairs, items.index_of(), items.n_items, cov_config)
-        arrays = replace(arrays, covisit_t=sp.csr_matrix(matrix.T), covisit_config=cov_config)
+        matrix = train_covisit_matrix(ctx.spark, ctx.ds, ctx.split_id, items, cov_config)
+        arrays = replace(arrays, covisit_matrix=matrix, covisit_config=cov_config)
         recent = event_sequences(ctx, cand_users, False).select(
             Col.USER_ID,
             # The last `last` events (slice with a negative start empties shorter arrays).

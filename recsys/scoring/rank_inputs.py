@@ -28,9 +28,12 @@ class ItemArrays:
         embedding: ``(N, d)`` float32 two-tower item vectors (unit norm).
         sequence: None, or ``(N, d_s + 1)`` float32 SASRec item vectors ``[e_i, 1]`` for a
             ranker trained with SASRec's score.
-        covisit_t: None, or the transposed co-visitation matrix ``(N + 1, N + 1)`` over item
-            indices (row 0 padding) for a ranker trained with co-visitation, with its
-            ``covisit_config``.
+        covisit_matrix: None, or the co-visitation matrix ``(N + 1, N + 1)`` over item indices
+            (row 0 padding; row = preceding item) for a ranker trained with co-visitation, with
+            its ``covisit_config``. Truncated to ``top_n`` entries per row
+            (:mod:`recsys.training.covisit`), it holds at most ``N · top_n`` non-zeros, bounded
+            by the catalogue (capped at 100k items in this product) and never by users: that is
+            why it may be collected to the driver and broadcast with the other item arrays.
     """
 
     item_ids: NDArray
@@ -39,15 +42,17 @@ class ItemArrays:
     is_cold: NDArray
     embedding: NDArray
     sequence: NDArray | None = None
-    covisit_t: sp.csr_matrix | None = None
+    covisit_matrix: sp.csr_matrix | None = None
     covisit_config: CovisitConfig | None = None
 
     def __post_init__(self) -> None:
         n = len(self.item_ids)
-        if (self.covisit_t is None) != (self.covisit_config is None):
-            raise ValueError("covisit_t: the matrix and covisit_config come together")
-        if self.covisit_t is not None and self.covisit_t.shape != (n + 1, n + 1):
-            raise ValueError(f"covisit_t: expected {(n + 1, n + 1)}, got {self.covisit_t.shape}")
+        if (self.covisit_matrix is None) != (self.covisit_config is None):
+            raise ValueError("covisit_matrix: the matrix and covisit_config come together")
+        if self.covisit_matrix is not None and self.covisit_matrix.shape != (n + 1, n + 1):
+            raise ValueError(
+                f"covisit_matrix: expected {(n + 1, n + 1)}, got {self.covisit_matrix.shape}"
+            )
         for name in ("genres", "log_count", "is_cold", "embedding", "sequence"):
             if getattr(self, name) is not None and len(getattr(self, name)) != n:
                 raise ValueError(f"{name}: expected {n} rows, got {len(getattr(self, name))}")
@@ -83,10 +88,10 @@ class ItemArrays:
         return torch.from_numpy(np.concatenate([np.zeros_like(e[:1]), e]))
 
     def covisit(self) -> tuple[sp.csr_matrix, CovisitConfig] | None:
-        """``(covisit_t, covisit_config)``, or None without them."""
-        if self.covisit_t is None or self.covisit_config is None:
+        """``(covisit_matrix, covisit_config)``, or None without them."""
+        if self.covisit_matrix is None or self.covisit_config is None:
             return None
-        return self.covisit_t, self.covisit_config
+        return self.covisit_matrix, self.covisit_config
 
     @property
     def sequence_dim(self) -> int:
@@ -114,8 +119,8 @@ class UserBatch:
 def user_dense_dim(n_dense: int, items: ItemArrays) -> int:
     """Width of the user ``dense`` feature of a ranker with ``n_dense`` inputs: the four item and
     cross features, the SASRec score (when ``items.sequence`` is given) and the co-visitation
-    score (when ``items.covisit_t`` is) are the rest."""
-    width = n_dense - 4 - int(items.sequence is not None) - int(items.covisit_t is not None)
+    score (when ``items.covisit_matrix`` is) are the rest."""
+    width = n_dense - 4 - int(items.sequence is not None) - int(items.covisit_matrix is not None)
     if width < 0:
         raise ValueError(f"n_dense: {n_dense} leaves no room for the user features")
     return width

@@ -14,7 +14,8 @@ evaluation, whatever the candidate's source. A ranker trained with SASRec also r
 next-item log-probability: the dot product of the user's :data:`SEQUENCE_VECTOR` and the item's
 ``ItemArrays.sequence`` row (:func:`recsys.training.scoring.sasrec_user_vectors`), both given
 or neither; one trained with co-visitation reads :func:`recsys.training.covisit.pair_scores` of
-the user's :data:`RECENT_ITEMS` against ``ItemArrays.covisit_t``.
+the user's :data:`RECENT_ITEMS` against ``ItemArrays.covisit_matrix`` (each user's vote
+weights times the truncated matrix, per Arrow batch).
 
 Output: ``user_id, rank (1..N), item_id, score (sigmoid probability, float32), source,
 because_item_id`` where ``because_item_id`` is the user's history item with the highest cosine to
@@ -118,7 +119,7 @@ def rank_kernel(
     At least ``cold_slots`` of each user's ``n`` places go to cold items (no train interactions)
     when the candidates hold some: see :func:`recsys.scoring.kernels.reserve_slots`.
     ``item_seq`` (``ItemArrays.padded_sequence``) and ``batch.sequence`` come together, and so
-    do ``covisit`` (``ItemArrays.covisit_t`` and its config) and ``batch.recent``.
+    do ``covisit`` (``ItemArrays.covisit_matrix`` and its config) and ``batch.recent``.
     """
     if (item_seq is None) != (batch.sequence is None):
         raise ValueError("item_seq: SASRec item and user vectors must be given together")
@@ -234,7 +235,7 @@ def rank_local(
     recent = None
     if items.covisit_config is not None:
         if RECENT_ITEMS not in users.columns:
-            raise ValueError(f"users: needs a {RECENT_ITEMS!r} column with items.covisit_t")
+            raise ValueError(f"users: needs a {RECENT_ITEMS!r} column with items.covisit_matrix")
         lists = [list(v) if has[r] else [] for r, v in enumerate(feats[RECENT_ITEMS])]
         recent = history_matrix(pa.array(lists, pa.list_(pa.int64())), items.covisit_config.last)
 
@@ -429,9 +430,9 @@ def rank_spark(
     default = None if items.sequence is None else uniform_sequence_vector(items)
     if default is not None and SEQUENCE_VECTOR not in users.columns:
         raise ValueError(f"users: needs a {SEQUENCE_VECTOR!r} column with items.sequence")
-    recent = items.covisit_t is not None
+    recent = items.covisit_matrix is not None
     if recent and RECENT_ITEMS not in users.columns:
-        raise ValueError(f"users: needs a {RECENT_ITEMS!r} column with items.covisit_t")
+        raise ValueError(f"users: needs a {RECENT_ITEMS!r} column with items.covisit_matrix")
     frame = rank_input(
         candidates, users, dense_dim, n_genres, dim, shuffle_slots(spark), default, recent
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,12 +26,15 @@ from recsys.scoring.kernels import reserve_slots
 from recsys.training.covisit import (
     CovisitConfig,
     covisit_feature,
-    covisit_matrix,
     pair_scores,
     recent_weights,
 )
-from recsys.training.data import TRAIN, ItemTable, UserTable, event_sequences
+from recsys.training.covisit_spark import collect_recent_items, load_covisit_matrix
+from recsys.training.data import ItemTable, UserTable
 from recsys.warehouse.tables import Col
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 RANK = "rank"
 CHUNK = 512
@@ -224,25 +229,26 @@ def sequence_scores(
 @dataclass(frozen=True)
 class CovisitScores:
     """Co-visitation ranker input of any (user-table row, item index) pair
-    (:mod:`recsys.training.covisit`): the rows' recent-item vote weights and ``M.T``."""
+    (:mod:`recsys.training.covisit`): the rows' recent-item vote weights and the truncated
+    matrix ``M`` (at most ``n · top_n`` non-zeros)."""
 
     weights: sp.csr_matrix  #: (R, n + 1), one row per user-table row
-    matrix_t: sp.csr_matrix  #: (n + 1, n + 1), the transposed co-visitation matrix
+    matrix: sp.csr_matrix  #: (n + 1, n + 1), the co-visitation matrix, rows = preceding item
 
     def feature(self, rows: Tensor, items: Tensor) -> Tensor:
         """``(B,)`` float32 :func:`recsys.training.covisit.covisit_feature` of the pairs."""
-        raw = pair_scores(self.weights, self.matrix_t, rows.numpy(), items.numpy())
+        raw = pair_scores(self.weights, self.matrix, rows.numpy(), items.numpy())
         return torch.from_numpy(covisit_feature(raw))
 
 
 def train_covisit_matrix(
-    pairs: pd.DataFrame, index_of: Mapping[int, int], n_items: int, config: CovisitConfig
+    spark: SparkSession, ds: date, split_id: str, items: ItemTable, config: CovisitConfig
 ) -> sp.csr_matrix:
-    """The co-visitation matrix of a split's train-role events (every interaction, oldest
-    first), which evaluation and serving read: the matrix :func:`train_ranker
-    <recsys.training.trainers.train_ranker>` builds from the same events it also votes with."""
-    events = event_sequences(pairs, (TRAIN,), index_of, False)
-    return covisit_matrix(events, n_items, config)
+    """The co-visitation matrix of a split's train-role events over ``items``' indices, as
+    ``features.covisit`` stores it (built once by the features job in Spark, cut to
+    ``config.top_n`` per item): the one matrix training, evaluation and serving all read
+    (:func:`recsys.training.covisit_spark.load_covisit_matrix`)."""
+    return load_covisit_matrix(spark, ds, split_id, items.item_ids[1:].numpy(), config)
 
 
 def covisit_scores(
@@ -252,10 +258,33 @@ def covisit_scores(
     config: CovisitConfig,
 ) -> CovisitScores:
     """:class:`CovisitScores` of every row of ``users`` from their event sequences ``recent``
-    (by user id, oldest first) and a :func:`recsys.training.covisit.covisit_matrix`."""
+    (by user id, item indices oldest first; users without an entry do not vote) and a
+    co-visitation matrix (:func:`train_covisit_matrix`)."""
     lists = [recent.get(int(u), []) for u in users.user_ids.tolist()]
     weights = recent_weights(lists, matrix.shape[0] - 1, config)
-    return CovisitScores(weights, sp.csr_matrix(matrix.T))
+    return CovisitScores(weights, sp.csr_matrix(matrix))
+
+
+def covisit_scores_spark(
+    spark: SparkSession,
+    ds: date,
+    split_id: str,
+    items: ItemTable,
+    users: UserTable,
+    roles: tuple[str, ...],
+    config: CovisitConfig,
+    user_ids: Sequence[int] | None = None,
+) -> CovisitScores:
+    """:func:`covisit_scores` from Spark: the stored matrix (:func:`train_covisit_matrix`) and
+    the last ``config.last`` events of ``roles`` of the users ``user_ids`` (default: every user
+    of ``users``), collected for those users only
+    (:func:`recsys.training.covisit_spark.collect_recent_items`); other rows do not vote."""
+    matrix = train_covisit_matrix(spark, ds, split_id, items, config)
+    wanted = list(users.rows) if user_ids is None else list(user_ids)
+    recent = collect_recent_items(spark, ds, split_id, roles, wanted, config.last)
+    index_of = items.index_of()
+    by_index = {u: [index_of[i] for i in ids if i in index_of] for u, ids in recent.items()}
+    return covisit_scores(users, by_index, matrix, config)
 
 
 def merge_candidates(first: Tensor, second: Tensor, width: int) -> Tensor:

@@ -28,12 +28,12 @@ from recsys.models.ranker import InteractionRanker, RankerConfig, bce_loss
 from recsys.models.sasrec import SASRecConfig, SequentialRecommender
 from recsys.models.two_tower import TwoTower, TwoTowerConfig, in_batch_softmax_loss
 from recsys.training import data as D
-from recsys.training.covisit import CovisitConfig, covisit_matrix
+from recsys.training.covisit import CovisitConfig
 from recsys.training.loops import NDCG10, FitResult, TrainConfig, config_dict, fit, seed_everything
 from recsys.training.scoring import (
     CovisitScores,
     SequenceScores,
-    covisit_scores,
+    covisit_scores_spark,
     item_vectors,
     known_mask,
     merged_pool,
@@ -315,7 +315,8 @@ def train_ranker(
     the SASRec top ``config.candidates`` merged (:func:`merged_pool`), and SASRec's next-item
     log-probability of the train-role sequence is one more input with its own straight weight
     (``RankerConfig.linear_columns``, from 0). With ``covisit`` the co-visitation score of the
-    train-role events (matrix and user history both; :mod:`recsys.training.covisit`) is another
+    train-role events (the stored ``features.covisit`` matrix and each user's last train events;
+    :mod:`recsys.training.covisit`) is another
     such input.
     """
     seed_everything(config.seed)
@@ -333,9 +334,10 @@ def train_ranker(
         seq_scores = sequence_scores(sequencer, train_seqs, users, device)
     cov_scores: CovisitScores | None = None
     if covisit is not None:
-        events = D.event_sequences(split.pairs, (D.TRAIN,), split.index_of, False)
-        cov_scores = covisit_scores(
-            users, events, covisit_matrix(events, items.n_items, covisit), covisit
+        # The stored matrix (features.covisit, as evaluation and serving read it) and the
+        # train-role votes of the rows of `users` only, collected from Spark for them.
+        cov_scores = covisit_scores_spark(
+            spark, split.ds, split.split_id, items, users, (D.TRAIN,), covisit
         )
     extra_cols = int(seq_scores is not None) + int(cov_scores is not None)
     mc = model_config or RankerConfig(

@@ -14,7 +14,7 @@ from typing import Final
 from recsys.settings import PROJECT_ROOT
 
 SQL_ROOT: Final[Path] = PROJECT_ROOT / "sql"
-_IDENT: Final = re.compile(r"[a-z][a-z0-9_]*")  # fullmatch: no trailing newline
+_IDENT: Final = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class TableRef:
 
     def __post_init__(self) -> None:
         schema, dot, table = self.qualified_name.partition(".")
-        if not dot or not _IDENT.fullmatch(schema) or not _IDENT.fullmatch(table):
+        if not dot or not _IDENT.match(schema) or not _IDENT.match(table):
             raise ValueError(
                 f"qualified_name: expected 'schema.table', got {self.qualified_name!r}"
             )
@@ -65,6 +65,7 @@ FEATURES_INTERACTIONS_SPLIT: Final = TableRef("features.interactions_split")
 FEATURES_USER_FEATURES: Final = TableRef("features.user_features")
 FEATURES_ITEM_FEATURES: Final = TableRef("features.item_features")
 FEATURES_RANKER_EXAMPLES: Final = TableRef("features.ranker_examples")
+FEATURES_COVISIT: Final = TableRef("features.covisit")
 EVAL_OFFLINE_METRICS: Final = TableRef("eval.offline_metrics")
 AB_SERVED: Final = TableRef("ab.served")
 SERVE_ITEM_EMBEDDINGS: Final = TableRef("serve.item_embeddings")
@@ -97,6 +98,7 @@ ALL_TABLES: Final[tuple[TableRef, ...]] = (
     FEATURES_USER_FEATURES,
     FEATURES_ITEM_FEATURES,
     FEATURES_RANKER_EXAMPLES,
+    FEATURES_COVISIT,
     EVAL_OFFLINE_METRICS,
     AB_SERVED,
     SERVE_ITEM_EMBEDDINGS,
@@ -199,6 +201,11 @@ class Col:
     EXPLANATION: Final = "explanation"
     REC_SET: Final = "rec_set"
     RELATED_ITEM_ID: Final = "related_item_id"
+    NEXT_ITEM_ID: Final = "next_item_id"
+    WEIGHT: Final = "weight"
+    COVISIT_WINDOW: Final = "covisit_window"
+    STEP_DECAY: Final = "step_decay"
+    TOP_N: Final = "top_n"
     GENRE: Final = "genre"
     RECENT_COUNT: Final = "recent_count"
     BASELINE_COUNT: Final = "baseline_count"

@@ -6,11 +6,14 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
 from jobs import features, ingest
+from recsys.training.covisit import CovisitConfig, covisit_matrix, matrix_from_ids
 from recsys.warehouse.tables import (
+    FEATURES_COVISIT,
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_ITEM_FEATURES,
     FEATURES_RANKER_EXAMPLES,
@@ -31,6 +34,7 @@ TABLES = (
     FEATURES_USER_FEATURES,
     FEATURES_ITEM_FEATURES,
     FEATURES_RANKER_EXAMPLES,
+    FEATURES_COVISIT,
 )
 MOVIES = (
     "movieId,title,genres\n"
@@ -88,6 +92,7 @@ def test_job_writes_every_table_once_and_reruns_idempotently(
 ) -> None:
     ingest_tiny(tmp_path / "tiny")
     argv = ["--ds", DS, "--source", SOURCE, "--no-content", "--negatives-per-positive", "2"]
+    argv += ["--covisit-top-n", "2"]
     _, before = state(spark, "leave_last_out")
     assert features.main(argv) == 0
     first, after_first = state(spark, "leave_last_out")
@@ -131,6 +136,23 @@ def test_job_writes_every_table_once_and_reruns_idempotently(
     assert row is not None
     assert list(row[Col.HISTORY]) == [1, 2]
 
+    # features.covisit: the numpy matrix of the written train events, cut to --covisit-top-n.
+    day = F.col(Col.DS) == F.lit(date.fromisoformat(DS))
+    train = (
+        spark.table(FEATURES_INTERACTIONS_SPLIT.qualified_name)
+        .where(day & (F.col(Col.SPLIT_ID) == "leave_last_out") & (F.col(Col.ROLE) == "train"))
+        .toPandas()
+        .sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
+    )
+    seqs = {int(u): [int(i) for i in g] for u, g in train.groupby(Col.USER_ID)[Col.ITEM_ID]}
+    cov = spark.table(FEATURES_COVISIT.qualified_name).where(day).toPandas()
+    assert set(cov[Col.TOP_N]) == {2}
+    assert set(cov[Col.COVISIT_WINDOW]) == {CovisitConfig().window}
+    want = covisit_matrix(seqs, 6, CovisitConfig(top_n=2))
+    got = matrix_from_ids(cov[Col.ITEM_ID], cov[Col.NEXT_ITEM_ID], cov[Col.WEIGHT], np.arange(1, 7))
+    assert got.nnz == want.nnz == len(cov) > 0
+    np.testing.assert_allclose(got.toarray(), want.toarray(), atol=1e-6)
+
 
 def test_other_splits_of_the_same_ds_are_left_alone(spark: SparkSession) -> None:
     table: TableRef = FEATURES_RANKER_EXAMPLES
@@ -159,6 +181,7 @@ def test_other_splits_of_the_same_ds_are_left_alone(spark: SparkSession) -> None
         ["--split", "time_cutoff"],  # no --cutoff
         ["--cutoff", "2020-01-01"],  # a cutoff without time_cutoff
         ["--history-len", "0"],
+        ["--covisit-top-n", "0"],
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str]) -> None:

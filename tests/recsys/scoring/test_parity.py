@@ -120,7 +120,7 @@ def test_ranking_spark_equals_local(
         is_cold=rng.random(n_items) > 0.8,
         embedding=emb / np.linalg.norm(emb, axis=1, keepdims=True),
         sequence=seq_items if with_sequence else None,
-        covisit_t=_random_covisit(rng, n_items) if with_covisit else None,
+        covisit_matrix=_random_covisit(rng, n_items) if with_covisit else None,
         covisit_config=CovisitConfig(last=3) if with_covisit else None,
     )
     user_ids = np.arange(1, n_users + 1)
@@ -224,7 +224,7 @@ def test_rank_input_packs_candidates_and_rejects_unknown_sources(spark: SparkSes
 
 def _random_covisit(rng: np.random.Generator, n_items: int) -> sp.csr_matrix:
     seqs = {u: rng.integers(1, n_items + 1, size=12).tolist() for u in range(20)}
-    return covisit_matrix(seqs, n_items, CovisitConfig(window=3)).T.tocsr()
+    return covisit_matrix(seqs, n_items, CovisitConfig(window=3, top_n=5))
 
 
 def test_sasrec_vectors_spark_equal_local(spark: SparkSession) -> None:
