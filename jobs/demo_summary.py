@@ -23,10 +23,12 @@ from pyspark.sql import functions as F
 
 from jobs.common import configure_logging
 from recsys.settings import PROJECT_ROOT, load_settings
+from recsys.warehouse.completion import Pipeline
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
     AB_RESULTS,
     EVAL_OFFLINE_METRICS,
+    OPS_COMPLETED_RUNS,
     OPS_DQ_CHECKS,
     OPS_MODEL_DECISIONS,
     SERVE_CANDIDATES,
@@ -109,6 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n== Data quality (ops.dq_checks): {passed} passed, {len(failed)} failed")
     for r in failed:
         problems.append(f"DQ {r[Col.CHECK_NAME]} failed on {r[Col.TABLE_NAME]}: {r[Col.DETAIL]}")
+
+    print("\n== Completed runs (ops.completed_runs): what consumers may read")
+    done = spark.table(OPS_COMPLETED_RUNS.qualified_name).where(day).collect()
+    for r in sorted(done, key=lambda r: (r[Col.PIPELINE], r[Col.SOURCE] or "")):
+        print(
+            f"  {r[Col.PIPELINE]:<13} {r[Col.SOURCE] or '':<18} run {r[Col.RUN_ID]} "
+            f"at {r[Col.COMPLETED_TS]:%Y-%m-%d %H:%M:%S}, {len(r[Col.TABLE_VERSIONS])} tables"
+        )
+    if not any(r[Col.PIPELINE] == Pipeline.RECSYS_DAILY for r in done):
+        problems.append(f"no completed recsys_daily run for ds={args.ds}: apps serve an older day")
 
     print(f"\n== Experiment {args.experiment} on {args.analysis_ds} (ab.results, slice all)")
     results = (

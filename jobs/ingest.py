@@ -10,6 +10,12 @@ Reads ratings, movies, tags and users files of the ml-latest-small, ml-100k or m
 Each table gets one Delta commit that replaces the delivery ``(source, ds)``: a rerun never
 duplicates. If more than ``--max-bad-fraction`` of any file's lines is bad, the bronze tables are
 left untouched, the quarantine and ``ops.ingest_runs`` record why, and the job exits 1.
+
+The five commits are atomic per table only, so the delivery is marked complete by one more
+commit, LAST: an ``ops.completed_runs`` row ``(pipeline='ingest', ds, source)`` with the Delta
+versions written (:mod:`recsys.warehouse.completion`). A run retracts the delivery's earlier
+record before its first commit; killed anywhere in between (or failed), the delivery stays
+incomplete and consumers keep reading the previous completed one until a rerun finishes.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
@@ -40,6 +46,7 @@ from recsys.ingest.pipeline import (
     users_rows,
 )
 from recsys.settings import FileKind, IngestConfig, Layout
+from recsys.warehouse.completion import Pipeline, record_completion, retract_completion
 from recsys.warehouse.io import append, replace_delivery
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
@@ -55,6 +62,15 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("jobs.ingest")
+#: What one delivery writes, in commit order; the completion record (``pipeline='ingest'``) comes
+#: after all of them.
+INGEST_TABLES: Final = (
+    BRONZE_ITEMS,
+    BRONZE_INTERACTIONS,
+    BRONZE_USERS,
+    BRONZE_QUARANTINE,
+    OPS_INGEST_RUNS,
+)
 Lines = dict[FileKind, tuple[FileSpec, "DataFrame"]]
 
 
@@ -198,6 +214,9 @@ def load(spark: SparkSession, config: IngestConfig, lines: Lines) -> list[FileCo
             )
         worst = max(counts, key=lambda c: c.bad_fraction)
         quarantine = quarantine_rows(classified, delivery)
+        # Before the first commit: while this run writes (or after it fails) the delivery is not
+        # complete, and consumers keep reading the previous completed delivery.
+        retract_completion(spark, Pipeline.INGEST, config.ds, config.source)
         if worst.bad_fraction > config.max_bad_fraction:
             message = (
                 f"{worst.kind}: {worst.n_quarantined} of {worst.n_read} lines bad "
@@ -215,6 +234,10 @@ def load(spark: SparkSession, config: IngestConfig, lines: Lines) -> list[FileCo
         replace_delivery(users_rows(classified, delivery), BRONZE_USERS, config.ds, config.source)
         replace_delivery(quarantine, BRONZE_QUARANTINE, config.ds, config.source)
         append(run_rows(spark, counts, delivery, "ok", None, started), OPS_INGEST_RUNS)
+        # Last: the delivery is complete only once all five commits above are in.
+        record_completion(
+            spark, Pipeline.INGEST, config.ds, delivery.run_id, INGEST_TABLES, config.source
+        )
         return counts
     finally:
         for df in classified.files.values():

@@ -7,6 +7,14 @@ committed does it read the newest day again, from that version, and swap the sna
 publish is one Delta commit, so a snapshot is always one whole day of one version: readers see
 the old day or the new one, never a mix. While one thread reloads, the others keep serving the
 old snapshot.
+
+**Completed days only.** A cache given a :class:`CompletionGate` (``serve.recommendations`` in
+:class:`recsys.reader.Reader`) serves the newest day that also has a completion record of its
+pipeline in ``ops.completed_runs`` (:mod:`recsys.warehouse.completion`): a day published by a run
+that has not finished (or was killed after the publish commit) is not served; the previous
+completed day is. A new completion record triggers a reload as a new table version does. When
+``ops.completed_runs`` is absent, or holds no record of the pipeline at all (a warehouse set up
+before completion records), every day counts, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from recsys.warehouse.completion import KEY_COLUMNS, Pipeline, check_pipeline, newest_allowed_day
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -41,18 +50,83 @@ class Loaded:
     version: int
 
 
-def read_newest_day(table: DeltaTable, columns: Sequence[str]) -> Loaded | None:
+def read_newest_day(
+    table: DeltaTable, columns: Sequence[str], allowed: frozenset[date] | None = None
+) -> Loaded | None:
     """The rows of the newest ``ds`` of ``table`` at its current version, or None when it has
-    none. The day and its rows come from that one version."""
+    none. The day and its rows come from that one version.
+
+    Args:
+        table: The Delta table.
+        columns: Columns to read.
+        allowed: Only these days may be chosen (the completed ones); None: any day.
+    """
     days = {p[Col.DS] for p in table.partitions() if p.get(Col.DS) is not None}
-    if not days:
+    newest = newest_allowed_day((date.fromisoformat(d) for d in days), allowed)
+    if newest is None:
         return None
-    newest = max(date.fromisoformat(d) for d in days)
     # DataFusion scan of exactly that day at the table's loaded version (handles deletion vectors
     # and column mapping); the predicate is built from a date, never from caller text.
     reader = table.scan(columns=list(columns), predicate=f"{Col.DS} = '{newest.isoformat()}'")
     rows = to_pyarrow(reader)
     return Loaded(rows, newest, table.version())
+
+
+def read_completed_days(table: DeltaTable, pipeline: Pipeline | str) -> frozenset[date] | None:
+    """Days with a completion record of ``pipeline`` in ``ops.completed_runs`` (``table``, at its
+    loaded version; any source), or None when it holds no record of the pipeline at all (every day
+    counts: see :mod:`recsys.warehouse.completion`). Reads only the key columns."""
+    name = check_pipeline(pipeline)
+    # The predicate is built from an enum value, never from caller text.
+    reader = table.scan(columns=list(KEY_COLUMNS), predicate=f"{Col.PIPELINE} = '{name.value}'")
+    rows = to_pyarrow(reader)
+    if rows.num_rows == 0:
+        return None
+    return frozenset(d for d in rows.column(Col.DS).to_pylist() if d is not None)
+
+
+class CompletionGate:
+    """The completed days of one pipeline, read with delta-rs from ``ops.completed_runs`` and
+    re-read only when that table has a new version. Not thread-safe: a :class:`TableCache` calls
+    it under its lock.
+
+    Args:
+        location: Location of ``ops.completed_runs``.
+        pipeline: Whose records count (e.g. :attr:`Pipeline.RECSYS_DAILY`).
+        storage_options: Passed to delta-rs.
+    """
+
+    def __init__(
+        self,
+        location: str,
+        pipeline: Pipeline | str,
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
+        self.location = location
+        self.pipeline = check_pipeline(pipeline)
+        self._storage_options = storage_options
+        self._table: DeltaTable | None = None
+        self._version: int | None = None
+        self._allowed: frozenset[date] | None = None
+
+    def current(self) -> tuple[int | None, frozenset[date] | None]:
+        """``(version, allowed days)``: the table's version (None while it does not exist) and
+        the completed days (None: completion not tracked, every day counts)."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        if self._table is None:
+            try:
+                self._table = DeltaTable(self.location, storage_options=self._storage_options)
+            except TableNotFoundError:
+                return None, None  # an older warehouse: looked for again at the next check
+        else:
+            self._table.update_incremental()
+        version = self._table.version()
+        if version != self._version:
+            self._allowed = read_completed_days(self._table, self.pipeline)
+            self._version = version
+        return self._version, self._allowed
 
 
 def to_pyarrow(stream: Any) -> pa.Table:
@@ -86,6 +160,7 @@ class TableCache(Generic[S]):
         refresh_interval_s: Minimum seconds between version checks, >= 0 (0: every call).
         clock: Monotonic seconds (tests pass a fake).
         storage_options: Passed to delta-rs.
+        completion: Serve only days this gate says are complete; None: any day.
     """
 
     def __init__(
@@ -96,6 +171,7 @@ class TableCache(Generic[S]):
         refresh_interval_s: float,
         clock: Callable[[], float],
         storage_options: dict[str, str] | None = None,
+        completion: CompletionGate | None = None,
     ) -> None:
         self.location = location
         self._columns = tuple(columns)
@@ -107,6 +183,8 @@ class TableCache(Generic[S]):
         self._table: DeltaTable | None = None  # opened lazily
         self._snapshot: S | None = None
         self._version: int | None = None
+        self._completion = completion
+        self._completion_version: int | None = None
         self._checked_at: float | None = None
 
     def get(self) -> S | None:
@@ -148,10 +226,15 @@ class TableCache(Generic[S]):
     def _refresh_locked(self) -> None:
         try:
             table = self._open()
-            if table is None or table.version() == self._version:
+            if table is None:
                 return
-            loaded = read_newest_day(table, self._columns)
-            self._version = table.version()
+            gate_version, allowed = (
+                (None, None) if self._completion is None else self._completion.current()
+            )
+            if (table.version(), gate_version) == (self._version, self._completion_version):
+                return
+            loaded = read_newest_day(table, self._columns, allowed)
+            self._version, self._completion_version = table.version(), gate_version
             if loaded is None:
                 return
             self._snapshot = self._build(loaded)

@@ -369,7 +369,13 @@ def popularity_set(ctx: ScoreContext, users: DataFrame, n: int) -> DataFrame:
 
 
 def step_publish(ctx: ScoreContext) -> dict[str, int]:
-    """Copy day ds of ``serve.ranked`` to ``serve.recommendations`` in one Delta commit."""
+    """Copy day ds of ``serve.ranked`` to ``serve.recommendations`` in one Delta commit, then
+    record the day as complete (``ops.completed_runs``, pipeline ``recsys_daily``): the last
+    write of a daily run, so apps and consumers that read only completed days see it from then
+    on. In ``recsys_daily`` this runs only after the staged day passed the data-quality checks.
+    """
+    from recsys.warehouse.completion import RECSYS_DAILY_TABLES, Pipeline, record_completion
+
     staged = ctx.day(SERVE_RANKED)
     if staged.limit(1).count() == 0:
         raise ValueError(f"{SERVE_RANKED}: no rows for ds={ctx.ds}: run the rank step")
@@ -386,6 +392,7 @@ def step_publish(ctx: ScoreContext) -> dict[str, int]:
         ctx.ds,
         time.perf_counter() - started,
     )
+    record_completion(ctx.spark, Pipeline.RECSYS_DAILY, ctx.ds, ctx.run_id, RECSYS_DAILY_TABLES)
     return {str(SERVE_RECOMMENDATIONS): rows}
 
 

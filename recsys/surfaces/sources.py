@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
+from recsys.warehouse.completion import Pipeline, latest_completed_ds
 from recsys.warehouse.tables import BRONZE_INTERACTIONS, BRONZE_ITEMS, Col
 
 if TYPE_CHECKING:
@@ -20,8 +21,9 @@ class MissingInputError(RuntimeError):
 def resolve_delivery(
     spark: SparkSession, source: str, ds: date, source_ds: date | None = None
 ) -> date:
-    """The bronze delivery date to read: ``source_ds``, or the latest of ``source`` on or before
-    ``ds``.
+    """The bronze delivery date to read: ``source_ds``, or the latest COMPLETED delivery of
+    ``source`` on or before ``ds`` (one whose ingest finished all its commits; any, on a
+    warehouse without completion records: :mod:`recsys.warehouse.completion`).
 
     Raises:
         MissingInputError: no such delivery has interactions.
@@ -33,13 +35,12 @@ def resolve_delivery(
                 f"source_ds: no interactions of {source!r} for ds {source_ds.isoformat()}"
             )
         return source_ds
-    row = rows.where(F.col(Col.DS) <= F.lit(ds)).agg(F.max(Col.DS).alias(Col.DS)).first()
-    found = None if row is None else row[Col.DS]
+    found = latest_completed_ds(rows, spark, Pipeline.INGEST, source, on_or_before=ds)
     if found is None:
         raise MissingInputError(
-            f"source: no delivery of {source!r} in bronze on or before {ds.isoformat()}"
+            f"source: no completed delivery of {source!r} in bronze on or before {ds.isoformat()}"
         )
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def delivery(spark: SparkSession, source: str, source_ds: date) -> tuple[DataFrame, DataFrame]:

@@ -81,6 +81,7 @@ SERVE_RECOMMENDATIONS_LATEST: Final = TableRef("serve.recommendations_latest")
 SERVE_RELATED_ITEMS_LATEST: Final = TableRef("serve.related_items_latest")
 OPS_MODEL_DECISIONS: Final = TableRef("ops.model_decisions")
 OPS_DQ_CHECKS: Final = TableRef("ops.dq_checks")
+OPS_COMPLETED_RUNS: Final = TableRef("ops.completed_runs")
 
 #: Every table, in the order set-up creates them.
 ALL_TABLES: Final[tuple[TableRef, ...]] = (
@@ -110,6 +111,7 @@ ALL_TABLES: Final[tuple[TableRef, ...]] = (
     SERVE_TRENDING,
     OPS_MODEL_DECISIONS,
     OPS_DQ_CHECKS,
+    OPS_COMPLETED_RUNS,
 )
 SCHEMAS: Final[tuple[str, ...]] = tuple(dict.fromkeys(t.schema for t in ALL_TABLES))
 
@@ -223,6 +225,9 @@ class Col:
     THRESHOLD: Final = "threshold"
     PASSED: Final = "passed"
     CHECKED_AT: Final = "checked_at"
+    PIPELINE: Final = "pipeline"
+    COMPLETED_TS: Final = "completed_ts"
+    TABLE_VERSIONS: Final = "table_versions"
 
 
 class RecSet:

@@ -17,6 +17,7 @@ from recsys.warehouse.tables import (
     BRONZE_ITEMS,
     BRONZE_QUARANTINE,
     BRONZE_USERS,
+    OPS_COMPLETED_RUNS,
     OPS_INGEST_RUNS,
     TableRef,
 )
@@ -78,6 +79,17 @@ def versions(spark: SparkSession) -> dict[TableRef, int]:
     }
 
 
+def completion(spark: SparkSession, source: str) -> dict[str, int] | None:
+    """The delivery's completion record (``ops.completed_runs``): its table versions, or None."""
+    rows = (
+        spark.table(OPS_COMPLETED_RUNS.qualified_name)
+        .where((F.col("pipeline") == "ingest") & (F.col("source") == source))
+        .collect()
+    )
+    assert len(rows) <= 1, rows  # one record per (pipeline, ds, source), never duplicated
+    return dict(rows[0]["table_versions"]) if rows else None
+
+
 def counts(spark: SparkSession, source: str) -> dict[str, int]:
     return {
         t.qualified_name: spark.table(t.qualified_name).where(F.col("source") == source).count()
@@ -118,6 +130,8 @@ def test_planted_bad_rows_are_quarantined_and_rerun_is_idempotent(
     assert first["bronze.users"] == 6
 
     before = versions(spark)
+    # Written last: the versions of all five commits, under (ingest, ds, source).
+    assert completion(spark, "planted") == {t.qualified_name: v for t, v in before.items()}
     assert ingest.main(argv) == 0
     after = counts(spark, "planted")
     # The audit log gains one row per file kind and run; every data table is unchanged.
@@ -127,6 +141,7 @@ def test_planted_bad_rows_are_quarantined_and_rerun_is_idempotent(
     assert after == first  # a rerun replaces, never duplicates
     # One Delta commit per table per run: readers see the old delivery or the new one.
     assert {t: v - before[t] for t, v in versions(spark).items()} == {t: 1 for t in INGEST_TABLES}
+    assert completion(spark, "planted") == {t.qualified_name: v for t, v in versions(spark).items()}
 
 
 def test_too_many_bad_rows_fails_and_leaves_bronze_untouched(
@@ -140,6 +155,7 @@ def test_too_many_bad_rows_fails_and_leaves_bronze_untouched(
     status = spark.table(OPS_INGEST_RUNS.qualified_name).where(F.col("source") == "toobad")
     assert {r["status"] for r in status.collect()} == {"failed"}
     assert "max-bad-fraction" in status.first()["message"]
+    assert completion(spark, "toobad") is None  # a failed delivery is never complete
 
 
 def test_missing_and_empty_inputs_write_nothing(spark: SparkSession, tmp_path: Path) -> None:
