@@ -74,16 +74,21 @@ SPARK_CONN_ID: Final = "spark_local"
 SPARK_LOCAL_CONN_JSON: Final = '{"conn_type": "spark", "host": "local[*]"}'
 
 #: Spark master URLs the guard accepts (what ``spark-submit --master`` understands, mesos aside).
+#: Used with ``fullmatch`` only: ``match`` with ``$`` would accept a trailing newline.
 _MASTER_RE: Final = re.compile(
-    r"^(local(\[(\*|[1-9][0-9]*)(,[0-9]+)?\])?"
+    r"(local(\[(\*|[1-9][0-9]*)(,[0-9]+)?\])?"
     r"|spark://[^\s/:,]+(:[0-9]+)?(,[^\s/:,]+(:[0-9]+)?)*"
     r"|yarn"
-    r"|k8s://\S+)$"
+    r"|k8s://\S+)"
 )
 
+#: End of a JSON-schema ``pattern``. Airflow validates params with ``jsonschema``, which runs
+#: ``re.search``, where ``$`` also matches before a trailing newline (``"ml-1m\n"`` would pass);
+#: "no character follows" means the same in Python and in the browser's ECMAScript regexes.
+PATTERN_END: Final = r"(?![\s\S])"
 #: Delivery names as ``recsys.settings.IngestConfig`` accepts them.
-SOURCE_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-DS_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+SOURCE_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]{0,63}" + PATTERN_END
+DS_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}" + PATTERN_END
 DEFAULT_SOURCE: Final = "ml-latest-small"
 
 
@@ -148,7 +153,7 @@ def check_spark_connection(conn_id: str, resolved: Mapping[str, Any]) -> str:
             f"Spark connection {conn_id!r} ({declared}) resolves to --master {master!r} although "
             f"it does not ask for yarn; refusing to submit. Set host to the master, e.g. {example}"
         )
-    if not _MASTER_RE.match(master):
+    if not _MASTER_RE.fullmatch(master):
         raise SparkConnectionError(
             f"Spark connection {conn_id!r} ({declared}) resolves to --master {master!r}, which is "
             f"not local[N], spark://host:port, yarn or k8s://...; e.g. {example}"

@@ -86,6 +86,7 @@ def test_missing_connection_would_be_yarn_and_is_refused(monkeypatch: pytest.Mon
         ('{"conn_type": "spark"}', "not local"),  # no host: master 'spark://'
         ('{"conn_type": "spark", "host": "local[x]"}', "not local"),
         ('{"conn_type": "spark", "host": "yarn-ish"}', "does not ask for yarn"),
+        ('{"conn_type": "spark", "host": "local[2]\\n"}', "not local"),  # trailing newline
     ],
 )
 def test_malformed_connection_is_refused(
