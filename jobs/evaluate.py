@@ -4,10 +4,13 @@ Usage::
 
     python -m jobs.evaluate --ds 2026-11-28 [--split-id leave_last_out]
         [--models popularity,als,two_tower,sasrec,two_tower+ranker] [--artifacts-dir DIR]
-        [--als-max-iter 10] [--als-grid full|one]
+        [--als-max-iter 10] [--als-grid full|one] [--eval-users 100000]
 
-For every test user, each model scores the whole catalogue, the user's known items (train and
-validation interactions) are removed and the top 100 kept. Metrics come from
+Evaluation reads a seeded sample of ``--eval-users`` users (the smallest ``xxhash64`` of the user
+id: the same users on every run; every user when the split has fewer, as ml-latest-small does;
+:mod:`recsys.training.samples`). For every sampled test user, each model scores the whole
+catalogue in blocks of users, the user's known items (train and validation interactions) are
+removed and the top 100 kept. Metrics come from
 :func:`recsys.evaluation.evaluate` overall and on three slices (``cold_items``: test positives
 that are cold items; ``light_users`` / ``heavy_users``: train interactions at most / above the
 median). Rows replace those of the same ``ds``, split and models in ``eval.offline_metrics`` in
@@ -37,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import torch
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common import configure_logging
@@ -50,8 +54,10 @@ from recsys.models.two_tower import TwoTower
 from recsys.scoring.ranking import COLD_SLOTS
 from recsys.settings import load_settings
 from recsys.training import data as D
+from recsys.training import samples as S
 from recsys.training.artifacts import COVISIT_CONFIG, SEQUENCER_VERSION, latest_artifact
-from recsys.training.baselines import ALS_GRID, popularity_scores, train_positives, tune_als
+from recsys.training.baselines import ALS_GRID, train_positives, tune_als
+from recsys.training.blocks import EvalTask, drop_known, in_blocks, ranked, top_k_fast, user_block
 from recsys.training.covisit import CovisitConfig
 from recsys.training.registry import artifacts_root, resolve_artifact
 from recsys.training.scoring import (
@@ -63,8 +69,7 @@ from recsys.training.scoring import (
     reserve_cold,
     sasrec_scores,
     sequence_scores,
-    top_k,
-    two_tower_scores,
+    two_tower_scorer,
 )
 from recsys.training.trainers import SplitData, load_split
 from recsys.warehouse.io import replace_rows
@@ -103,8 +108,10 @@ class EvalJobConfig:
     artifacts_dir: Path | None = None
     als_max_iter: int = 10
     als_grid: str = "full"
+    eval_users: int = S.EVAL_USERS
 
     def __post_init__(self) -> None:
+        S.check_sample_size("eval_users", self.eval_users)
         bad = [m for m in self.models if m not in MODELS]
         if bad or not self.models:
             raise ValueError(f"models: expected a subset of {MODELS}, got {self.models!r}")
@@ -123,70 +130,94 @@ def parse_args(argv: Sequence[str] | None) -> EvalJobConfig:
     p.add_argument("--artifacts-dir", type=Path, default=None)
     p.add_argument("--als-max-iter", type=int, default=10)
     p.add_argument("--als-grid", default="full", help="full (8 points) or one (rank 64 only)")
+    p.add_argument(
+        "--eval-users",
+        type=int,
+        default=S.EVAL_USERS,
+        help="users in the seeded evaluation sample (every user when the split has fewer)",
+    )
     a = p.parse_args(argv)
     models = tuple(m.strip() for m in a.models.split(",") if m.strip())
-    return EvalJobConfig(a.ds, a.split_id, models, a.artifacts_dir, a.als_max_iter, a.als_grid)
+    return EvalJobConfig(
+        a.ds, a.split_id, models, a.artifacts_dir, a.als_max_iter, a.als_grid, a.eval_users
+    )
+
+
+def popularity_vector(spark: SparkSession, split: SplitData) -> torch.Tensor:
+    """``(n_items + 1,)`` float64 popularity scores (distinct train users per item, counted in
+    Spark; as :func:`recsys.training.baselines.popularity_scores`), column 0 ``-inf``."""
+    counts = S.train_item_counts(
+        spark, split.ds, split.split_id, positives_only=True, distinct_users=True
+    )
+    scores = torch.zeros(split.items.n_items + 1, dtype=torch.float64)
+    for item, n in zip(counts[Col.ITEM_ID], counts[Col.N_INTERACTIONS], strict=True):
+        if int(item) in split.index_of:
+            scores[split.index_of[int(item)]] = float(n)
+    scores[0] = float("-inf")
+    return scores
 
 
 def _model_scores(
     name: str,
     split: SplitData,
-    users: list[int],
-    mask: torch.Tensor,
+    task: EvalTask,
     config: EvalJobConfig,
     root: Path,
-    spark: object,
+    spark: SparkSession,
 ) -> tuple[torch.Tensor, str]:
-    """Top-K item indices ``(U, K)`` of one model and its version string."""
+    """Top-K item indices ``(U, K)`` of one model (known items removed: 0 entries), scored in
+    blocks of users, and its version string."""
     device = pick_device()
+    n_items = split.items.n_items
 
     @functools.cache
     def test_input(positives_only: bool) -> dict[int, list[int]]:
-        """Each user's train + validation events, oldest first: what the test role reads."""
+        """Each sampled user's train + validation events, oldest first: what the test role
+        reads."""
         return D.event_sequences(
-            split.pairs, (D.TRAIN, D.VALIDATION), split.index_of, positives_only
+            split.sample_pairs, (D.TRAIN, D.VALIDATION), split.index_of, positives_only
         )
 
     if name == "popularity":
-        train = train_positives(split.pairs)
-        pop = popularity_scores(train, split.index_of, split.items.n_items)
-        return top_k(pop.float().expand(len(users), -1), mask, TOP_K), f"popularity-{split.ds}"
+        pop = popularity_vector(spark, split).float()
+        top = ranked(task, n_items, lambda ids: pop.expand(len(ids), -1), TOP_K)
+        return top, f"popularity-{split.ds}"
     if name == "als":
+        # ALS fits on every train positive (recsys.training.baselines takes a pandas frame).
         train = train_positives(split.pairs)
-        v_users, v_mask, v_targets = split.eval_task(D.VALIDATION)
+        val = split.eval_task(D.VALIDATION)
         grid = ALS_GRID if config.als_grid == "full" else ((64, 0.1, 40.0),)
         best, _ = tune_als(
-            spark,  # type: ignore[arg-type]
+            spark,
             train,
             split.index_of,
-            split.items.n_items,
-            lambda f: ndcg_at(top_k(f.scores(v_users), v_mask, 10), v_targets),
+            n_items,
+            lambda f: ndcg_at(ranked(val, n_items, f.scores, 10), val.targets),
             grid=grid,
             max_iter=config.als_max_iter,
         )
         c = best.config
         version = f"als-r{c.rank}-reg{c.reg_param:g}-a{c.alpha:g}-{split.ds}"
-        return top_k(best.scores(users), mask, TOP_K), version
+        return ranked(task, n_items, best.scores, TOP_K), version
     tower_art = latest_artifact(root, "two_tower") if name != "sasrec" else None
     if name == "sasrec":
         art = latest_artifact(root, "sasrec")
         if art is None:
             raise FileNotFoundError(f"no sasrec artifact under {root}")
-        model = load_model_as(art, split, SequentialRecommender)
-        scores = sasrec_scores(
-            model.to(device), test_input(model.config.positives_only), users, device
-        )
-        return top_k(scores, mask, TOP_K), art.version
+        model = load_model_as(art, split, SequentialRecommender).to(device)
+        seqs = test_input(model.config.positives_only)
+        top = ranked(task, n_items, lambda ids: sasrec_scores(model, seqs, ids, device), TOP_K)
+        return top, art.version
     if tower_art is None:
         raise FileNotFoundError(f"no two_tower artifact under {root}")
-    tower = load_model_as(tower_art, split, TwoTower)
-    retrieval = two_tower_scores(tower.to(device), split.users, split.items, users, device)
+    tower = load_model_as(tower_art, split, TwoTower).to(device)
+    tower_scores = two_tower_scorer(tower, split.users, split.items, device)
     if name == "two_tower":
-        return top_k(retrieval, mask, TOP_K), tower_art.version
+        return ranked(task, n_items, tower_scores, TOP_K), tower_art.version
     rank_art = latest_artifact(root, "ranker")
     if rank_art is None:
         raise FileNotFoundError(f"no ranker artifact under {root}")
-    ranker = load_model_as(rank_art, split, InteractionRanker)
+    ranker = load_model_as(rank_art, split, InteractionRanker).to(device)
     seq_version = rank_art.extra.get(SEQUENCER_VERSION)
     cov_config = rank_art.extra.get(COVISIT_CONFIG)
     cov = None
@@ -195,17 +226,16 @@ def _model_scores(
         # the evaluated users' last train + validation events, collected for them only.
         config_c = CovisitConfig(**cov_config)
         cov = covisit_scores_spark(
-            spark,  # type: ignore[arg-type]
+            spark,
             split.ds,
             split.split_id,
             split.items,
             split.users,
             (D.TRAIN, D.VALIDATION),
             config_c,
-            users,
+            task.users,
         )
     seq = None
-    pool = top_k(retrieval, mask, RERANK_POOL)
     version = f"{tower_art.version}+{rank_art.version}"
     if seq_version is not None:
         # A ranker trained with SASRec ranks what serving gives it: both retrievers'
@@ -215,31 +245,54 @@ def _model_scores(
         seq_model = load_model_as(seq_art, split, SequentialRecommender)
         seq_input = test_input(seq_model.config.positives_only)
         seq = sequence_scores(seq_model.to(device), seq_input, split.users, device)
-        rows = split.users.row_of(np.asarray(users))
-        pool = merged_pool(retrieval, seq.matrix(rows), mask, RERANK_POOL)
         version = f"{tower_art.version}+{seq_version}+{rank_art.version}"
-    ordered = rerank(
-        ranker.to(device), split.users, split.items, users, pool, retrieval, device, seq, cov
+
+    def pipeline(start: int, stop: int) -> tuple[torch.Tensor, ...]:
+        ids, mask = task.users[start:stop], task.mask(start, stop, n_items)
+        retrieval = tower_scores(ids)
+        if seq is None:
+            pool = top_k_fast(retrieval, mask, RERANK_POOL)
+        else:
+            rows = split.users.row_of(np.asarray(ids))
+            pool = merged_pool(retrieval, seq.matrix(rows), mask, RERANK_POOL)
+        ordered = rerank(
+            ranker,
+            split.users,
+            split.items,
+            ids,
+            pool,
+            retrieval.gather(1, pool),
+            device,
+            seq,
+            cov,
+        )
+        top = reserve_cold(ordered, split.items.is_cold, TOP_K, COLD_SLOTS)
+        return (drop_known(top, mask),)
+
+    return in_blocks(len(task.users), user_block(n_items), pipeline)[0], version
+
+
+def evaluation_inputs(spark: SparkSession, split: SplitData) -> dict[str, object]:
+    """Catalogue, train counts (distinct users per item), train user count and the slices.
+
+    Counts and the median train interactions per user are aggregated over the whole split in
+    Spark; the light/heavy slices hold the sampled users on either side of that median.
+    """
+    counts = S.train_item_counts(
+        spark, split.ds, split.split_id, positives_only=False, distinct_users=True
     )
-    top = reserve_cold(ordered, split.items.is_cold, TOP_K, COLD_SLOTS)
-    return top, version
-
-
-def evaluation_inputs(split: SplitData) -> dict[str, object]:
-    """Catalogue, train counts (distinct users per item), train user count and the slices."""
-    train = split.pairs[split.pairs[Col.ROLE] == D.TRAIN]
-    counts = train.groupby(Col.ITEM_ID)[Col.USER_ID].nunique().rename(Col.N_INTERACTIONS)
+    stats = S.train_user_stats(spark, split.ds, split.split_id)
+    train = split.sample_pairs[split.sample_pairs[Col.ROLE] == D.TRAIN]
     per_user = train.groupby(Col.USER_ID).size()
-    median = float(per_user.median()) if len(per_user) else 0.0
     cold = split.items.item_ids[split.items.is_cold].tolist()
     return {
         "catalog": pd.DataFrame({Col.ITEM_ID: split.items.item_ids[1:].numpy()}),
-        "train_counts": counts.reset_index(),
-        "n_train_users": max(1, int(train[Col.USER_ID].nunique())),
+        "train_counts": counts,
+        "n_train_users": max(1, stats.n_users),
         "slices": {
             "cold_items": ItemSlice(set(cold)),
-            "light_users": UserSlice(set(per_user[per_user <= median].index.tolist())),
-            "heavy_users": UserSlice(set(per_user[per_user > median].index.tolist())),
+            "light_users": UserSlice(set(per_user[per_user <= stats.median].index.tolist())),
+            "heavy_users": UserSlice(set(per_user[per_user > stats.median].index.tolist())),
         },
     }
 
@@ -274,19 +327,21 @@ def run(config: EvalJobConfig, warehouse_root: str) -> pd.DataFrame:
     """Evaluate, write the rows, return the summary table."""
     torch.set_num_threads(min(2, torch.get_num_threads()))
     spark = build_spark(app_name="evaluate")
-    split = load_split(spark, config.ds, config.split_id, history_len=50)
+    split = load_split(
+        spark, config.ds, config.split_id, history_len=50, sample_size=config.eval_users
+    )
     root = artifacts_root(config.artifacts_dir, warehouse_root)
-    users, mask, _ = split.eval_task(D.TEST)
-    truth = D.held_out(split.pairs, D.TEST)
-    inputs = evaluation_inputs(split)
+    task = split.eval_task(D.TEST)
+    users, truth = task.users, task.truth
+    inputs = evaluation_inputs(spark, split)
     run_id, now = str(uuid.uuid4()), datetime.now(UTC).replace(tzinfo=None)
     data_version = json.dumps(split.versions, sort_keys=True)
     records: list[dict[str, object]] = []
     per_user: dict[str, npt.NDArray[np.float64]] = {}
     for name in config.models:
         started = time.perf_counter()
-        top, version = _model_scores(name, split, users, mask, config, root, spark)
-        recs = recs_frame(users, top, split.items, mask)
+        top, version = _model_scores(name, split, task, config, root, spark)
+        recs = recs_frame(users, top, split.items)
         metric_rows: list[MetricRow] = evaluate(recs, truth, ks=(10, TOP_K), **inputs)  # type: ignore[arg-type]
         per_user[name] = ndcg_per_user(recs, truth, 10).to_numpy()
         for r in metric_rows:
@@ -307,10 +362,11 @@ def run(config: EvalJobConfig, warehouse_root: str) -> pd.DataFrame:
                 }
             )
         log.info(
-            "%s (%s): %d test users in %.1f s",
+            "%s (%s): %d sampled test users (of %d users) in %.1f s",
             name,
             version,
             len(users),
+            split.n_users,
             time.perf_counter() - started,
         )
     rows = pd.DataFrame.from_records(records)

@@ -8,9 +8,13 @@ Usage::
         [--max-len L] [--dropout P] [--sasrec-events all|positive]
         [--sasrec-targets all|positive]   # SASRec only
         [--ranker-sasrec on|off] [--ranker-covisit on|off]   # ranker only
+        [--validation-users 10000]
+        [--max-seconds S]   # wall-clock training budget; stops after the batch that crosses it
 
 Reads ``features.*`` of ``(ds, split_id)``, streams training rows through petastorm, trains on
-CUDA when present (else CPU) with early stopping on validation NDCG@10, and writes
+CUDA when present (else CPU) with early stopping on the validation NDCG@10 of a seeded sample of
+``--validation-users`` users (:mod:`recsys.training.samples`; the ranker also trains on that
+sample's validation labels), and writes
 ``<artifacts-dir>/<model>/<version>/`` (default ``<warehouse_root>/_models``). The ranker needs a
 two-tower artifact of the same features (its retrieval score is a ranker input): train
 ``two_tower`` first; with ``--ranker-sasrec on`` it also reads the latest SASRec artifact (its
@@ -38,6 +42,7 @@ from recsys.models.device import pick_device
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
 from recsys.settings import load_settings
+from recsys.training import samples as S
 from recsys.training.artifacts import (
     COVISIT_CONFIG,
     SEQUENCER_VERSION,
@@ -96,8 +101,10 @@ class TrainJobConfig:
     artifacts_dir: Path | None
     ranker_sasrec: bool = False
     ranker_covisit: bool = False
+    validation_users: int = S.VALIDATION_USERS
 
     def __post_init__(self) -> None:
+        S.check_sample_size("validation_users", self.validation_users)
         if self.model not in MODEL_NAMES:
             raise ValueError(f"model: expected one of {MODEL_NAMES}, got {self.model!r}")
         if not self.split_id or not self.split_id.replace("_", "").isalnum():
@@ -142,6 +149,20 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         default=RANKER_COVISIT,
         help="ranker: the co-visitation score of the user's recent events as an input",
     )
+    p.add_argument(
+        "--validation-users",
+        type=int,
+        default=S.VALIDATION_USERS,
+        help="users in the seeded validation sample (early stopping; the ranker's training "
+        "users); every user when the split has fewer",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="wall-clock training budget in seconds: the batch that crosses it ends training "
+        "(best validation epoch kept; the artifact records stopped=budget)",
+    )
     a = p.parse_args(argv)
     epochs, patience, lr = DEFAULTS[a.model]
     train = TrainConfig(
@@ -154,6 +175,7 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         dropout=a.dropout,
         positives_only=a.sasrec_events == "positive",
         positive_targets=a.sasrec_targets == "positive",
+        max_seconds=a.max_seconds,
     )
     return TrainJobConfig(
         a.model,
@@ -163,6 +185,7 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         a.artifacts_dir,
         a.ranker_sasrec == "on",
         a.ranker_covisit == "on",
+        a.validation_users,
     )
 
 
@@ -188,13 +211,20 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
     root = artifacts_root(config.artifacts_dir, warehouse_root)
     device = pick_device()
     spark = build_spark(app_name="train-" + config.model)
-    split = load_split(spark, config.ds, config.split_id, config.train.history_len)
+    split = load_split(
+        spark,
+        config.ds,
+        config.split_id,
+        config.train.history_len,
+        sample_size=config.validation_users,
+    )
     log.info(
-        "%s on %s: %d items, %d users, ds=%s split_id=%s",
+        "%s on %s: %d items, %d users (%d in the validation sample), ds=%s split_id=%s",
         config.model,
         device,
         split.items.n_items,
-        len(split.users.rows),
+        split.n_users,
+        len(split.sample.ids),
         config.ds,
         config.split_id,
     )
@@ -239,6 +269,7 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
         seed=config.train.seed,
         best_epoch=res.best_epoch,
         epochs_run=len(res.history),
+        stopped=res.stopped,
         train_seconds=round(res.seconds, 1),
         device=str(device),
         train_config={k: getattr(config.train, k) for k in config.train.__dataclass_fields__},

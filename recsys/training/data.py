@@ -155,11 +155,23 @@ def load_items(spark: SparkSession, ds: date, split_id: str) -> ItemTable:
     )
 
 
-def load_users(spark: SparkSession, ds: date, split_id: str, history_len: int) -> UserTable:
-    """``features.user_features`` of one split; histories keep the last ``history_len`` items."""
+def load_users(
+    spark: SparkSession,
+    ds: date,
+    split_id: str,
+    history_len: int,
+    sample: DataFrame | None = None,
+) -> UserTable:
+    """``features.user_features`` of one split; histories keep the last ``history_len`` items.
+
+    ``sample``: a ``user_id`` frame (:mod:`recsys.training.samples`); only those users' rows are
+    read (a semi-join before the collect). None reads every user.
+    """
+    feats = table_slice(spark, FEATURES_USER_FEATURES, ds, split_id)
+    if sample is not None:
+        feats = feats.join(sample, Col.USER_ID, "left_semi")
     pdf = (
-        table_slice(spark, FEATURES_USER_FEATURES, ds, split_id)
-        .select(Col.USER_ID, Col.DENSE, Col.HISTORY, Col.GENRE_AFFINITY, Col.N_INTERACTIONS)
+        feats.select(Col.USER_ID, Col.DENSE, Col.HISTORY, Col.GENRE_AFFINITY, Col.N_INTERACTIONS)
         .orderBy(Col.USER_ID)
         .toPandas()
     )
@@ -200,20 +212,47 @@ def hashed_order(df: DataFrame, seed: int, *keys: str) -> DataFrame:
     return df.withColumn(ROW_ORDER, order).orderBy(ROW_ORDER, *keys).coalesce(1).drop(ROW_ORDER)
 
 
-def two_tower_rows(spark: SparkSession, ds: date, split_id: str, seed: int) -> DataFrame:
-    """Train positives as (user_id, item_id, item_index), in seeded hash order."""
+def padded_history(history_len: int) -> Column:
+    """``history``'s last ``history_len`` raw item ids as ARRAY<BIGINT> of exactly that length,
+    0-padded at the front (as :func:`load_users` holds them)."""
+    hist = F.col(Col.HISTORY)
+    start = F.greatest(F.size(hist) - F.lit(history_len) + F.lit(1), F.lit(1))
+    tail = F.transform(F.slice(hist, start, F.lit(history_len)), lambda x: x.cast("long"))
+    pad = F.array_repeat(F.lit(0).cast("long"), F.lit(history_len) - F.size(tail))
+    return F.concat(pad, tail)
+
+
+def two_tower_rows(
+    spark: SparkSession, ds: date, split_id: str, seed: int, history_len: int | None = None
+) -> DataFrame:
+    """Train positives as (user_id, item_id, item_index), in seeded hash order.
+
+    ``history_len`` given, each row also carries its user's features, so training reads no
+    per-user table: :data:`Col.DENSE <recsys.warehouse.tables.Col>` (ARRAY<FLOAT>) and
+    :data:`Col.HISTORY` (:func:`padded_history`). Every user with a train positive has a
+    ``features.user_features`` row (the table holds every user with a train interaction).
+    """
     split = table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id).where(
         (F.col(Col.ROLE) == F.lit(TRAIN)) & F.col(Col.IS_POSITIVE)
     )
     items = table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(
         Col.ITEM_ID, Col.ITEM_INDEX
     )
-    rows = split.join(items, Col.ITEM_ID).select(
+    cols = [
         F.col(Col.USER_ID).cast("long"),
         F.col(Col.ITEM_ID).cast("long"),
         F.col(Col.ITEM_INDEX).cast("long"),
-    )
-    return hashed_order(rows, seed, Col.USER_ID, Col.ITEM_ID)
+    ]
+    rows = split.join(items, Col.ITEM_ID)
+    if history_len is not None:
+        feats = table_slice(spark, FEATURES_USER_FEATURES, ds, split_id).select(
+            Col.USER_ID,
+            F.col(Col.DENSE).cast("array<float>").alias(Col.DENSE),
+            padded_history(history_len).alias(Col.HISTORY),
+        )
+        rows = rows.join(feats, Col.USER_ID)
+        cols += [F.col(Col.DENSE), F.col(Col.HISTORY)]
+    return hashed_order(rows.select(*cols), seed, Col.USER_ID, Col.ITEM_ID)
 
 
 def sasrec_rows(
@@ -266,11 +305,24 @@ def sasrec_rows(
     return hashed_order(rows, seed, Col.USER_ID, "_chunk").drop("_chunk")
 
 
-def ranker_rows(spark: SparkSession, ds: date, split_id: str, role: str, seed: int) -> DataFrame:
-    """``features.ranker_examples`` of one role as (user_id, item_index, label), hash-ordered."""
+def ranker_rows(
+    spark: SparkSession,
+    ds: date,
+    split_id: str,
+    role: str,
+    seed: int,
+    users: DataFrame | None = None,
+) -> DataFrame:
+    """``features.ranker_examples`` of one role as (user_id, item_index, label), hash-ordered.
+
+    ``users``: a ``user_id`` frame; only their examples are kept (before the ordering, so a
+    sample holding every user gives the same rows in the same order).
+    """
     ex = table_slice(spark, FEATURES_RANKER_EXAMPLES, ds, split_id).where(
         F.col(Col.ROLE) == F.lit(role)
     )
+    if users is not None:
+        ex = ex.join(users, Col.USER_ID, "left_semi")
     items = table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(
         Col.ITEM_ID, Col.ITEM_INDEX
     )

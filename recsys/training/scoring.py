@@ -1,14 +1,16 @@
 """Full-catalogue scoring: score matrices, known-item masking, top-K lists and quick NDCG.
 
 Every scorer returns a ``(n_users, n_items + 1)`` float matrix whose column ``j`` is
-``item_index = j`` (column 0 is padding and always ``-inf``); :func:`top_k` masks the items each
-user already knows and cuts the list.
+``item_index = j`` (column 0 is padding and always ``-inf``) for the users it is given; callers
+give it one block of users at a time (:mod:`recsys.training.blocks`), never every user.
+:func:`top_k` masks the items each user already knows and cuts the list (the dense reference;
+:func:`recsys.training.blocks.top_k_fast` gives the same lists faster).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -23,6 +25,7 @@ from recsys.models.ranker import InteractionRanker
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
 from recsys.scoring.kernels import reserve_slots
+from recsys.training.blocks import top_k_fast
 from recsys.training.covisit import (
     CovisitConfig,
     covisit_feature,
@@ -61,13 +64,13 @@ def top_k(scores: Tensor, mask: Tensor, k: int) -> Tensor:
     return torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
 
 
-def recs_frame(users: Sequence[int], top: Tensor, items: ItemTable, mask: Tensor) -> pd.DataFrame:
+def recs_frame(users: Sequence[int], top: Tensor, items: ItemTable) -> pd.DataFrame:
     """Long recommendations frame (user_id, item_id, rank 1..n) from top-K item indices.
 
-    Entries that ``mask`` marks as known (or padding) are dropped, e.g. when K exceeds the items
-    a user has left; ranks count only the kept entries.
+    Entries 0 (padding: known items removed by :func:`recsys.training.blocks.drop_known`, or
+    a list shorter than K) are dropped; ranks count only the kept entries.
     """
-    keep = ~mask.gather(1, top)
+    keep = top != 0
     ranks = keep.long().cumsum(1)
     user_col = torch.tensor(list(users), dtype=torch.long).unsqueeze(1).expand_as(top)
     return pd.DataFrame(
@@ -127,6 +130,22 @@ def user_vectors(model: TwoTower, users: UserTable, rows: Tensor, device: torch.
     return torch.cat(out) if out else torch.zeros(0, model.config.out_dim)
 
 
+def two_tower_scorer(
+    model: TwoTower, users: UserTable, items: ItemTable, device: torch.device
+) -> Callable[[Sequence[int]], Tensor]:
+    """Item vectors computed once; the returned function gives the cosine scores
+    ``(U, n + 1)`` of raw user ids (rows of ``users``) against every item, column 0 ``-inf``."""
+    ivec = item_vectors(model, items, device)
+
+    def scores(user_ids: Sequence[int]) -> Tensor:
+        u = user_vectors(model, users, users.row_of(np.asarray(user_ids)), device)
+        out = u @ ivec.T
+        out[:, 0] = float("-inf")
+        return out
+
+    return scores
+
+
 def two_tower_scores(
     model: TwoTower,
     users: UserTable,
@@ -135,10 +154,7 @@ def two_tower_scores(
     device: torch.device,
 ) -> Tensor:
     """Cosine scores ``(U, n + 1)`` of the given raw user ids against every item."""
-    u = user_vectors(model, users, users.row_of(np.asarray(user_ids)), device)
-    scores = u @ item_vectors(model, items, device).T
-    scores[:, 0] = float("-inf")
-    return scores
+    return two_tower_scorer(model, users, items, device)(user_ids)
 
 
 def _sequence_batch(
@@ -318,7 +334,7 @@ def merged_pool(first: Tensor, second: Tensor, mask: Tensor, per_source: int) ->
     unmasked items, merged by :func:`merge_candidates` to ``2 * per_source`` items (fewer when
     the catalogue is smaller)."""
     width = min(2 * per_source, first.shape[1])
-    return merge_candidates(top_k(first, mask, width), top_k(second, mask, width), width)
+    return merge_candidates(top_k_fast(first, mask, width), top_k_fast(second, mask, width), width)
 
 
 #: Scale of the SASRec log-probability in the ranker input (log p of 1/10k items is -9.2).
@@ -376,16 +392,20 @@ def rerank(
 ) -> Tensor:
     """Re-order ``candidates`` ``(U, C)`` item indices by ranker logit; returns ``(U, C)``.
 
-    ``retrieval`` is the ``(U, n + 1)`` two-tower score matrix of these users; ``sequence`` and
-    ``covisit`` the SASRec and co-visitation scores of a ranker trained with them (rows of
-    ``users``).
+    ``retrieval`` is ``(U, C)``: the two-tower score of each candidate (gathered from the score
+    block the candidates came from); ``sequence`` and ``covisit`` the SASRec and co-visitation
+    scores of a ranker trained with them (rows of ``users``).
     """
+    if retrieval.shape != candidates.shape:
+        raise ValueError(
+            f"retrieval: shape {tuple(retrieval.shape)}, candidates {tuple(candidates.shape)}"
+        )
     ranker.eval()
     rows = users.row_of(np.asarray(user_ids))
     n_u, n_c = candidates.shape
     flat_rows = rows.repeat_interleave(n_c)
     flat_items = candidates.reshape(-1)
-    flat_ret = retrieval.gather(1, candidates).reshape(-1)
+    flat_ret = retrieval.reshape(-1)
     logits = []
     for s in range(0, flat_items.shape[0], 8192):
         sl = slice(s, s + 8192)

@@ -1,10 +1,14 @@
 """The three trainers (two-tower, SASRec, ranker) on the feature tables of one (ds, split_id).
 
-Each reads the in-memory item/user tables and a petastorm stream of training rows
-(:mod:`recsys.training.data`), trains with :func:`recsys.training.loops.fit` (early stopping on
-validation NDCG@10, full ranking over every item minus the user's train items) and returns the
-trained module with its config, feature spec, validation metrics and input Delta versions, ready
-for :func:`recsys.training.artifacts.save_artifact`.
+Each reads the in-memory item table, a seeded sample of users (:class:`SplitData`: their
+features and interactions, :mod:`recsys.training.samples`) and a petastorm stream of training
+rows (:mod:`recsys.training.data`), trains with :func:`recsys.training.loops.fit` (early
+stopping on the sample's validation NDCG@10, full ranking over every item minus the user's train
+items, scored in blocks of users: :mod:`recsys.training.blocks`) and returns the trained module
+with its config, feature spec, validation metrics and input Delta versions, ready for
+:func:`recsys.training.artifacts.save_artifact`. Nothing proportional to every user or every
+interaction is held: the two-tower rows carry their user's features in the stream, and the
+ranker trains on the sample's users.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,9 +30,11 @@ from torch import Tensor, nn
 from recsys.features.item_features import GENRES
 from recsys.models.device import batch_size_for
 from recsys.models.ranker import InteractionRanker, RankerConfig, bce_loss
-from recsys.models.sasrec import SASRecConfig, SequentialRecommender
+from recsys.models.sasrec import SASRecConfig, SequentialRecommender, item_log_q
 from recsys.models.two_tower import TwoTower, TwoTowerConfig, in_batch_softmax_loss
 from recsys.training import data as D
+from recsys.training import samples as S
+from recsys.training.blocks import EvalTask, eval_task, in_blocks, ranked, top_k_fast, user_block
 from recsys.training.covisit import CovisitConfig
 from recsys.training.loops import NDCG10, FitResult, TrainConfig, config_dict, fit, seed_everything
 from recsys.training.scoring import (
@@ -35,15 +42,13 @@ from recsys.training.scoring import (
     SequenceScores,
     covisit_scores_spark,
     item_vectors,
-    known_mask,
     merged_pool,
     ndcg_at,
     ranker_dense,
     rerank,
     sasrec_scores,
     sequence_scores,
-    top_k,
-    two_tower_scores,
+    two_tower_scorer,
     user_vectors,
 )
 from recsys.warehouse.tables import (
@@ -86,48 +91,72 @@ def feature_spec_of(items: D.ItemTable, user_dense_dim: int, split_id: str) -> d
 
 @dataclass(frozen=True)
 class SplitData:
-    """Everything in memory about one (ds, split_id)."""
+    """What training and evaluation hold of one (ds, split_id): bounded by items and a sample.
+
+    Attributes:
+        items: Every item's features.
+        users: Features of the sampled users only (:mod:`recsys.training.samples`).
+        sample_pairs: Every interaction (any role) of the sampled users.
+        index_of: Raw item id -> item index.
+        versions: Delta versions of the input tables.
+        n_users: Users with features in the split (all of them, not only the sample).
+        sample: The drawn sample (ids and a Spark frame of them).
+    """
 
     ds: date
     split_id: str
     items: D.ItemTable
     users: D.UserTable
-    pairs: pd.DataFrame
+    sample_pairs: pd.DataFrame
     index_of: dict[int, int]
     versions: dict[str, int]
+    n_users: int
+    sample: S.UserSample
 
     def feature_spec(self) -> dict[str, Any]:
         """What a model's inputs depend on; artifacts refuse to load against another."""
         return feature_spec_of(self.items, int(self.users.dense.shape[1]), self.split_id)
 
-    def eval_task(self, role: str) -> tuple[list[int], Tensor, list[set[int]]]:
-        """Users with held-out positives of ``role``, their known-item mask and target sets.
+    def eval_task(self, role: str) -> EvalTask:
+        """The sampled users with held-out positives of ``role``: known items (every interaction
+        before ``role``: train; plus validation for test), targets and ground truth."""
+        return eval_task(self.sample_pairs, role, self.index_of)
 
-        Known items are every interaction before ``role`` (train; plus validation for test).
+    @cached_property
+    def pairs(self) -> pd.DataFrame:
+        """EVERY interaction of the split, collected on first use (proportional to the data).
+
+        Only the ALS baseline of ``jobs.evaluate`` still reads it
+        (:func:`recsys.training.baselines.fit_als` takes a pandas frame of every train
+        positive); drop it once ALS fits from Spark.
         """
-        before = (D.TRAIN,) if role == D.VALIDATION else (D.TRAIN, D.VALIDATION)
-        truth = D.held_out(self.pairs, role)
-        users = sorted(int(u) for u in truth[Col.USER_ID].unique())
-        known = D.known_items(self.pairs, before)
-        mask = known_mask(users, known, self.index_of, self.items.n_items)
-        by_user = truth.groupby(Col.USER_ID)[Col.ITEM_ID].apply(
-            lambda s: {self.index_of[int(i)] for i in s if int(i) in self.index_of}
-        )
-        return users, mask, [by_user[u] for u in users]
+        return D.split_pairs(self.sample.frame.sparkSession, self.ds, self.split_id)
 
 
-def load_split(spark: SparkSession, ds: date, split_id: str, history_len: int) -> SplitData:
-    """Read one split's features (and the Delta versions read) into memory."""
+def load_split(
+    spark: SparkSession,
+    ds: date,
+    split_id: str,
+    history_len: int,
+    sample_size: int = S.VALIDATION_USERS,
+    sample_seed: int = S.SAMPLE_SEED,
+) -> SplitData:
+    """Read one split's item features, a seeded user sample's features and interactions, and
+    the Delta versions read. ``sample_size`` >= the split's users: every user."""
+    S.check_sample_size("sample_size", sample_size)
     versions = D.delta_versions(spark, INPUT_TABLES)
     items = D.load_items(spark, ds, split_id)
+    sample = S.draw_sample(spark, ds, split_id, sample_size, sample_seed)
     return SplitData(
         ds=ds,
         split_id=split_id,
         items=items,
-        users=D.load_users(spark, ds, split_id, history_len),
-        pairs=D.split_pairs(spark, ds, split_id),
+        users=D.load_users(spark, ds, split_id, history_len, sample.frame),
+        sample_pairs=S.sample_pairs(spark, ds, split_id, sample.frame),
         index_of=items.index_of(),
         versions=versions,
+        n_users=S.count_users(spark, ds, split_id),
+        sample=sample,
     )
 
 
@@ -153,11 +182,16 @@ def train_two_tower(
     device: torch.device,
     model_config: TwoTowerConfig | None = None,
 ) -> Trained:
-    """In-batch softmax with logQ over train positives; validation NDCG@10 by full ranking."""
+    """In-batch softmax with logQ over train positives; validation NDCG@10 by full ranking.
+
+    Each training row carries its user's dense features and history
+    (:func:`recsys.training.data.two_tower_rows`); the item frequencies of the logQ correction
+    are counted in Spark; validation ranks the sampled users (``split.users``) in blocks.
+    """
     seed_everything(config.seed)
     items, users = split.items, split.users
     mc = model_config or TwoTowerConfig(
-        n_user_buckets=max(1024, 4 * len(users.rows)),
+        n_user_buckets=max(1024, 4 * split.n_users),
         n_item_buckets=max(1024, 4 * items.n_items),
         user_dense_dim=int(users.dense.shape[1]),
         content_dim=int(items.content.shape[1]),
@@ -166,23 +200,24 @@ def train_two_tower(
         hidden_dims=(128,),
     )
     model = TwoTower(mc).to(device)
-    train = split.pairs[(split.pairs[Col.ROLE] == D.TRAIN) & split.pairs[Col.IS_POSITIVE]]
-    counts = np.bincount(
-        [split.index_of[int(i)] for i in train[Col.ITEM_ID] if int(i) in split.index_of],
-        minlength=items.n_items + 1,
+    per_item = S.train_item_counts(
+        spark, split.ds, split.split_id, positives_only=True, distinct_users=False
     )
+    counts = np.zeros(items.n_items + 1, dtype=np.int64)
+    for item, n in zip(per_item[Col.ITEM_ID], per_item[Col.N_INTERACTIONS], strict=True):
+        if int(item) in split.index_of:
+            counts[split.index_of[int(item)]] = int(n)
     log_q = torch.log(torch.from_numpy(np.maximum(counts, 1) / max(1, counts.sum())).float())
-    val_users, val_mask, val_targets = split.eval_task(D.VALIDATION)
+    val = split.eval_task(D.VALIDATION)
 
     def loss_fn(batch: dict[str, Tensor]) -> Tensor:
-        rows = users.row_of(batch[Col.USER_ID].numpy())
         item_ids = batch[Col.ITEM_ID].long()
-        hist = users.history[rows]
+        hist = batch[Col.HISTORY].long()
         hist = torch.where(hist == item_ids.unsqueeze(1), torch.zeros_like(hist), hist)
         idx = batch[Col.ITEM_INDEX].long()
         out = model(
-            users.user_ids[rows].to(device),
-            users.dense[rows].to(device),
+            batch[Col.USER_ID].long().to(device),
+            batch[Col.DENSE].float().to(device),
             hist.to(device),
             item_ids.to(device),
             items.content[idx].to(device),
@@ -194,10 +229,12 @@ def train_two_tower(
         )
 
     def validate() -> dict[str, float]:
-        scores = two_tower_scores(model, users, items, val_users, device)
-        return {NDCG10: ndcg_at(top_k(scores, val_mask, 10), val_targets)}
+        scores = two_tower_scorer(model, users, items, device)
+        return {NDCG10: ndcg_at(ranked(val, items.n_items, scores, 10), val.targets)}
 
-    rows_df = D.two_tower_rows(spark, split.ds, split.split_id, config.seed)
+    rows_df = D.two_tower_rows(
+        spark, split.ds, split.split_id, config.seed, history_len=int(users.history.shape[1])
+    )
     size = _batch_size(config, "two_tower", device)
     with D.petastorm_converter(rows_df, warehouse_root) as conv:
         result = fit(
@@ -214,7 +251,7 @@ def train_sasrec(
     device: torch.device,
     model_config: SASRecConfig | None = None,
 ) -> Trained:
-    """Full-softmax next-item training on chronological train events.
+    """Next-item training on chronological train events, full or sampled softmax (``mc.loss``).
 
     The events are the train positives, or every train interaction when
     ``config.positives_only`` is False; validation feeds the same kind of sequence. With
@@ -230,17 +267,31 @@ def train_sasrec(
         positive_targets=config.positive_targets,
     )
     model = SequentialRecommender(mc).to(device)
-    val_users, val_mask, val_targets = split.eval_task(D.VALIDATION)
-    seqs = D.event_sequences(split.pairs, (D.TRAIN,), split.index_of, mc.positives_only)
+    val = split.eval_task(D.VALIDATION)
+    seqs = D.event_sequences(split.sample_pairs, (D.TRAIN,), split.index_of, mc.positives_only)
+    # Sampled softmax (large catalogues, mc.sampled) with popularity negatives: Q from the
+    # train counts of the events the sequences hold, counted in Spark (one row per item).
+    log_q: Tensor | None = None
+    if mc.sampled and mc.negatives == "popularity":
+        per_item = S.train_item_counts(
+            spark, split.ds, split.split_id, positives_only=mc.positives_only, distinct_users=False
+        )
+        counts = torch.zeros(split.items.n_items + 1, dtype=torch.long)
+        for item, n in zip(per_item[Col.ITEM_ID], per_item[Col.N_INTERACTIONS], strict=True):
+            if int(item) in split.index_of:
+                counts[split.index_of[int(item)]] = int(n)
+        log_q = item_log_q(counts).to(device)
 
     def loss_fn(batch: dict[str, Tensor]) -> Tensor:
         seq = batch[D.SEQ].long().to(device)
         targets = batch[D.TARGET].long().to(device) if mc.positive_targets else seq
-        return model.loss(seq[:, :-1], targets[:, 1:])
+        return model.loss(seq[:, :-1], targets[:, 1:], log_q)
 
     def validate() -> dict[str, float]:
-        scores = sasrec_scores(model, seqs, val_users, device)
-        return {NDCG10: ndcg_at(top_k(scores, val_mask, 10), val_targets)}
+        top = ranked(
+            val, split.items.n_items, lambda ids: sasrec_scores(model, seqs, ids, device), 10
+        )
+        return {NDCG10: ndcg_at(top, val.targets)}
 
     rows_df = D.sasrec_rows(
         spark,
@@ -300,7 +351,8 @@ def train_ranker(
     NDCG@10 0.024, below popularity's 0.025; this version 0.0455 with two-tower alone at 0.040,
     0.042 before the residual base score).
 
-    Rows: the validation positives of ``features.ranker_examples`` through petastorm; a positive
+    Rows: the validation positives of ``features.ranker_examples`` of the sampled users
+    (``split.sample``, every user when the sample holds them all) through petastorm; a positive
     teaches only when it is in the user's two-tower top ``config.candidates`` (the pool the ranker
     orders in serving), and brings :data:`RANKER_POOL_NEGATIVES` items drawn from that pool each
     batch (a draw equal to the positive is labelled 1). Positives outside the pool and the
@@ -329,7 +381,7 @@ def train_ranker(
     if sequencer is not None:
         sequencer = sequencer.to(device)
         train_seqs = D.event_sequences(
-            split.pairs, (D.TRAIN,), split.index_of, sequencer.config.positives_only
+            split.sample_pairs, (D.TRAIN,), split.index_of, sequencer.config.positives_only
         )
         seq_scores = sequence_scores(sequencer, train_seqs, users, device)
     cov_scores: CovisitScores | None = None
@@ -341,7 +393,7 @@ def train_ranker(
         )
     extra_cols = int(seq_scores is not None) + int(cov_scores is not None)
     mc = model_config or RankerConfig(
-        n_user_buckets=max(1024, 4 * len(users.rows)),
+        n_user_buckets=max(1024, 4 * split.n_users),
         n_item_buckets=max(1024, 4 * items.n_items),
         id_dim=0,
         n_dense=retrieval_col + 1 + extra_cols,
@@ -350,17 +402,28 @@ def train_ranker(
         linear_columns=tuple(range(retrieval_col + 1, retrieval_col + 1 + extra_cols)),
     )
     model = InteractionRanker(mc).to(device)
-    examples = D.ranker_rows(spark, split.ds, split.split_id, D.VALIDATION, config.seed)
+    examples = D.ranker_rows(
+        spark, split.ds, split.split_id, D.VALIDATION, config.seed, users=split.sample.frame
+    )
     held = ranker_holdout(config.seed)
     hold_ex = examples.where(held).toPandas()
     held_users = {int(u) for u in hold_ex[Col.USER_ID].unique()}
-    val_users, val_mask, val_targets = split.eval_task(D.VALIDATION)
-    retrieval = two_tower_scores(retriever, users, items, val_users, device)
-    if seq_scores is None:
-        candidates = top_k(retrieval, val_mask, config.candidates)
-    else:
-        seq_matrix = seq_scores.matrix(users.row_of(np.asarray(val_users)))
-        candidates = merged_pool(retrieval, seq_matrix, val_mask, config.candidates)
+    val = split.eval_task(D.VALIDATION)
+    val_users, val_targets = val.users, val.targets
+    tower = two_tower_scorer(retriever, users, items, device)
+
+    def pool_block(start: int, stop: int) -> tuple[Tensor, ...]:
+        ids, mask = val_users[start:stop], val.mask(start, stop, items.n_items)
+        retrieval = tower(ids)
+        if seq_scores is None:
+            cands = top_k_fast(retrieval, mask, config.candidates)
+        else:
+            seq_matrix = seq_scores.matrix(users.row_of(np.asarray(ids)))
+            cands = merged_pool(retrieval, seq_matrix, mask, config.candidates)
+        return cands, retrieval.gather(1, cands)
+
+    # The pool and each candidate's retrieval score, per block of users (no users x items).
+    candidates, pool_retrieval = in_blocks(len(val_users), user_block(items.n_items), pool_block)
     # Candidate pool per user-table row (row 0 and users without validation positives: none).
     pool = torch.zeros((users.user_ids.shape[0], candidates.shape[1]), dtype=torch.long)
     has_pool = torch.zeros(users.user_ids.shape[0], dtype=torch.bool)
@@ -425,7 +488,7 @@ def train_ranker(
             items,
             hold_users,
             hold_candidates,
-            retrieval[pick],
+            pool_retrieval[pick],
             device,
             seq_scores,
             cov_scores,

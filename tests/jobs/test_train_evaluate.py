@@ -33,6 +33,14 @@ def test_parse_args_refuse_bad_values() -> None:
         parse_eval(["--ds", "2026-02-01", "--models", "popularity,nope"])
     with pytest.raises(ValueError, match="epochs"):
         parse_train(["--model", "sasrec", "--ds", "2026-02-01", "--epochs", "-1"])
+    with pytest.raises(ValueError, match=r"^eval_users: must be an int >= 1, got 0"):
+        parse_eval(["--ds", "2026-02-01", "--eval-users", "0"])
+    with pytest.raises(ValueError, match=r"^validation_users: must be an int >= 1, got -5"):
+        parse_train(["--model", "sasrec", "--ds", "2026-02-01", "--validation-users", "-5"])
+    assert parse_eval(["--ds", "2026-02-01", "--eval-users", "7"]).eval_users == 7
+    assert parse_eval(["--ds", "2026-02-01"]).eval_users == 100_000
+    args = ["--model", "ranker", "--ds", "2026-02-01", "--validation-users", "9"]
+    assert parse_train(args).validation_users == 9
 
 
 def test_train_then_evaluate_writes_and_replaces_rows(
@@ -77,3 +85,13 @@ def test_train_then_evaluate_writes_and_replaces_rows(
     runs = after.groupBy(Col.MODEL_NAME).agg(F.countDistinct(Col.RUN_ID).alias("n")).collect()
     assert {r[Col.MODEL_NAME] for r in runs} == set(MODELS)
     assert after.select(Col.RUN_ID).distinct().count() == 2
+    # A seeded sample of 10 of the 40 tiny users: every metric averages over those 10.
+    sampled = EvalJobConfig(DS, "leave_last_out", ("popularity",), arts, eval_users=10)
+    run_eval(sampled, root)
+    pop = spark.table(EVAL_OFFLINE_METRICS.qualified_name).where(
+        (F.col(Col.DS) == F.lit(DS))
+        & (F.col(Col.MODEL_NAME) == "popularity")
+        & (F.col(Col.SLICE) == "all")
+        & (F.col(Col.METRIC) == "ndcg")
+    )
+    assert {r[Col.N_USERS] for r in pop.collect()} == {10}
