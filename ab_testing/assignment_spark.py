@@ -302,6 +302,73 @@ def exposures_from_served(
     )
 
 
+#: What :func:`rec_set_mismatches` returns, one row per (experiment, day) with served rows.
+MISMATCH_COLUMNS: Final = (
+    Col.EXPERIMENT_ID,
+    Col.DS,
+    "served_rows",
+    "mismatched_rows",
+    "mismatched_units",
+)
+
+
+def rec_set_mismatches(
+    served: DataFrame, assignments: DataFrame, unit_col: str = Col.UNIT_ID
+) -> DataFrame:
+    """Served rows whose ``rec_set`` is not the one the assigned variant serves, per day.
+
+    Only experiments that vary the recommendation set are checked: those with at least one
+    variant (in ``assignments``) named like a set in :data:`ab_testing.replay.REC_SETS`. Their
+    variants serve :func:`ab_testing.replay.rec_set_for` (the set they name, else ``model``), the
+    rule the app-side reader and the replay follow. A served row counts for every such experiment
+    its unit is assigned to on the row's UTC day, as in :func:`exposures_from_served`.
+
+    Args:
+        served: Served rows with ``unit_col``, ``served_ts`` and ``rec_set``.
+        assignments: Rows of ``ab.assignments`` (any days).
+        unit_col: The unit-id column of ``served``.
+
+    Returns:
+        MISMATCH_COLUMNS: per (experiment_id, ds) the served rows checked, those whose set
+        differs, and the distinct units among them. Aggregates only: one row per experiment and
+        day.
+    """
+    from ab_testing.replay import REC_SETS, rec_set_col
+
+    _check_unit(served, unit_col)
+    for name in (Col.SERVED_TS, Col.REC_SET):
+        if name not in served.columns:
+            raise ValueError(f"served: needs a column {name!r}, has {served.columns}")
+    names_a_set = F.col(Col.VARIANT).isin(*REC_SETS)
+    varying = (
+        assignments.groupBy(Col.EXPERIMENT_ID)
+        .agg(F.max(names_a_set.cast("int")).alias("_varies"))
+        .where(F.col("_varies") == F.lit(1))
+        .select(Col.EXPERIMENT_ID)
+    )
+    assigned = (
+        assignments.select(Col.UNIT_ID, Col.DS, Col.EXPERIMENT_ID, Col.VARIANT)
+        .distinct()
+        .join(F.broadcast(varying), Col.EXPERIMENT_ID)
+    )
+    events = served.select(
+        F.col(unit_col).alias(Col.UNIT_ID),
+        F.col(Col.REC_SET).alias("_served_set"),
+        F.to_date(Col.SERVED_TS).alias(Col.DS),
+    ).where(F.col(Col.UNIT_ID).isNotNull())
+    differs = ~F.col("_served_set").eqNullSafe(rec_set_col(F.col(Col.VARIANT)))
+    return (
+        events.join(assigned, [Col.UNIT_ID, Col.DS])
+        .groupBy(Col.EXPERIMENT_ID, Col.DS)
+        .agg(
+            F.count(F.lit(1)).alias("served_rows"),
+            F.sum(differs.cast("long")).alias("mismatched_rows"),
+            F.countDistinct(F.when(differs, F.col(Col.UNIT_ID))).alias("mismatched_units"),
+        )
+        .select(*MISMATCH_COLUMNS)
+    )
+
+
 def record_exposures(exposures: DataFrame) -> None:
     """Merge first exposures into ``ab.exposures`` in one Delta commit; idempotent.
 

@@ -2,7 +2,8 @@
 
 Usage (also through ``spark-submit jobs/exposures.py ...``)::
 
-    python -m jobs.exposures --ds 2026-01-10 [--from-ds 2026-01-01] [--source app] [--run-id ID]
+    python -m jobs.exposures --ds 2026-01-10 [--from-ds 2026-01-01] [--source app] [--run-id ID] \
+        [--max-rec-set-mismatch-share 0.01]
 
 Reads the served recommendations of day ``--ds`` (``ab.served``, every source or only
 ``--source``) and the assignments of the same day (``ab.assignments``, written by
@@ -27,6 +28,16 @@ per day). Two Delta commits for the whole range, as for one day: the quarantine 
 of the range are replaced in one, the exposures merged in the other. Every day of the range must
 have assignments, else nothing is written.
 
+What was served is cross-checked against the arm: for every experiment whose variants name
+recommendation sets (``popularity``, ``model``), each served row of an assigned unit must carry
+the set its variant serves (:func:`ab_testing.replay.rec_set_for`). Exposures stay keyed to the
+assigned variant (intent to treat); the mismatches per (experiment, day) — a stale app config, a
+fallback list — are counted, logged as a warning, and written as the data-quality check
+``exposure_rec_set_mismatch`` to ``ops.dq_checks`` (table ``ab.exposures[<experiment>]``, with
+``@<source>`` under ``--source``; this job's rows of those days replaced, other checks' rows
+untouched). A share above ``--max-rec-set-mismatch-share`` (default 0.01) fails the check and
+logs ``DQ FAILED``; the exposures are recorded either way and the exit status stays 0.
+
 Exit status: 0 done, 1 no assignments for the day (any day of the range), 2 invalid arguments
 (also ``--from-ds`` after ``--ds`` or a range over 366 days).
 """
@@ -35,37 +46,47 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from ab_testing.assignment_spark import exposures_from_served, record_exposures
-from jobs.common import configure_logging, day_range
+from ab_testing.assignment_spark import (
+    exposures_from_served,
+    rec_set_mismatches,
+    record_exposures,
+)
+from jobs.common import check_names, configure_logging, day_range
+from recsys.quality.exposure_checks import (
+    CHECK_NAME,
+    DEFAULT_MAX_MISMATCH_SHARE,
+    RecSetMismatch,
+    check_share,
+    dq_rows,
+    evaluate_mismatches,
+)
 from recsys.settings import Reason
-from recsys.warehouse.io import with_conflict_retry
+from recsys.warehouse.io import replace_rows, with_conflict_retry
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
     AB_ASSIGNMENTS,
     AB_EXPOSURES,
     AB_SERVED,
     BRONZE_QUARANTINE,
+    OPS_DQ_CHECKS,
     Col,
 )
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
+    from recsys.quality.checks import CheckResult
+
 log = logging.getLogger("jobs.exposures")
-
-#: Delivery names and run ids, as bronze writes them.
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
 
 class NoAssignmentsError(RuntimeError):
     """``ab.assignments`` has no row for the day: run ``jobs.assign`` first."""
@@ -73,16 +94,18 @@ class NoAssignmentsError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class ExposuresJob:
-    """One validated run: the last day, the served source (None: all), the run id and the first
-    day (None: ``ds`` alone)."""
+    """One validated run: the last day, the served source (None: all), the run id, the first
+    day (None: ``ds`` alone) and the largest served-vs-assigned mismatch share that passes."""
 
     ds: date
     source: str | None
     run_id: str
     from_ds: date | None = None
+    max_mismatch_share: float = DEFAULT_MAX_MISMATCH_SHARE
 
     def __post_init__(self) -> None:
         day_range(self.from_ds, self.ds)  # raises ValueError on a bad range
+        check_share("max_rec_set_mismatch_share", self.max_mismatch_share)
 
     @property
     def days(self) -> tuple[date, ...]:
@@ -106,12 +129,19 @@ def parse_args(argv: Sequence[str] | None) -> ExposuresJob:
     )
     parser.add_argument("--source", help="only ab.served rows of this source (default: all)")
     parser.add_argument("--run-id", help="id stamped on quarantined rows (default: a new UUID)")
+    parser.add_argument(
+        "--max-rec-set-mismatch-share",
+        type=float,
+        default=DEFAULT_MAX_MISMATCH_SHARE,
+        help="largest share (0-1) of an experiment's served rows on a day that may show another "
+        "rec_set than the assigned variant's before the DQ check fails (default 0.01)",
+    )
     args = parser.parse_args(argv)
     run_id = args.run_id or uuid.uuid4().hex
-    for name, value in (("source", args.source), ("run_id", run_id)):
-        if value is not None and not _NAME_RE.match(value):
-            raise ValueError(f"{name}: expected {_NAME_RE.pattern}, got {value!r}")
-    return ExposuresJob(args.ds, args.source, run_id, args.from_ds)
+    check_names((("source", args.source), ("run_id", run_id)))
+    return ExposuresJob(
+        args.ds, args.source, run_id, args.from_ds, args.max_rec_set_mismatch_share
+    )
 
 
 def problem(ds: date | None = None) -> tuple[Column, Column]:
@@ -206,6 +236,7 @@ def run(spark: SparkSession, job: ExposuresJob) -> dict[date, dict[str, int]]:
         BRONZE_QUARANTINE.qualified_name,
     )
     record_exposures(exposures_from_served(good, assignments))
+    check_served_sets(spark, job, good, assignments)
     first = spark.table(AB_EXPOSURES.qualified_name).where(in_range)
     served_n, bad_n, first_n = (_per_day(df, days) for df in (served, bad, first))
     return {
@@ -216,6 +247,63 @@ def run(spark: SparkSession, job: ExposuresJob) -> dict[date, dict[str, int]]:
         }
         for day in days
     }
+
+
+def check_served_sets(
+    spark: SparkSession, job: ExposuresJob, served: DataFrame, assignments: DataFrame
+) -> list[tuple[date, CheckResult]]:
+    """Cross-check served ``rec_set`` against the assigned variants; write ``ops.dq_checks``.
+
+    Replaces this job's check rows of the run's days (and source) in one commit; logs one
+    warning per (experiment, day) with mismatches and ``DQ FAILED`` per failed check.
+    """
+    counts = [
+        RecSetMismatch(
+            r[Col.EXPERIMENT_ID],
+            r[Col.DS],
+            int(r["served_rows"]),
+            int(r["mismatched_rows"]),
+            int(r["mismatched_units"]),
+        )
+        # One row per experiment and day: aggregates only.
+        for r in rec_set_mismatches(served, assignments).collect()
+    ]
+    results = evaluate_mismatches(counts, job.max_mismatch_share, job.source)
+    for c in counts:
+        if c.mismatched_rows:
+            log.warning(
+                "%s ds=%s: %d of %d served rows (%.2f%%, %d units) showed another rec_set than "
+                "the assigned variant's; counted as the assigned arm (intent to treat)",
+                c.experiment_id,
+                c.ds,
+                c.mismatched_rows,
+                c.served_rows,
+                100 * c.share,
+                c.mismatched_units,
+            )
+    for ds, r in results:
+        if not r.passed:
+            log.error(
+                "DQ FAILED %s on %s ds=%s: %s (threshold %s)",
+                r.check_name,
+                r.table_name,
+                ds,
+                r.detail,
+                r.threshold,
+            )
+    now = datetime.now(UTC).replace(tzinfo=None)
+    schema = spark.table(OPS_DQ_CHECKS.qualified_name).schema
+    rows = spark.createDataFrame(dq_rows(results, job.run_id, now), schema)
+    # Owned rows: this check, these days, and this source's label (``]`` ends the all-sources
+    # label, ``@<source>`` a single source's).
+    suffix = "]" if job.source is None else "]@" + job.source
+    owned = (
+        _days(job.days)
+        & (F.col(Col.CHECK_NAME) == F.lit(CHECK_NAME))
+        & F.col(Col.TABLE_NAME).endswith(suffix)
+    )
+    replace_rows(rows, OPS_DQ_CHECKS, owned)
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:

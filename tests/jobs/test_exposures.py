@@ -10,7 +10,15 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import exposures as job
-from recsys.warehouse.tables import AB_ASSIGNMENTS, AB_EXPOSURES, AB_SERVED, BRONZE_QUARANTINE, Col
+from recsys.quality.exposure_checks import CHECK_NAME
+from recsys.warehouse.tables import (
+    AB_ASSIGNMENTS,
+    AB_EXPOSURES,
+    AB_SERVED,
+    BRONZE_QUARANTINE,
+    OPS_DQ_CHECKS,
+    Col,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -199,3 +207,87 @@ def test_bad_ranges_exit_2(caplog: pytest.LogCaptureFixture) -> None:
     longest = job.parse_args(["--from-ds", "2030-07-01", "--ds", "2031-07-01"])
     assert (len(longest.days), longest.days[-1]) == (366, date(2031, 7, 1))
     assert job.parse_args(["--ds", "2031-07-01"]).days == (date(2031, 7, 1),)
+
+
+RECS_EXP, OTHER_EXP = "exposures_recs_check", "exposures_other_layer"
+DAY3 = date(2031, 7, 1)
+
+
+def dq_rows_of(spark: SparkSession, ds: date) -> dict[str, Any]:
+    rows = spark.table(OPS_DQ_CHECKS.qualified_name).where(F.col(Col.DS) == F.lit(ds)).collect()
+    return {r.table_name: r for r in rows if r.check_name == CHECK_NAME}
+
+
+def test_served_rec_set_is_cross_checked_against_the_assigned_variant(
+    spark: SparkSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    def shown(unit: str, hour: int, rec_set: str) -> tuple[Any, ...]:
+        return (unit, "home", datetime(2031, 7, 1, hour), rec_set, [1, 2], "v1", "app", DAY3)
+
+    write(
+        spark,
+        AB_ASSIGNMENTS.qualified_name,
+        [
+            assignment("r1", "popularity", DAY3, RECS_EXP),
+            assignment("r2", "model", DAY3, RECS_EXP),
+            assignment("r3", "popularity", DAY3, RECS_EXP),
+            assignment("r4", "model", DAY3, RECS_EXP),
+            # Another layer's experiment whose variants name no set: not checked.
+            assignment("r3", "treat", DAY3, OTHER_EXP),
+        ],
+    )
+    write(
+        spark,
+        AB_SERVED.qualified_name,
+        [
+            shown("r1", 9, "popularity"),
+            shown("r2", 9, "model"),
+            shown("r2", 10, "model"),
+            shown("r3", 8, "model"),  # a stale app config served r3 the other arm's set
+            shown("r3", 11, "popularity"),
+        ],
+    )
+    # Another check's row of the same day must survive this job's writes.
+    other = [("row_count", "serve.ranked[model]", 1.0, "> 0", True, "1 rows", "dq", DAY3)]
+    spark.createDataFrame(
+        [(*r[:7], datetime(2031, 7, 1), r[7]) for r in other],
+        spark.table(OPS_DQ_CHECKS.qualified_name).schema,
+    ).writeTo(OPS_DQ_CHECKS.qualified_name).append()
+
+    with caplog.at_level("WARNING", logger="jobs.exposures"):
+        assert job.main(["--ds", DAY3.isoformat(), "--run-id", "x1"]) == 0
+    # Intent to treat: r3 stays in its assigned arm, first exposed by the mismatched row.
+    got = exposures(spark, RECS_EXP)
+    assert (got["r3"].variant, got["r3"].first_exposure_ts) == (
+        "popularity",
+        datetime(2031, 7, 1, 8),
+    )
+    assert set(got) == {"r1", "r2", "r3"}  # r4 was assigned but never served
+    checks = dq_rows_of(spark, DAY3)
+    assert set(checks) == {f"ab.exposures[{RECS_EXP}]"}  # the other experiment is not checked
+    row = checks[f"ab.exposures[{RECS_EXP}]"]
+    assert row.observed == pytest.approx(1 / 5)
+    assert (row.passed, row.threshold, row.run_id) == (False, "<= 0.01", "x1")
+    assert row.detail.startswith("1 of 5 served rows (1 units)")
+    assert any(
+        RECS_EXP in r.getMessage() and "1 of 5 served rows" in r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING"
+    )
+    assert any("DQ FAILED" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+    # A looser threshold passes; the rerun replaces this check's row, other checks untouched.
+    argv = ["--ds", DAY3.isoformat(), "--run-id", "x2", "--max-rec-set-mismatch-share", "0.25"]
+    assert job.main(argv) == 0
+    checks = dq_rows_of(spark, DAY3)
+    assert [(r.passed, r.run_id) for r in checks.values()] == [(True, "x2")]
+    all_rows = spark.table(OPS_DQ_CHECKS.qualified_name).where(F.col(Col.DS) == F.lit(DAY3))
+    assert all_rows.where(F.col(Col.CHECK_NAME) == "row_count").count() == 1
+
+    # One source alone gets its own row; the all-sources row stays.
+    assert job.main(["--ds", DAY3.isoformat(), "--source", "app", "--run-id", "x3"]) == 0
+    assert set(dq_rows_of(spark, DAY3)) == {
+        f"ab.exposures[{RECS_EXP}]",
+        f"ab.exposures[{RECS_EXP}]@app",
+    }
+    assert job.main(["--ds", DAY3.isoformat(), "--max-rec-set-mismatch-share", "1.5"]) == 2
