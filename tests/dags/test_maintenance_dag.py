@@ -1,0 +1,150 @@
+"""The warehouse_maintenance DAG: parses cheaply, follows the DAG conventions, and its templated
+arguments render into a valid ``jobs.retention`` command line.
+
+Airflow is configured as in ``test_dag_integrity.py`` (a throw-away ``AIRFLOW_HOME``) unless another
+test module of this run already imported it. No metadata database or Spark is needed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+_ROOT = logging.getLogger()
+_ROOT_STATE = (list(_ROOT.handlers), _ROOT.level)
+if "airflow" not in sys.modules:
+    _home = tempfile.mkdtemp(prefix="af-tests-")
+    atexit.register(shutil.rmtree, _home, True)
+    os.environ.update(
+        AIRFLOW_HOME=_home,
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__PARALLELISM="2",
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_home}/airflow.db",
+    )
+if str(REPO) not in sys.path:  # `dags` is not an installed package
+    sys.path.append(str(REPO))
+
+from airflow.dag_processing.dagbag import DagBag  # noqa: E402
+from airflow.sdk.exceptions import ParamValidationError  # noqa: E402
+
+from dags import common  # noqa: E402
+
+_ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
+
+DAG_ID = "warehouse_maintenance"
+DAG_FILE = REPO / "dags" / "warehouse_maintenance.py"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_root_logging() -> Iterator[None]:
+    yield
+    _ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
+
+
+@pytest.fixture(scope="module")
+def dag() -> Any:
+    bag = DagBag(dag_folder=str(DAG_FILE))
+    assert bag.import_errors == {}
+    assert set(bag.dags) == {DAG_ID}
+    return bag.dags[DAG_ID]
+
+
+def test_conventions(dag: Any) -> None:
+    assert dag.tags
+    assert dag.catchup is False
+    assert dag.doc_md.lstrip().startswith(f"# {DAG_ID}")
+    assert dag.max_active_runs == 1
+    assert dag.schedule == "@daily"
+    for task in dag.tasks:
+        assert task.retries >= 2, task.task_id
+        assert task.retry_exponential_backoff > 0, task.task_id
+        assert task.on_failure_callback, task.task_id
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    assert DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag)).dag_id == DAG_ID
+
+
+def test_one_guarded_spark_task_running_the_retention_job(dag: Any) -> None:
+    assert [t.task_id for t in dag.tasks] == ["retention"]
+    task = dag.get_task("retention")
+    assert isinstance(task, common.SparkJobOperator)
+    assert task._conn_id == common.SPARK_CONN_ID
+    assert Path(task.application) == REPO / "jobs" / "retention.py"
+    assert (task.application_args or [])[:2] == ["--ds", "{{ ds }}"]
+
+
+def _render(args: list[str], params: dict[str, Any]) -> list[str]:
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    rendered = [env.from_string(a).render(ds="2026-01-12", params=params) for a in args]
+    return common.drop_empty_args(rendered)
+
+
+def test_arguments_render_into_a_valid_job_config(dag: Any) -> None:
+    from jobs.retention import RetentionConfig, parse_args
+    from recsys.warehouse.tables import SERVE_CANDIDATES
+
+    args = dag.get_task("retention").application_args
+    defaults = dict(dag.params.validate())
+    config = parse_args(_render(args, defaults))
+    # The DAG's defaults are the job's own.
+    assert config == RetentionConfig(ds=config.ds)
+    assert config.ds.isoformat() == "2026-01-12"
+    changed = {**defaults, "serve_days": 7, "candidates_days": 2, "vacuum": False}
+    config = parse_args(_render(args, changed))
+    assert (config.serve_days, config.horizon_days(SERVE_CANDIDATES)) == (7, 2)
+    assert config.vacuum is False
+
+
+def test_params_are_validated(dag: Any) -> None:
+    params = dag.params
+    assert params.validate()["vacuum_hours"] == 168
+    for name, bad in (
+        ("serve_days", 0),
+        ("served_days", 5000),
+        ("vacuum_hours", 0),
+        ("compact_days", -1),
+        ("vacuum", "yes"),
+    ):
+        with pytest.raises(ParamValidationError):
+            params.get_param(name).resolve(bad)
+
+
+def test_parsing_is_cheap_and_starts_no_spark() -> None:
+    code = (
+        "import json, sys, time\n"
+        f"sys.path.append({str(REPO)!r})\n"
+        "import airflow.sdk, airflow.providers.apache.spark.operators.spark_submit\n"
+        "t = time.perf_counter(); import dags.warehouse_maintenance\n"
+        "out = {'seconds': time.perf_counter() - t}\n"
+        "bad = ('pyspark', 'py4j', 'recsys', 'jobs', 'ab_testing')\n"
+        "out['loaded'] = sorted({m.split('.')[0] for m in sys.modules} & set(bad))\n"
+        "print(json.dumps(out))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tempfile.gettempdir(),
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["loaded"] == []
+    assert out["seconds"] < 2.0
