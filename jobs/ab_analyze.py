@@ -8,8 +8,14 @@ Usage::
 For every experiment that has started by ``--ds`` (or those named), Spark joins ``ab.exposures``
 to ``ab.events`` and writes cumulative sufficient statistics per daily look to
 ``ab.metric_stats``; the stats engine (pure Python) tests them; results go to ``ab.results`` and
-a self-contained HTML report plus Markdown to ``<reports-dir>/<experiment>/<ds>/``. Both tables
-are replaced for ``ds`` in one commit each. One experiment that cannot be analysed yields result
+a self-contained HTML report plus Markdown to ``<reports-dir>/<experiment>/<ds>/``. In both
+tables the job replaces only the rows it owns, ``ds = --ds AND experiment_id IN (the experiments
+it analyses)``, in one commit each, and reads back only those experiments' statistics: runs for
+different experiments of the same day (the DAG maps one per experiment, two at a time) leave each
+other's rows alone, and a rerun replaces its experiments' rows without duplicating them. Two such
+writers that commit to the same ``ds`` partition at once can meet a Delta write conflict; the
+loser retries (``recsys.warehouse.io.with_conflict_retry``), and as each replaces disjoint rows
+the result equals a sequential run. One experiment that cannot be analysed yields result
 rows with a reason and never stops the others.
 """
 
@@ -25,7 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ab_testing.analysis_input import experiment_data
@@ -39,7 +45,7 @@ from ab_testing.stats import ExperimentData, ResultRow, analyze_experiments
 from ab_testing.stats.analysis import error_row
 from jobs.common import configure_logging
 from recsys.settings import PROJECT_ROOT
-from recsys.warehouse.io import replace_partition
+from recsys.warehouse.io import replace_rows
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
     AB_EVENTS,
@@ -96,6 +102,17 @@ def parse_args(argv: Sequence[str] | None) -> AnalyzeArgs:
         ),
         run_id=args.run_id or uuid.uuid4().hex,
     )
+
+
+def owned_rows(ds: date, experiment_ids: Sequence[str]) -> Column:
+    """The rows of ``ab.metric_stats``/``ab.results`` one run owns: its day, its experiments.
+
+    Raises:
+        ValueError: ``experiment_ids`` is empty (the condition would own nothing).
+    """
+    if not experiment_ids:
+        raise ValueError("experiment_ids: expected at least one id, got []")
+    return (F.col(Col.DS) == F.lit(ds)) & F.col(Col.EXPERIMENT_ID).isin(sorted(experiment_ids))
 
 
 def looks_for(experiment: Experiment, ds: date) -> list[date]:
@@ -241,16 +258,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("no experiment has started by %s", args.ds)
         return 1
     spark = build_spark(app_name="ab_analyze")
+    owned = owned_rows(args.ds, [e.id for e in chosen])
     stats = compute_stats(spark, args, chosen)
-    replace_partition(stats, AB_METRIC_STATS, args.ds)
-    rows = [
-        r.asDict()
-        for r in spark.table(AB_METRIC_STATS.qualified_name)
-        .where(F.col(Col.DS) == F.lit(args.ds))
-        .collect()
-    ]
+    replace_rows(stats, AB_METRIC_STATS, owned)
+    # Aggregates of the chosen experiments only (variants x metrics x slices x looks).
+    rows = [r.asDict() for r in spark.table(AB_METRIC_STATS.qualified_name).where(owned).collect()]
     results, inputs = analyse(args, chosen, rows)
-    replace_partition(results_frame(spark, results, args.ds, args.run_id), AB_RESULTS, args.ds)
+    replace_rows(results_frame(spark, results, args.ds, args.run_id), AB_RESULTS, owned)
     for path in write_reports(args, results, inputs):
         log.info("report: %s", path)
     for r in results:

@@ -1,6 +1,7 @@
 -- Sufficient statistics per experiment, variant, metric, slice and daily look, cumulative up to
 -- the end of look_date: y is the unit's metric numerator, d its denominator (1 unless ratio), x
--- its CUPED covariate (0 without one). One partition per analysis day, replaced on rerun.
+-- its CUPED covariate (0 without one). Partitioned by analysis day; an analysis run replaces the
+-- rows of (its day, its experiments) only, so per-experiment runs never erase each other.
 CREATE TABLE IF NOT EXISTS ab.metric_stats (
   experiment_id  STRING  NOT NULL COMMENT 'Experiment id',
   variant        STRING  NOT NULL COMMENT 'Variant id',

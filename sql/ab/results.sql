@@ -1,5 +1,6 @@
 -- One row per experiment, metric, variant (vs control) and slice for an analysis day: what
--- analysts read. Aggregates only; slices below the minimum unit count carry no numbers.
+-- analysts read. Aggregates only; slices below the minimum unit count carry no numbers. An
+-- analysis run replaces the rows of (its day, its experiments) only.
 CREATE TABLE IF NOT EXISTS ab.results (
   experiment_id           STRING  NOT NULL COMMENT 'Experiment id',
   metric                  STRING  NOT NULL COMMENT 'Metric name',

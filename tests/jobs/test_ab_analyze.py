@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -46,15 +49,22 @@ layers:
 """
 
 
-def seed_tables(spark: SparkSession) -> None:
-    rng = np.random.default_rng(11)
+def seed_tables(
+    spark: SparkSession,
+    experiment_id: str = "e_ranker",
+    prefix: str = "abu",
+    start: datetime = datetime(2026, 3, 1, 9),
+    n_units: int = 600,
+    seed: int = 11,
+) -> None:
+    """Exposures of ``n_units`` units (``prefix`` + i, half control) and their events."""
+    rng = np.random.default_rng(seed)
     exposures, events = [], []
-    start = datetime(2026, 3, 1, 9)
-    for i in range(600):
+    for i in range(n_units):
         variant = "control" if i % 2 == 0 else "treat"
-        unit = "abu" + str(i)
+        unit = prefix + str(i)
         exposed = start + timedelta(hours=int(rng.integers(0, 96)))
-        exposures.append(("e_ranker", "ranking", variant, unit, exposed, None, exposed.date()))
+        exposures.append((experiment_id, "ranking", variant, unit, exposed, None, exposed.date()))
         rate = 1.0 if variant == "control" else 1.6
         for _ in range(int(rng.poisson(rate))):
             ts = exposed + timedelta(hours=float(rng.uniform(0, 72)))
@@ -121,3 +131,146 @@ def test_analysis_writes_results_and_reports(spark: SparkSession, tmp_path: Path
     )
     assert looks == 5  # 1-5 March
     assert len(load_metrics(metrics).metrics) == 4
+
+
+# Two experiments analysed one task each, as the DAG maps them; own ids and days, so the tests
+# share the session warehouse with the one above without touching its rows.
+TWO = """
+version: 1
+holdout: {salt: holdout-two, buckets: 0}
+layers:
+  - id: ranking
+    salt: layer-two
+    experiments:
+%s
+"""
+ONE = """      - id: %s
+        salt: salt-%s
+        start: 2026-05-01
+        end: 2026-05-20
+        buckets: [%d, %d]
+        variants:
+          - {id: control, weight: 1, control: true}
+          - {id: treat, weight: 1}
+"""
+
+
+def two_experiments(tmp_path: Path, ids: tuple[str, str]) -> Path:
+    body = ONE % (ids[0], ids[0], 0, 5000) + ONE % (ids[1], ids[1], 5000, 10000)
+    path = tmp_path / "two.yaml"
+    path.write_text(TWO % body.rstrip("\n"))
+    return path
+
+
+def analyse_argv(config: Path, ds: date, reports: Path, *experiments: str) -> list[str]:
+    argv = ["--config", str(config), "--metrics", str(ROOT / "ab_testing" / "metrics.example.yaml")]
+    argv += ["--ds", ds.isoformat(), "--reports-dir", str(reports)]
+    for experiment_id in experiments:
+        argv += ["--experiment", experiment_id]
+    return argv
+
+
+Row = dict[str, Any]
+
+
+def day_rows(spark: SparkSession, table: str, ds: date, ids: tuple[str, ...]) -> list[Row]:
+    """Rows of ``table`` on ``ds`` for ``ids``, run_id dropped, sorted by their key columns."""
+    df = spark.table(table).where((F.col("ds") == F.lit(ds)) & F.col("experiment_id").isin(*ids))
+    rows = [r.asDict() for r in df.collect()]
+    for r in rows:
+        r.pop("run_id", None)
+    keys = ("experiment_id", "metric", "variant", "slice", "look_date")
+    return sorted(rows, key=lambda r: tuple(str(r.get(k)) for k in keys))
+
+
+def assert_same_rows(got: list[Row], want: list[Row]) -> None:
+    """Equal row sets; floats equal up to summation order (Spark adds in partition order)."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.keys() == w.keys()
+        for key in g:
+            if isinstance(w[key], float):
+                assert g[key] == pytest.approx(w[key], rel=1e-9, abs=1e-12, nan_ok=True), key
+            else:
+                assert g[key] == w[key], key
+
+
+def per_experiment(spark: SparkSession, table: str, ds: date) -> dict[str, int]:
+    """Rows per experiment of ``table`` on ``ds``."""
+    out = spark.table(table).where(F.col("ds") == F.lit(ds)).groupBy("experiment_id").count()
+    return {r["experiment_id"]: int(r["count"]) for r in out.collect()}
+
+
+def test_per_experiment_runs_keep_each_others_rows(spark: SparkSession, tmp_path: Path) -> None:
+    ids = ("e_seq_one", "e_seq_two")
+    ds = date(2026, 5, 3)
+    for k, experiment_id in enumerate(ids):
+        seed_tables(spark, experiment_id, f"seq{k}u", datetime(2026, 5, 1, 9), 200, 20 + k)
+    config = two_experiments(tmp_path, ids)
+    reports = tmp_path / "reports"
+    assert ab_analyze.main([*analyse_argv(config, ds, reports, ids[0]), "--run-id", "r1"]) == 0
+    first_stats = per_experiment(spark, "ab.metric_stats", ds)
+    first_results = per_experiment(spark, "ab.results", ds)
+    assert set(first_results) == {ids[0]}
+    assert ab_analyze.main([*analyse_argv(config, ds, reports, ids[1]), "--run-id", "r2"]) == 0
+    # The second experiment's run left the first one's rows as they were.
+    stats, results = per_experiment(spark, "ab.metric_stats", ds), per_experiment(
+        spark, "ab.results", ds
+    )
+    assert set(stats) == set(results) == set(ids)
+    assert stats[ids[0]] == first_stats[ids[0]]
+    assert results[ids[0]] == first_results[ids[0]]
+    kept = day_rows(spark, "ab.results", ds, ids[1:])
+    # A rerun of the first replaces its rows only: same counts, new run id, second untouched.
+    assert ab_analyze.main([*analyse_argv(config, ds, reports, ids[0]), "--run-id", "r3"]) == 0
+    assert per_experiment(spark, "ab.metric_stats", ds) == stats
+    assert per_experiment(spark, "ab.results", ds) == results
+    run_ids = {
+        r["experiment_id"]: r["run_id"]
+        for r in spark.table("ab.results").where(F.col("ds") == F.lit(ds)).collect()
+    }
+    assert run_ids == {ids[0]: "r3", ids[1]: "r2"}
+    assert_same_rows(day_rows(spark, "ab.results", ds, ids[1:]), kept)
+    assert (reports / ids[0] / ds.isoformat() / "report.html").exists()
+    assert (reports / ids[1] / ds.isoformat() / "report.html").exists()
+
+
+def test_two_analysis_processes_at_once_equal_a_sequential_run(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # The DAG's mapped tasks: one `ab_analyze --experiment <id>` process each, started together,
+    # on the same warehouse and day. They commit to the same ds partition of both tables.
+    ids = ("e_conc_one", "e_conc_two")
+    ds = date(2026, 5, 4)
+    for k, experiment_id in enumerate(ids):
+        seed_tables(spark, experiment_id, f"conc{k}u", datetime(2026, 5, 1, 9), 200, 30 + k)
+    config = two_experiments(tmp_path, ids)
+    env = dict(os.environ, RECSYS_DRIVER_MEMORY="1g", RECSYS_SPARK_MASTER="local[1]")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "jobs.ab_analyze", *analyse_argv(config, ds, tmp_path / "r", i)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in ids
+    ]
+    try:
+        outputs = [p.communicate(timeout=900)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, "\n".join(
+            line for line in out.splitlines() if not line.lstrip().startswith("at ")
+        )[-3000:]
+    concurrent = {t: day_rows(spark, t, ds, ids) for t in ("ab.metric_stats", "ab.results")}
+    assert {r["experiment_id"] for r in concurrent["ab.results"]} == set(ids)
+    # The same day analysed again one experiment after the other (replacing the rows above).
+    for experiment_id in ids:
+        assert ab_analyze.main(analyse_argv(config, ds, tmp_path / "s", experiment_id)) == 0
+    for table, rows in concurrent.items():
+        assert_same_rows(rows, day_rows(spark, table, ds, ids))
