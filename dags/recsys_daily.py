@@ -15,18 +15,26 @@ The daily recommendation pipeline on the Delta warehouse, one `spark-submit` of 
 | `embeddings` | `score.py embeddings` | item and user embeddings of the champion two-tower |
 | `related_items` | `related_items.py` | top-50 similar items per item |
 | `retrieval` | `score.py retrieve` | top-200 candidates per user (two-tower + SASRec + fallbacks) |
-| `ranking` | `score.py rank` | ranker top-50 with explanations, plus the popularity set |
-| `publish` | `score.py publish` | the day into `serve.recommendations` in ONE commit |
-| `data_quality` | `dq_checks.py` | counts, coverage, nulls, score ranges, freshness; fails loudly |
+| `ranking` | `score.py rank` | ranker top-50 with explanations + popularity set, staged |
+| `data_quality` | `dq_checks.py` | the STAGED day (`serve.ranked`); fails loudly, no retry |
+| `publish` | `score.py publish` | after DQ passed: `serve.recommendations` in ONE commit |
 
 On days `should_train` says no, the three training tasks, `evaluate` and `promote` are
 **skipped** and scoring uses the current champions (`embeddings` runs when its upstream tasks
 succeeded or were skipped). The gate keeps the champion when the challenger's NDCG@10 is worse
 by more than the margin, and its log line and `ops.model_decisions` say why.
 
+**Data quality gates publishing.** `data_quality` checks the staged day (`serve.ranked`, plus
+today's related items and trending) BEFORE anything goes live; `publish` runs only when it
+passed, and refuses by itself (`--require-dq`) unless `ops.dq_checks` holds this run's passing
+checks. A failed check leaves `serve.recommendations` as it was, emits no Asset event, and is not
+retried (`retries=0`: a failed check is an alarm, not a transient error); fix the cause, then
+clear `data_quality` (its downstream `publish` follows).
+
 `publish` emits the Asset `delta://warehouse/serve/recommendations`
 (`dags.common.RECSYS_DAILY_OUTPUT`) with `extra = {"ds", "source"}`; `experiment_analysis` is
-scheduled on it.
+scheduled on it. Its last write is the day's completion record (`ops.completed_runs`, pipeline
+`recsys_daily`); `ingest` writes its own (pipeline `ingest`). See docs/reliability-pipeline.md.
 
 **Params** (JSON schema, checked when a run is triggered): `input_path` (a MovieLens directory,
 default the bundled `data/ml-latest-small`), `source` (delivery name), `force_retrain` (bool),
@@ -45,7 +53,8 @@ export AIRFLOW_HOME=$(mktemp -d) AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__COR
   -c '{"force_retrain": true, "train_epochs": 3}'
 ```
 
-Retries: 2 per task, exponential backoff from 1 minute; a failure logs one `TASK FAILED` line.
+Retries: 2 per task, exponential backoff from 1 minute (`data_quality`: none); a failure logs one
+`TASK FAILED` line.
 """
 
 from __future__ import annotations
@@ -116,7 +125,7 @@ def score(step: str, task_id: str, *extra: str, **kwargs: object) -> common.Spar
 
 with DAG(
     dag_id="recsys_daily",
-    description="Daily recommendations: ingest -> features -> train/gate -> score -> publish -> DQ",
+    description="Daily recommendations: ingest -> features -> train/gate -> score -> DQ -> publish",
     doc_md=__doc__,
     schedule="@daily",
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
@@ -147,7 +156,7 @@ with DAG(
         "eval_models": Param(
             "popularity,two_tower,sasrec,two_tower+ranker",
             type="string",
-            pattern=r"^[a-z_+]+(,[a-z_+]+)*$",
+            pattern=r"^[a-z_+]+(,[a-z_+]+)*" + common.PATTERN_END,
             description="Models jobs/evaluate.py compares (als is slower).",
         ),
         "promotion_margin": Param(
@@ -201,13 +210,17 @@ with DAG(
     )
     retrieval = score("retrieve", "retrieval")
     ranking = score("rank", "ranking")
+    # The checks judge the staged day of this run; a failed check is an alarm, not retried.
+    data_quality = common.spark_job(
+        "data_quality", "dq_checks", ["--ds", DS, "--run-id", RUN], retries=0
+    )
     publish = score(
         "publish",
         "publish",
+        "--require-dq",
         outlets=[common.RECSYS_DAILY_OUTPUT],
         asset_extra={"ds": DS, "source": "{{ params.source }}"},
     )
-    data_quality = common.spark_job("data_quality", "dq_checks", ["--ds", DS])
 
     setup_warehouse >> ingest >> features >> [trending, gate_open]
     gate_open >> [train_two_tower, train_sasrec]
@@ -216,5 +229,6 @@ with DAG(
     train_ranker >> evaluate >> promote >> embeddings
     features >> embeddings
     embeddings >> related_items
-    [embeddings, trending] >> retrieval >> ranking >> publish
-    [publish, related_items] >> data_quality
+    [embeddings, trending] >> retrieval >> ranking
+    # Nothing goes live (no publish, no Asset event, no completion record) before DQ passed.
+    [ranking, related_items] >> data_quality >> publish

@@ -1,50 +1,94 @@
-"""Data-quality checks of what a scoring run published; fails loudly when one does not pass.
+"""Data-quality checks of a scoring run's STAGED day, before it is published; fails loudly.
 
 Usage (also ``spark-submit jobs/dq_checks.py ...``)::
 
-    python -m jobs.dq_checks --ds 2026-01-05 [--split-id leave_last_out] [--min-user-coverage 0.95]
-        [--max-null-rate 0] [--min-list-length 10] [--max-age-hours 36] [--no-surfaces]
+    python -m jobs.dq_checks --ds 2026-01-05 [--run-id ID] [--split-id leave_last_out]
+        [--min-user-coverage 0.95] [--max-null-rate 0] [--min-list-length 10]
+        [--max-age-hours 36] [--no-surfaces]
 
-Checks ``serve.recommendations`` of ``--ds`` per recommendation set (row count, NULL/NaN scores
-or empty explanations, score range — probabilities in [0, 1] for the ``model`` set — ranks
-exactly 1..n without repeated items, no item the user already knows, median list length, and
-for ``model`` the share of users with features that got a list) and its freshness (the latest
-view shows ``--ds`` and the newest commit is recent), plus non-empty ``serve.related_items`` and
-``serve.trending`` for the day (unless ``--no-surfaces``). Every result goes to ``ops.dq_checks``
-(day replaced in one commit) and is printed. Exit status: 0 all passed, 1 a check failed (each
-failure logged on one line), 2 invalid arguments.
+Checks ``serve.ranked`` of ``--ds`` (what ``jobs/score.py publish`` would copy to
+``serve.recommendations``) per recommendation set (row count, NULL/NaN scores or empty
+explanations, score range — probabilities in [0, 1] for the ``model`` set — ranks exactly 1..n
+without repeated items, no item the user already knows, median list length, and for ``model`` the
+share of users with features that got a list), that the day holds the rows of one scoring run
+(``--run-id`` when given) and that its newest commit is recent, plus non-empty
+``serve.related_items`` and ``serve.trending`` for the day (unless ``--no-surfaces``). In
+``recsys_daily`` publishing runs only when this job passes, and its run id is ``--run-id``, which
+``jobs/score.py publish --require-dq`` looks up.
+
+Every result goes to ``ops.dq_checks`` (in one commit, replacing this job's earlier rows of the day,
+the ``serve.*`` ones; other jobs' checks of the day stay; ``run_id`` = ``--run-id``, else a new
+uuid) and is printed. Exit status: 0 all passed, 1 a check failed (each failure logged on one
+line), 2 invalid arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Final
+
+from pyspark.sql import functions as F
 
 from jobs.common import configure_logging
 from recsys.quality import CheckResult, Thresholds, evaluate
 from recsys.quality.observe import observe
-from recsys.warehouse.io import replace_partition
+from recsys.warehouse.io import replace_rows
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
     OPS_DQ_CHECKS,
-    SERVE_RECOMMENDATIONS,
+    SERVE_RANKED,
     SERVE_RELATED_ITEMS,
     SERVE_TRENDING,
+    Col,
     RecSet,
 )
 
 log = logging.getLogger("jobs.dq_checks")
+#: Scoring run ids as ``jobs.score --run-id`` accepts them (Airflow's look like
+#: ``manual__2026-01-05T00:00:00+00:00``).
+RUN_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:+-]{1,200}")
+#: Every ``ops.dq_checks.table_name`` this job writes starts so; a rerun replaces only those rows.
+OWNED_PREFIX: Final = "serve."
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[date, str, Thresholds, bool]:
-    """Command line -> (ds, split_id, thresholds, check surfaces); ValueError on bad values."""
+@dataclass(frozen=True, slots=True)
+class DqArgs:
+    """One check run, validated at the edge.
+
+    Attributes:
+        ds: Day checked.
+        split_id: Split of the features the day was scored on.
+        thresholds: What passes.
+        surfaces: Also require rows of ``serve.related_items`` and ``serve.trending`` on ds.
+        run_id: Scoring run whose staged rows must be checked, or None (any one run).
+    """
+
+    ds: date
+    split_id: str
+    thresholds: Thresholds
+    surfaces: bool
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.run_id is not None and not RUN_ID_PATTERN.fullmatch(self.run_id):
+            raise ValueError(
+                f"run_id: expected 1-200 of letters, digits, _ - . : +, got {self.run_id!r}"
+            )
+
+
+def parse_args(argv: Sequence[str] | None) -> DqArgs:
+    """Command line -> :class:`DqArgs`; ValueError on bad values."""
     d = Thresholds()
     p = argparse.ArgumentParser(prog="jobs.dq_checks", description=__doc__.split("\n\n")[0])
     p.add_argument("--ds", type=date.fromisoformat, required=True)
+    p.add_argument("--run-id", default=None, help="scoring run whose staged day is checked")
     p.add_argument("--split-id", default="leave_last_out")
     p.add_argument("--min-user-coverage", type=float, default=d.min_user_coverage)
     p.add_argument("--max-null-rate", type=float, default=d.max_null_rate)
@@ -53,40 +97,51 @@ def parse_args(argv: Sequence[str] | None) -> tuple[date, str, Thresholds, bool]
     p.add_argument("--no-surfaces", action="store_true", help="skip related items and trending")
     a = p.parse_args(argv)
     t = Thresholds(a.min_user_coverage, a.max_null_rate, a.min_list_length, a.max_age_hours)
-    return a.ds, a.split_id, t, not a.no_surfaces
+    return DqArgs(a.ds, a.split_id, t, not a.no_surfaces, a.run_id)
 
 
-def run(ds: date, split_id: str, thresholds: Thresholds, surfaces: bool) -> list[CheckResult]:
-    """Observe, judge, write ``ops.dq_checks``; returns every result."""
+def run(args: DqArgs) -> list[CheckResult]:
+    """Observe the staged day, judge, write ``ops.dq_checks``; returns every result."""
     spark = build_spark(app_name="dq_checks")
+    ds = args.ds
     observed = observe(
-        spark, ds, split_id, (SERVE_RELATED_ITEMS, SERVE_TRENDING) if surfaces else ()
+        spark,
+        ds,
+        args.split_id,
+        (SERVE_RELATED_ITEMS, SERVE_TRENDING) if args.surfaces else (),
+        table=SERVE_RANKED,
+        expected_run_id=args.run_id,
     )
     results = evaluate(
         observed,
-        thresholds,
-        SERVE_RECOMMENDATIONS.qualified_name,
+        args.thresholds,
+        SERVE_RANKED.qualified_name,
         RecSet.MODEL,
         (RecSet.MODEL, RecSet.POPULARITY),
     )
-    run_id, now = str(uuid.uuid4()), datetime.now(UTC).replace(tzinfo=None)
+    run_id = args.run_id or str(uuid.uuid4())
+    now = datetime.now(UTC).replace(tzinfo=None)
     rows = [
         (r.check_name, r.table_name, r.observed, r.threshold, r.passed, r.detail, run_id, now, ds)
         for r in results
     ]
     schema = spark.table(OPS_DQ_CHECKS.qualified_name).schema
-    replace_partition(spark.createDataFrame(rows, schema), OPS_DQ_CHECKS, ds)
+    # Only this job's rows of the day (tables under serve.): other jobs' checks of the same day,
+    # e.g. the exposures job's ab.exposures[...] rows, stay.
+    owned = (F.col(Col.DS) == F.lit(ds)) & F.col(Col.TABLE_NAME).startswith(OWNED_PREFIX)
+    replace_rows(spark.createDataFrame(rows, schema), OPS_DQ_CHECKS, owned)
     return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
-        ds, split_id, thresholds, surfaces = parse_args(argv)
+        args = parse_args(argv)
     except ValueError as err:
         log.error("%s", err)
         return 2
-    results = run(ds, split_id, thresholds, surfaces)
+    ds = args.ds
+    results = run(args)
     for r in results:
         print(f"{'PASS' if r.passed else 'FAIL'}  {r.check_name:<15} {r.table_name:<40} {r.detail}")
     failed = [r for r in results if not r.passed]

@@ -5,7 +5,7 @@ Usage (also through ``spark-submit jobs/score.py ...``)::
     python -m jobs.score embeddings|retrieve|rank|publish|all --ds 2026-11-28
         [--split-id leave_last_out] [--artifacts-dir DIR] [--run-id ID]
         [--two-tower-version V] [--sasrec-version V] [--ranker-version V]
-        [--k 200] (retrieve, all) [--n 50] (rank, all)
+        [--k 200] (retrieve, all) [--n 50] (rank, all) [--require-dq] (publish)
 
 - ``embeddings``: two-tower item and user vectors -> ``serve.item_embeddings``,
   ``serve.user_embeddings``.
@@ -14,13 +14,16 @@ Usage (also through ``spark-submit jobs/score.py ...``)::
 - ``rank``: ranker top-N with an explanation per row (rec_set ``model``) and the most popular
   unseen items (rec_set ``popularity``) -> ``serve.ranked``.
 - ``publish``: day ds of ``serve.ranked`` -> ``serve.recommendations`` in one Delta commit
-  (``serve.recommendations_latest`` shows the newest ds).
+  (``serve.recommendations_latest`` shows the newest ds), then the day's completion record
+  (``ops.completed_runs``, pipeline ``recsys_daily``). With ``--require-dq`` (as in
+  ``recsys_daily``) it refuses, exit 1, unless ``ops.dq_checks`` holds checks of ds by this run id
+  (``jobs/dq_checks.py --run-id``) and all passed: a failed or skipped check never goes live.
 - ``all``: the four in one session.
 
 Each step replaces day ``ds`` of its tables (a rerun never duplicates); the run id (default: a new
 uuid) is written on every row. Artifacts: the given version, else the champion, else the latest,
 under ``--artifacts-dir`` (default ``<warehouse_root>/_models``). Exits 2 on bad arguments
-(before Spark starts) or missing inputs/artifacts.
+(before Spark starts) or missing inputs/artifacts, 1 when ``--require-dq`` refuses to publish.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class ScoreJobConfig:
     ranker_version: str | None = None
     k: int = 200
     n: int = 50
+    require_dq: bool = False
 
     def __post_init__(self) -> None:
         if self.command not in COMMANDS:
@@ -85,6 +89,11 @@ class ScoreJobConfig:
             raise ValueError(f"k: must be in [1, 10000], got {self.k!r}")
         if self.n < 1 or self.n > self.k:
             raise ValueError(f"n: must be in [1, k={self.k}], got {self.n!r}")
+        if self.require_dq and self.command != "publish":
+            raise ValueError(
+                f"require_dq: only with the publish command (the checks run between rank and "
+                f"publish), got command {self.command!r}"
+            )
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -105,6 +114,11 @@ def parse_args(argv: Sequence[str] | None) -> ScoreJobConfig:
     p.add_argument("--ranker-version", default=None)
     p.add_argument("--k", type=int, default=200, help="candidates per user and source")
     p.add_argument("--n", type=int, default=50, help="recommendations per user")
+    p.add_argument(
+        "--require-dq",
+        action="store_true",
+        help="publish only when this run's data-quality checks of ds all passed",
+    )
     a = p.parse_args(argv)
     return ScoreJobConfig(
         command=a.command,
@@ -117,7 +131,12 @@ def parse_args(argv: Sequence[str] | None) -> ScoreJobConfig:
         ranker_version=a.ranker_version,
         k=a.k,
         n=a.n,
+        require_dq=a.require_dq,
     )
+
+
+class DataQualityGateError(RuntimeError):
+    """``publish --require-dq`` found no passing data-quality checks of the staged day."""
 
 
 def run(config: ScoreJobConfig, warehouse_root: str) -> dict[str, int]:
@@ -151,6 +170,12 @@ def run(config: ScoreJobConfig, warehouse_root: str) -> dict[str, int]:
         elif step == "rank":
             out = P.step_rank(ctx, config.n)
         else:
+            if config.require_dq:
+                from recsys.quality.observe import dq_verdict
+
+                reason = dq_verdict(spark, config.ds, config.run_id)
+                if reason is not None:
+                    raise DataQualityGateError(f"publish refused, nothing published: {reason}")
             out = P.step_publish(ctx)
         counts.update(out)
         log.info(
@@ -179,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         log.error("%s", err)
         return 2
+    except DataQualityGateError as err:
+        log.error("%s", err)
+        return 1
     log.info("done in %.1f s", time.perf_counter() - started)
     return 0
 

@@ -1,4 +1,4 @@
-"""Data-quality checks of published tables: pure rules over observed aggregates."""
+"""Data-quality checks of a staged day before it is published: pure rules over aggregates."""
 
 from recsys.quality.checks import CheckResult, Observed, Thresholds, evaluate
 

@@ -1,8 +1,14 @@
-"""Data-quality rules over aggregates observed in the published tables (no Spark here).
+"""Data-quality rules over aggregates of a day's recommendations (no Spark here).
 
-Spark computes a handful of numbers per table (:class:`Observed`); :func:`evaluate` turns them into
-one :class:`CheckResult` per rule. Every rule that cannot be computed (a table with no rows for the
-day) fails with a reason instead of passing silently.
+The rules run on the STAGED day (``serve.ranked``) before it is published: the pipeline publishes
+only a day that passed (``dags/recsys_daily.py``). Spark computes a handful of numbers per table
+(:class:`Observed`); :func:`evaluate` turns them into one :class:`CheckResult` per rule. Every rule
+that cannot be computed (a table with no rows for the day) fails with a reason instead of passing
+silently.
+
+Before publishing there is no "latest published day" to look at, so freshness is judged on the
+staged day itself: it holds the rows of exactly one scoring run (the expected one, when given) and
+the staged table's newest commit is recent.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ class Thresholds:
         min_user_coverage: Share of users with features on ``ds`` that must get a ``model`` list.
         max_null_rate: Share of rows allowed a NULL/NaN score or an empty explanation.
         min_list_length: Smallest allowed median list length per user (items).
-        max_age_hours: Newest commit of ``serve.recommendations`` at most this old.
+        max_age_hours: Newest commit of the checked table (``serve.ranked``) at most this old.
     """
 
     min_user_coverage: float = 0.95
@@ -71,15 +77,17 @@ class Observed:
         ds: Day checked.
         eligible_users: Users with features on ``ds`` (the population to cover).
         rec_sets: Aggregates per recommendation set name.
-        latest_ds: Newest ``ds`` in ``serve.recommendations`` (what the latest view shows).
-        age_hours: Hours since the newest commit of ``serve.recommendations``.
+        run_ids: Distinct scoring run ids on the day's rows (a few at most; sorted).
+        expected_run_id: The run whose rows must be staged, or None (any one run).
+        age_hours: Hours since the newest commit of the checked table (inf: no commit).
         surface_rows: Rows on ``ds`` of the other published tables, by qualified name.
     """
 
     ds: date
     eligible_users: int
     rec_sets: dict[str, RecSetStats]
-    latest_ds: date | None
+    run_ids: tuple[str, ...]
+    expected_run_id: str | None
     age_hours: float
     surface_rows: dict[str, int] = field(default_factory=dict)
 
@@ -189,7 +197,8 @@ def evaluate(
     Args:
         o: Aggregates of the day.
         t: Thresholds.
-        recommendations_table: Qualified name, used in the results.
+        recommendations_table: Qualified name of the checked table (``serve.ranked`` before
+            publishing), used in the results.
         model_set: Name of the set whose scores are probabilities and must cover the users.
         expected_sets: Sets that must be present.
     """
@@ -200,15 +209,26 @@ def evaluate(
         results += _set_checks(
             recommendations_table, name, stats, o.eligible_users, t, name == model_set
         )
-    fresh = o.latest_ds == o.ds and o.age_hours <= t.max_age_hours
+    one_run = len(o.run_ids) == 1 and o.expected_run_id in (None, o.run_ids[0])
+    want = "1 run" if o.expected_run_id is None else f"only run {o.expected_run_id}"
+    results.append(
+        CheckResult(
+            "staged_run",
+            recommendations_table,
+            float(len(o.run_ids)),
+            want,
+            one_run,
+            f"rows of ds {o.ds} from run(s) {', '.join(o.run_ids) or 'none'}",
+        )
+    )
     results.append(
         CheckResult(
             "freshness",
             recommendations_table,
             o.age_hours,
-            f"latest ds == {o.ds} and newest commit <= {t.max_age_hours:g} h old",
-            fresh,
-            f"latest ds {o.latest_ds}, newest commit {o.age_hours:.1f} h ago",
+            f"newest commit <= {t.max_age_hours:g} h old",
+            o.age_hours <= t.max_age_hours,
+            f"newest commit {o.age_hours:.1f} h ago",
         )
     )
     for table, rows in o.surface_rows.items():

@@ -1,4 +1,8 @@
-"""Spark side of the data-quality checks: the aggregates :mod:`recsys.quality.checks` judges."""
+"""Spark side of the data-quality checks: the aggregates :mod:`recsys.quality.checks` judges.
+
+The checked table is the staged day, ``serve.ranked`` (:func:`observe`'s default), before it is
+published; any table with the ``serve.recommendations`` columns can be observed the same way.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from recsys.quality.checks import Observed, RecSetStats
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_USER_FEATURES,
-    SERVE_RECOMMENDATIONS,
+    OPS_DQ_CHECKS,
+    SERVE_RANKED,
     Col,
     TableRef,
 )
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
 
 #: Roles the scoring job treats as known to the user (never recommended again).
 KNOWN_ROLES = (Role.TRAIN.value, Role.VALIDATION.value)
+#: Distinct run ids collected per day, at most (a day from one run has one; more is reported).
+MAX_RUN_IDS = 5
 
 
 def rec_set_stats(recs: DataFrame, seen: DataFrame) -> dict[str, RecSetStats]:
@@ -87,11 +94,26 @@ def _newest_commit_age_hours(spark: SparkSession, table: TableRef, now: datetime
 
 
 def observe(
-    spark: SparkSession, ds: date, split_id: str, surfaces: tuple[TableRef, ...] = ()
+    spark: SparkSession,
+    ds: date,
+    split_id: str,
+    surfaces: tuple[TableRef, ...] = (),
+    table: TableRef = SERVE_RANKED,
+    expected_run_id: str | None = None,
 ) -> Observed:
-    """Aggregates of ``ds``: recommendations per set, eligible users, freshness, surface rows."""
+    """Aggregates of day ``ds`` of ``table`` (default: the staged ``serve.ranked``): rows per
+    set, eligible users, run ids, age of the newest commit, and rows of ``surfaces``.
+
+    Args:
+        spark: Session with the warehouse attached.
+        ds: Day checked.
+        split_id: Split of the features the day was scored on (eligible and known items).
+        surfaces: Other tables that must have rows on ``ds``.
+        table: Table with the ``serve.recommendations`` columns to check.
+        expected_run_id: Scoring run whose rows must be the day's only rows, or None.
+    """
     day = F.col(Col.DS) == F.lit(ds)
-    recs = spark.table(SERVE_RECOMMENDATIONS.qualified_name).where(day)
+    recs = spark.table(table.qualified_name).where(day)
     in_split = day & (F.col(Col.SPLIT_ID) == F.lit(split_id))
     seen = (
         spark.table(FEATURES_INTERACTIONS_SPLIT.qualified_name)
@@ -106,15 +128,45 @@ def observe(
         .distinct()
         .count()
     )
-    latest = spark.table(SERVE_RECOMMENDATIONS.qualified_name).agg(F.max(Col.DS)).first()
+    run_ids = recs.select(Col.RUN_ID).distinct().limit(MAX_RUN_IDS).collect()
     now = datetime.now(UTC)
     return Observed(
         ds=ds,
         eligible_users=int(eligible),
         rec_sets=rec_set_stats(recs, seen),
-        latest_ds=None if latest is None else latest[0],
-        age_hours=_newest_commit_age_hours(spark, SERVE_RECOMMENDATIONS, now),
+        run_ids=tuple(sorted(str(r[Col.RUN_ID]) for r in run_ids)),
+        expected_run_id=expected_run_id,
+        age_hours=_newest_commit_age_hours(spark, table, now),
         surface_rows={
             t.qualified_name: spark.table(t.qualified_name).where(day).count() for t in surfaces
         },
     )
+
+
+def dq_verdict(spark: SparkSession, ds: date, run_id: str) -> str | None:
+    """None when ``ops.dq_checks`` holds checks of ``(ds, run_id)`` and every one passed; else
+    one line saying why the day must not be published (no checks, or which failed)."""
+    checks = spark.table(OPS_DQ_CHECKS.qualified_name).where(
+        (F.col(Col.DS) == F.lit(ds)) & (F.col(Col.RUN_ID) == F.lit(run_id))
+    )
+    row = checks.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum((~F.col(Col.PASSED)).cast("long")).alias("failed"),
+        F.sort_array(
+            F.collect_set(F.when(~F.col(Col.PASSED), F.col(Col.CHECK_NAME)))
+        ).alias("names"),
+    ).first()
+    n = 0 if row is None else int(row["n"])
+    if n == 0:
+        return (
+            f"{OPS_DQ_CHECKS}: no data-quality checks of ds={ds} by run {run_id!r}: run "
+            f"jobs/dq_checks.py --ds {ds} --run-id {run_id} first"
+        )
+    failed = int(row["failed"] or 0) if row is not None else 0
+    if failed:
+        names = ", ".join(row["names"]) if row is not None else ""
+        return (
+            f"{OPS_DQ_CHECKS}: {failed} of {n} checks of ds={ds} by run {run_id!r} failed "
+            f"({names})"
+        )
+    return None

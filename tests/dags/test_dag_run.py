@@ -24,6 +24,7 @@ import pytest
 
 from recsys.warehouse.tables import (
     BRONZE_INTERACTIONS,
+    OPS_COMPLETED_RUNS,
     OPS_DQ_CHECKS,
     OPS_MODEL_DECISIONS,
     SERVE_RECOMMENDATIONS,
@@ -341,3 +342,11 @@ def test_recsys_daily_end_to_end(
     assert day(SERVE_RELATED_ITEMS).count() > 0
     assert day(SERVE_TRENDING).count() > 0
     assert out["events"][0]["uri"] == "delta://warehouse/serve/recommendations"
+    # The staged day was checked (before publishing), and both runs recorded their completion.
+    assert {r["table_name"].split("[")[0] for r in checks.collect()} >= {"serve.ranked"}
+    done = {(r["pipeline"], r["source"]): r for r in day(OPS_COMPLETED_RUNS).collect()}
+    assert set(done) == {("ingest", "ml-small"), ("recsys_daily", None)}
+    published = spark.read.format("delta").load(SERVE_RECOMMENDATIONS.location(root))
+    first = published.where(published["ds"] == ds).first()
+    assert first is not None
+    assert done[("recsys_daily", None)]["run_id"] == first["run_id"]

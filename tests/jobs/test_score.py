@@ -42,6 +42,9 @@ def test_bad_arguments_exit_2_before_spark() -> None:
     assert main(["retrieve", "--ds", "2026-03-01", "--k", "5", "--n", "6"]) == 2
     assert main(["all", "--split-id", "no way"]) == 2
     assert main(["publish", "--run-id", "a b"]) == 2
+    # The checks run between rank and publish: requiring them only makes sense for publish.
+    assert main(["all", "--ds", "2026-03-01", "--require-dq"]) == 2
+    assert main(["rank", "--ds", "2026-03-01", "--require-dq"]) == 2
     with pytest.raises(SystemExit) as exc:
         main(["bogus"])
     assert exc.value.code == 2

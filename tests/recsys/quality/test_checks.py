@@ -1,4 +1,5 @@
-"""Data-quality rules on literal aggregates: each rule passes, fails and explains itself."""
+"""Data-quality rules on literal aggregates of a staged day: each rule passes, fails and explains
+itself."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def observed(**changes: object) -> Observed:
         ds=DS,
         eligible_users=10,
         rec_sets={"model": GOOD_MODEL, "popularity": GOOD_POP},
-        latest_ds=DS,
+        run_ids=("run-1",),
+        expected_run_id="run-1",
         age_hours=0.5,
         surface_rows={"serve.trending": 40},
     )
@@ -39,16 +41,17 @@ def observed(**changes: object) -> Observed:
 
 def failed(o: Observed, t: Thresholds | None = None) -> set[tuple[str, str]]:
     results = evaluate(
-        o, t or Thresholds(), "serve.recommendations", "model", ("model", "popularity")
+        o, t or Thresholds(), "serve.ranked", "model", ("model", "popularity")
     )
     return {(r.check_name, r.table_name) for r in results if not r.passed}
 
 
 def test_a_good_day_passes_every_check() -> None:
     results = evaluate(
-        observed(), Thresholds(), "serve.recommendations", "model", ("model", "popularity")
+        observed(), Thresholds(), "serve.ranked", "model", ("model", "popularity")
     )
-    assert len(results) == 7 + 6 + 1 + 1  # model set (+coverage), popularity, freshness, surface
+    # model set (+coverage), popularity, one staged run, freshness, surface
+    assert len(results) == 7 + 6 + 1 + 1 + 1
     assert all(r.passed for r in results), [r for r in results if not r.passed]
 
 
@@ -67,30 +70,47 @@ def test_a_good_day_passes_every_check() -> None:
 )
 def test_each_rule_fails_on_its_defect(model_changes: dict[str, float], check: str) -> None:
     o = observed(rec_sets={"model": replace(GOOD_MODEL, **model_changes), "popularity": GOOD_POP})
-    assert failed(o) == {(check, "serve.recommendations[model]")}
+    assert failed(o) == {(check, "serve.ranked[model]")}
 
 
 def test_popularity_scores_need_only_be_finite() -> None:
     assert failed(observed()) == set()
     bad = replace(GOOD_POP, score_max=math.inf)
     o = observed(rec_sets={"model": GOOD_MODEL, "popularity": bad})
-    assert failed(o) == {("score_range", "serve.recommendations[popularity]")}
+    assert failed(o) == {("score_range", "serve.ranked[popularity]")}
 
 
 def test_a_missing_set_fails_its_row_count() -> None:
     o = observed(rec_sets={"model": GOOD_MODEL})
-    assert failed(o) == {("row_count", "serve.recommendations[popularity]")}
+    assert failed(o) == {("row_count", "serve.ranked[popularity]")}
 
 
 def test_no_eligible_users_fails_coverage_not_crashes() -> None:
-    assert ("user_coverage", "serve.recommendations[model]") in failed(observed(eligible_users=0))
+    assert ("user_coverage", "serve.ranked[model]") in failed(observed(eligible_users=0))
+
+
+def test_freshness_is_the_age_of_the_staged_commit() -> None:
+    assert failed(observed(age_hours=40.0)) == {("freshness", "serve.ranked")}
+    assert failed(observed(age_hours=math.inf)) == {("freshness", "serve.ranked")}
+    assert failed(observed(age_hours=40.0), Thresholds(max_age_hours=48)) == set()
 
 
 @pytest.mark.parametrize(
-    "changes", [{"latest_ds": date(2026, 1, 4)}, {"latest_ds": None}, {"age_hours": 40.0}]
+    "changes",
+    [
+        {"run_ids": ("run-0",)},  # staged by another (older) run than the one to publish
+        {"run_ids": ("run-0", "run-1")},  # a mix of runs
+        {"run_ids": ()},  # nothing staged
+        {"run_ids": ("run-0", "run-1"), "expected_run_id": None},
+    ],
 )
-def test_freshness(changes: dict[str, object]) -> None:
-    assert failed(observed(**changes)) == {("freshness", "serve.recommendations")}
+def test_the_staged_day_must_be_one_run(changes: dict[str, object]) -> None:
+    assert failed(observed(**changes)) >= {("staged_run", "serve.ranked")}
+    assert ("freshness", "serve.ranked") not in failed(observed(**changes))
+
+
+def test_any_single_run_passes_without_an_expected_one() -> None:
+    assert failed(observed(run_ids=("run-7",), expected_run_id=None)) == set()
 
 
 def test_empty_surface_fails() -> None:
