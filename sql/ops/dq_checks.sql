@@ -1,5 +1,7 @@
--- Data-quality checks run after publishing: one row per check and run. A failed check fails the
--- Airflow task; the rows stay for the record. A rerun for the same ds replaces the day.
+-- Data-quality checks: one row per check and run. jobs/dq_checks.py checks the STAGED day
+-- (serve.ranked) before it is published (table_name serve.*); a failed check fails the Airflow task
+-- and nothing is published; the rows stay for the record. A rerun replaces its own rows of the
+-- day; other jobs' checks (ab.exposures[...]) stay. jobs/score.py publish --require-dq reads them.
 CREATE TABLE IF NOT EXISTS ops.dq_checks (
   check_name  STRING     NOT NULL COMMENT 'e.g. row_count, user_coverage, null_rate, score_range, freshness',
   table_name  STRING     NOT NULL COMMENT 'Table checked, schema.table',
