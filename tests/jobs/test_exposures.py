@@ -210,7 +210,7 @@ def test_bad_ranges_exit_2(caplog: pytest.LogCaptureFixture) -> None:
 
 
 RECS_EXP, OTHER_EXP = "exposures_recs_check", "exposures_other_layer"
-DAY3 = date(2031, 7, 1)
+DAY3 = date(2031, 8, 1)  # a day and units no other test here uses
 
 
 def dq_rows_of(spark: SparkSession, ds: date) -> dict[str, Any]:
@@ -222,47 +222,47 @@ def test_served_rec_set_is_cross_checked_against_the_assigned_variant(
     spark: SparkSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     def shown(unit: str, hour: int, rec_set: str) -> tuple[Any, ...]:
-        return (unit, "home", datetime(2031, 7, 1, hour), rec_set, [1, 2], "v1", "app", DAY3)
+        return (unit, "home", datetime(2031, 8, 1, hour), rec_set, [1, 2], "v1", "app", DAY3)
 
     write(
         spark,
         AB_ASSIGNMENTS.qualified_name,
         [
-            assignment("r1", "popularity", DAY3, RECS_EXP),
-            assignment("r2", "model", DAY3, RECS_EXP),
-            assignment("r3", "popularity", DAY3, RECS_EXP),
-            assignment("r4", "model", DAY3, RECS_EXP),
+            assignment("m1", "popularity", DAY3, RECS_EXP),
+            assignment("m2", "model", DAY3, RECS_EXP),
+            assignment("m3", "popularity", DAY3, RECS_EXP),
+            assignment("m4", "model", DAY3, RECS_EXP),
             # Another layer's experiment whose variants name no set: not checked.
-            assignment("r3", "treat", DAY3, OTHER_EXP),
+            assignment("m3", "treat", DAY3, OTHER_EXP),
         ],
     )
     write(
         spark,
         AB_SERVED.qualified_name,
         [
-            shown("r1", 9, "popularity"),
-            shown("r2", 9, "model"),
-            shown("r2", 10, "model"),
-            shown("r3", 8, "model"),  # a stale app config served r3 the other arm's set
-            shown("r3", 11, "popularity"),
+            shown("m1", 9, "popularity"),
+            shown("m2", 9, "model"),
+            shown("m2", 10, "model"),
+            shown("m3", 8, "model"),  # a stale app config served m3 the other arm's set
+            shown("m3", 11, "popularity"),
         ],
     )
     # Another check's row of the same day must survive this job's writes.
     other = [("row_count", "serve.ranked[model]", 1.0, "> 0", True, "1 rows", "dq", DAY3)]
     spark.createDataFrame(
-        [(*r[:7], datetime(2031, 7, 1), r[7]) for r in other],
+        [(*r[:7], datetime(2031, 8, 1), r[7]) for r in other],
         spark.table(OPS_DQ_CHECKS.qualified_name).schema,
     ).writeTo(OPS_DQ_CHECKS.qualified_name).append()
 
     with caplog.at_level("WARNING", logger="jobs.exposures"):
         assert job.main(["--ds", DAY3.isoformat(), "--run-id", "x1"]) == 0
-    # Intent to treat: r3 stays in its assigned arm, first exposed by the mismatched row.
+    # Intent to treat: m3 stays in its assigned arm, first exposed by the mismatched row.
     got = exposures(spark, RECS_EXP)
-    assert (got["r3"].variant, got["r3"].first_exposure_ts) == (
+    assert (got["m3"].variant, got["m3"].first_exposure_ts) == (
         "popularity",
-        datetime(2031, 7, 1, 8),
+        datetime(2031, 8, 1, 8),
     )
-    assert set(got) == {"r1", "r2", "r3"}  # r4 was assigned but never served
+    assert set(got) == {"m1", "m2", "m3"}  # m4 was assigned but never served
     checks = dq_rows_of(spark, DAY3)
     assert set(checks) == {f"ab.exposures[{RECS_EXP}]"}  # the other experiment is not checked
     row = checks[f"ab.exposures[{RECS_EXP}]"]
