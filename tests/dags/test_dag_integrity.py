@@ -63,7 +63,7 @@ def _restore_root_logging() -> Iterator[None]:
     _ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
 
 
-DAG_IDS = {"recsys_daily", "experiment_analysis"}
+DAG_IDS = {"recsys_daily", "experiment_analysis", "warehouse_maintenance"}
 #: A failed data-quality check is an alarm, not a transient error: never retried.
 NOT_RETRIED = {("recsys_daily", "data_quality")}
 EXAMPLE_CONFIG = REPO / "ab_testing" / "experiments.example.yaml"
