@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pyspark import StorageLevel
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
@@ -213,13 +214,20 @@ def load_covisit_matrix(
     ids = np.asarray(item_ids, dtype=np.int64)
     rows = covisit_rows(spark, ds, split_id, config)
     step = max(1, chunk_rows // config.top_n)
+    starts = range(0, len(ids), step)
+    if len(starts) > 1:  # read (or, without stored rows, build) once for every chunk
+        rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     parts: list[pd.DataFrame] = []
-    for start in range(0, len(ids), step):
-        lo, hi = int(ids[start]), int(ids[min(start + step, len(ids)) - 1])
-        chunk = rows.where(F.col(Col.ITEM_ID).between(lo, hi)).select(
-            Col.ITEM_ID, Col.NEXT_ITEM_ID, Col.WEIGHT
-        )
-        parts.append(chunk.toArrow().to_pandas())
+    try:
+        for start in starts:
+            lo, hi = int(ids[start]), int(ids[min(start + step, len(ids)) - 1])
+            chunk = rows.where(F.col(Col.ITEM_ID).between(lo, hi)).select(
+                Col.ITEM_ID, Col.NEXT_ITEM_ID, Col.WEIGHT
+            )
+            parts.append(chunk.toArrow().to_pandas())
+    finally:
+        if len(starts) > 1:
+            rows.unpersist()
     if not parts:
         return matrix_from_ids(np.zeros(0), np.zeros(0), np.zeros(0), ids)
     frame = pd.concat(parts, ignore_index=True)
