@@ -57,7 +57,9 @@ try:
     D.split_pairs(spark, ds, "leave_last_out")
     out["full_collect"] = "succeeded"
 except Exception as err:  # the guard: every interaction is more than maxResultSize
-    out["full_collect"] = "failed: " + str(err)[:300]
+    text = str(err)
+    at = text.find("maxResultSize")
+    out["full_collect"] = "failed: " + (text[max(0, at - 200) : at + 100] if at >= 0 else text)
 common = ["--ds", ds.isoformat(), "--epochs", "1", "--batch-size", "256"]
 common += ["--artifacts-dir", arts, "--validation-users", "50"]
 for model, extra in (
