@@ -144,12 +144,19 @@ def test_job_writes_every_table_once_and_reruns_idempotently(
         .toPandas()
         .sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
     )
-    seqs = {int(u): [int(i) for i in g] for u, g in train.groupby(Col.USER_ID)[Col.ITEM_ID]}
+    seqs: dict[int, list[int]] = {}
+    for u, i in zip(train[Col.USER_ID].to_numpy(), train[Col.ITEM_ID].to_numpy(), strict=True):
+        seqs.setdefault(int(u), []).append(int(i))
     cov = spark.table(FEATURES_COVISIT.qualified_name).where(day).toPandas()
     assert set(cov[Col.TOP_N]) == {2}
     assert set(cov[Col.COVISIT_WINDOW]) == {CovisitConfig().window}
     want = covisit_matrix(seqs, 6, CovisitConfig(top_n=2))
-    got = matrix_from_ids(cov[Col.ITEM_ID], cov[Col.NEXT_ITEM_ID], cov[Col.WEIGHT], np.arange(1, 7))
+    got = matrix_from_ids(
+        cov[Col.ITEM_ID].to_numpy(),
+        cov[Col.NEXT_ITEM_ID].to_numpy(),
+        cov[Col.WEIGHT].to_numpy(),
+        np.arange(1, 7),
+    )
     assert got.nnz == want.nnz == len(cov) > 0
     np.testing.assert_allclose(got.toarray(), want.toarray(), atol=1e-6)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -59,10 +59,15 @@ def _events(seed: int, n_users: int, n_items: int, ties: bool) -> pd.DataFrame:
 def _sequences(events: pd.DataFrame, index_of: dict[int, int]) -> dict[int, list[int]]:
     """As recsys.training.data.event_sequences: by (event_ts, item_id), unknown items dropped."""
     ordered = events.sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
-    return {
-        int(u): [index_of[int(i)] for i in g if int(i) in index_of]
-        for u, g in ordered.groupby(Col.USER_ID)[Col.ITEM_ID]
-    }
+    out: dict[int, list[int]] = {}
+    for u, i in zip(
+        ordered[Col.USER_ID].to_numpy(np.int64),
+        ordered[Col.ITEM_ID].to_numpy(np.int64),
+        strict=True,
+    ):
+        if int(i) in index_of:
+            out.setdefault(int(u), []).append(index_of[int(i)])
+    return out
 
 
 def _frame(spark: SparkSession, events: pd.DataFrame) -> DataFrame:
@@ -88,7 +93,10 @@ def test_spark_matrix_equals_numpy(spark: SparkSession, seed: int, config: Covis
     want = covisit_matrix(_sequences(events, index_of), n_items, config)
     rows = covisit_spark(_frame(spark, events), config).toPandas()
     got = matrix_from_ids(
-        rows[Col.ITEM_ID].to_numpy(), rows[Col.NEXT_ITEM_ID].to_numpy(), rows[Col.WEIGHT], ids
+        rows[Col.ITEM_ID].to_numpy(),
+        rows[Col.NEXT_ITEM_ID].to_numpy(),
+        rows[Col.WEIGHT].to_numpy(),
+        ids,
     )
     assert got.nnz == want.nnz == len(rows)
     # The same top-n sets, the same values.
@@ -105,9 +113,9 @@ def test_spark_matrix_equals_numpy(spark: SparkSession, seed: int, config: Covis
 
 
 def _write_split(spark: SparkSession, ds: date, events: pd.DataFrame, roles: list[str]) -> None:
-    frame = events.assign(
-        **{Col.RATING: 4.0, Col.IS_POSITIVE: True, Col.ROLE: roles, Col.SPLIT_ID: SPLIT, Col.DS: ds}
-    )
+    frame = events.copy()
+    frame[Col.RATING], frame[Col.IS_POSITIVE], frame[Col.ROLE] = 4.0, True, roles
+    frame[Col.SPLIT_ID], frame[Col.DS] = SPLIT, ds
     schema = spark.table(FEATURES_INTERACTIONS_SPLIT.qualified_name).schema
     df = spark.createDataFrame(frame[[f.name for f in schema.fields]], schema)
     replace_rows(
@@ -138,8 +146,8 @@ def test_stored_table_reader_and_recent_items(spark: SparkSession) -> None:
     rng = np.random.default_rng(5)
     events = _events(5, 30, 32, ties=True)
     events[Col.ITEM_ID] = events[Col.ITEM_ID] // 7  # items 31, 32: not in the catalogue
-    roles: list[Any] = rng.choice(["train", "train", "validation", "test"], size=len(events))
-    _write_split(spark, ds, events, list(roles))
+    roles = [str(r) for r in rng.choice(["train", "train", "validation", "test"], len(events))]
+    _write_split(spark, ds, events, roles)
     ids = np.arange(1, 31)
     index_of = {int(v): i + 1 for i, v in enumerate(ids)}
     train = events[np.asarray(roles) == "train"]
