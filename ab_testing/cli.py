@@ -30,6 +30,7 @@ from ab_testing.report.units import (
 )
 from ab_testing.settings import CORRECTIONS, AnalysisConfig
 from ab_testing.stats import analyze_experiment
+from ab_testing.stats.srm import srm_test
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,14 +59,24 @@ CUPED covariates (--covariate METRIC=COLUMN): a per-unit value measured BEFORE t
   started that predicts the metric, typically the same metric in the pre-period (spend in the
   4 weeks before).  The analysis subtracts the part of the metric it explains: the lift
   estimate keeps its meaning and its confidence interval narrows.  Never use a value that the
-  treatment could have changed.
+  treatment could have changed.  Repeat --covariate to add several columns to one metric;
+  the same pair twice is refused.  A metric with covariates is regression-adjusted (Lin's
+  interacted OLS, HC1 robust SE, method regression_hc1) and compared with the same estimator
+  without covariates (variance_reduction, *_unadjusted in results.csv).  A missing covariate
+  value is filled with the covariate's mean plus a missing indicator; the counts are printed.
+
+p-values: "p (two-sided)" is the raw test; "<correction>-adjusted p" is after the multiple-
+  testing correction (not shown with --correction none); guardrails show a one-sided
+  non-inferiority p.  results.csv has abs_se, statistic, df (empty for z tests), p_value,
+  p_value_adjusted and p_value_sides for every row.
 
 decisions (overall population, per metric x variant; suppressed slices show no numbers):
 {_DECISIONS}
 
 outputs in --out: results.csv (every number), report.html (self-contained), report.md
   (same tables, plots as report-*.svg beside it).  Outputs hold aggregates only: unit ids are
-  checked for uniqueness and never written.  Exit status 2 means bad arguments or data, with a
+  checked for uniqueness and never written (--no-unit-col skips the check; the outputs say
+  so).  Exit status 2 means bad arguments or data, with a
   message naming the argument or column.
 
 example:
@@ -141,11 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="unit-level data, .csv, .csv.gz or .parquet (e.g. --input exp.csv)",
     )
-    req.add_argument(
+    unit = req.add_mutually_exclusive_group(required=True)
+    unit.add_argument(
         "--unit-col",
         metavar="COL",
-        help="column with the unit id, checked to be unique (one row per unit); omit it only "
-        "when the file has no id column (e.g. --unit-col user_id)",
+        help="column with the unit id, checked to be unique (one row per unit) "
+        "(e.g. --unit-col user_id); or pass --no-unit-col",
+    )
+    unit.add_argument(
+        "--no-unit-col",
+        action="store_true",
+        help="the file has no unit id column: every row is taken as one unit and uniqueness "
+        "is NOT checked (the outputs state this)",
     )
     req.add_argument(
         "--variant-col",
@@ -182,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_pair,
         default=[],
         metavar="METRIC=COL",
-        help="CUPED pre-experiment covariate of a metric, "
-        "repeatable; see below (e.g. --covariate spend=spend_before)",
+        help="pre-experiment covariate of a metric (regression adjustment); repeat to add "
+        "several per metric; see below (e.g. --covariate spend=spend_before)",
     )
     opt.add_argument(
         "--slice-col",
@@ -251,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="relative effect the power is computed for (default 0.05 = 5%%)",
     )
     opt.add_argument(
+        "--labels",
+        choices=("decision", "neutral"),
+        default="decision",
+        help="terminal wording of results: decision (ship / harm / ...) or neutral "
+        "(positive / negative / inconclusive ...) for observational or audit data "
+        "(default decision)",
+    )
+    opt.add_argument(
         "--experiment-id",
         metavar="ID",
         help="name shown in the report (default: the input file name)",
@@ -285,6 +311,15 @@ def _config(args: argparse.Namespace) -> AnalysisConfig:
         raise UnitDataError(f"invalid setting: {exc}") from None
 
 
+def covariates_from_pairs(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """Repeated ``--covariate METRIC=COL`` as columns per metric, in the order given (a
+    repeat adds a column; an exact repeat is kept so that the schema refuses it by name)."""
+    out: dict[str, list[str]] = {}
+    for metric, col in pairs:
+        out.setdefault(metric, []).append(col)
+    return out
+
+
 def schema_from_args(args: argparse.Namespace) -> UnitSchema:
     """The unit-data description given by the ``analyze`` arguments."""
     return UnitSchema(
@@ -292,7 +327,7 @@ def schema_from_args(args: argparse.Namespace) -> UnitSchema:
         variant_col=args.variant_col,
         control=args.control,
         metrics=args.metric,
-        covariates=dict(args.covariate),
+        covariates=covariates_from_pairs(args.covariate),
         slice_col=args.slice_col,
         weights=args.weights,
         guardrails=dict(args.guardrail),
@@ -300,23 +335,116 @@ def schema_from_args(args: argparse.Namespace) -> UnitSchema:
     )
 
 
-def summary_lines(report: ReportData) -> list[str]:
-    """Short decision summary for the terminal (overall population only)."""
-    srm = report.srm_p_value
+#: ``--labels neutral`` wording of the decisions (terminal only).
+NEUTRAL_LABELS: dict[str, str] = {
+    "ship": "positive",
+    "harm": "negative",
+    "no_effect": "no detectable effect",
+    "inconclusive": "inconclusive",
+    "not_worse": "within margin",
+    "possibly_worse": "possibly outside margin",
+}
+
+
+def simple_ratio(counts: Sequence[float], tolerance: float = 0.03) -> tuple[int, ...] | None:
+    """Small integers (each <= 20) whose ratio the counts match within ``tolerance``
+    (relative, per arm), other than all-equal; None when there is none.  Used to spot a
+    deliberately unequal split (2:1, 9:1, 3:2 ...) analysed with equal weights."""
+    low = min(counts)
+    if low <= 0:
+        return None
+    for scale in range(1, 5):
+        scaled = [scale * c / low for c in counts]
+        ints = tuple(round(x) for x in scaled)
+        if max(ints) > 20 or min(ints) < 1:
+            return None
+        if all(abs(x - k) <= tolerance * k for x, k in zip(scaled, ints, strict=True)):
+            divisor = math.gcd(*ints)
+            ints = tuple(k // divisor for k in ints)
+            return None if len(set(ints)) == 1 else ints
+    return None
+
+
+def srm_lines(
+    counts: dict[str, float], weights: dict[str, float], threshold: float
+) -> list[str]:
+    """SRM result with observed vs expected units per variant and chi-square; on failure,
+    a --weights suggestion when the observed split looks like a deliberate simple ratio."""
+    res = srm_test(counts, weights, threshold=threshold)
+    names = sorted(weights)
+    total = sum(counts.get(n, 0.0) for n in names)
+    wsum = sum(weights.values())
+    detail = ", ".join(
+        f"{n} {counts.get(n, 0.0):.0f} (expected {total * weights[n] / wsum:.1f})" for n in names
+    )
+    df = len(names) - 1
+    stat = f"chi-square {res.statistic:.2f}, df {df}, p = {fmt_p(res.p_value)}"
+    if res.passed:
+        return [f"SRM check passed ({stat}); units: {detail}"]
+    lines = [
+        f"SRM CHECK FAILED ({stat} < {threshold:g}): do not act on these results",
+        f"  units observed vs expected: {detail}",
+    ]
+    ratio = simple_ratio([counts.get(n, 0.0) for n in names])
+    if ratio is not None:
+        split = ",".join(f"{n}={k}" for n, k in zip(names, ratio, strict=True))
+        lines.append(
+            f"  the observed split is close to {':'.join(map(str, ratio))}; if that split was "
+            f"intended, pass --weights {split}"
+        )
+    return lines
+
+
+def summary_lines(
+    report: ReportData,
+    srm: Sequence[str] | None = None,
+    labels: str = "decision",
+) -> list[str]:
+    """Short summary for the terminal (overall population only): SRM (``srm`` lines when
+    given), then per metric x variant the relative lift, the raw two-sided p, the adjusted p
+    (not with correction "none"), covariate fills, and the decision."""
+    correction = report.config.correction
     lines = [f"experiment {report.experiment_id}: control {report.control}"]
-    if report.srm_failed:
-        lines.append(f"SRM CHECK FAILED (p = {fmt_p(srm)}): do not act on these results")
+    if srm is not None:
+        lines += srm
+    elif report.srm_failed:
+        p = fmt_p(report.srm_p_value)
+        lines.append(f"SRM CHECK FAILED (p = {p}): do not act on these results")
     else:
-        lines.append(f"SRM check passed (p = {fmt_p(srm)})")
+        lines.append(f"SRM check passed (p = {fmt_p(report.srm_p_value)})")
     for r in report.overall_rows:
         label = decision_label(r, report.config.min_units_per_slice)
+        if labels == "neutral" and r.decision in NEUTRAL_LABELS:
+            label = label.replace(r.decision, NEUTRAL_LABELS[r.decision], 1)
         if r.decision == "suppressed":
             lines.append(f"  {r.metric} {r.variant}: {label}")
             continue
-        p = r.p_value_noninferiority if r.guardrail else r.p_value_adjusted
         lift = fmt_interval(r.rel_lift, r.rel_ci_low, r.rel_ci_high, percent=True)
-        kind = "non-inferiority p" if r.guardrail else "adjusted p"
-        lines.append(f"  {r.metric} {r.variant}: {lift}, {kind} {fmt_p(p)} -> {label}")
+        if r.guardrail:
+            ps = f"non-inferiority p (one-sided) {fmt_p(r.p_value_noninferiority)}"
+        else:
+            ps = f"p (two-sided) {fmt_p(r.p_value)}"
+            if correction != "none":
+                ps += f", {correction}-adjusted p {fmt_p(r.p_value_adjusted)}"
+        lines.append(f"  {r.metric} {r.variant}: {lift}, {ps} -> {label}")
+        if r.method and r.method.startswith("regression"):
+            lines.append(
+                f"    {r.method} on {', '.join(r.covariates)}: variance reduction "
+                f"{r.variance_reduction:.1%}; unadjusted p (two-sided) "
+                f"{fmt_p(r.p_value_unadjusted)}"
+            )
+        filled = [
+            f"{name} {dict(r.n_filled_control).get(name, 0)} control / "
+            f"{dict(r.n_filled_variant).get(name, 0)} {r.variant}"
+            for name in dict.fromkeys(
+                [n for n, _ in r.n_filled_control] + [n for n, _ in r.n_filled_variant]
+            )
+        ]
+        if any(dict(r.n_filled_control).values()) or any(dict(r.n_filled_variant).values()):
+            lines.append(
+                f"    missing covariate values filled with the mean + indicator: "
+                f"{'; '.join(filled)} units"
+            )
     return lines
 
 
@@ -327,14 +455,28 @@ def analyze(args: argparse.Namespace) -> list[str]:
     experiment_id = args.experiment_id or args.input.name.split(".")[0]
     experiment = experiment_from_units(read_units(args.input, schema), schema, experiment_id)
     rows = analyze_experiment(experiment, config)
+    srm = srm_lines(
+        dict(experiment.assignment_counts or {}),
+        dict(experiment.expected_weights),
+        config.srm_threshold,
+    )
+    notes = [" ".join(line.strip() for line in srm) + "."]
+    unchecked = []
+    if args.no_unit_col:
+        unchecked = [
+            "unit ids NOT checked: run with --no-unit-col, every row was taken as one unit and "
+            "uniqueness of units was not checked"
+        ]
+        notes += [unchecked[0].capitalize() + "."]
     report = ReportData(
         rows,
         metrics=experiment.metrics,
         config=config,
         start_date=args.start,
         end_date=args.end,
-        covariates=schema.covariates,
+        covariates={m: tuple(c) for m, c in schema.covariates.items()},
         source=args.input.name,
+        notes=notes,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([dataclasses.asdict(r) for r in rows])
@@ -342,7 +484,8 @@ def analyze(args: argparse.Namespace) -> list[str]:
     write_html(report, args.out / "report.html")
     plots = write_markdown(report, args.out / "report.md")[1:]
     return [
-        *summary_lines(report),
+        *unchecked,
+        *summary_lines(report, srm, labels=args.labels),
         f"wrote results.csv, report.html, report.md and {len(plots)} plot(s) to {args.out}",
     ]
 

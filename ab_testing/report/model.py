@@ -69,8 +69,11 @@ class ReportData:
         config: the configuration the rows were produced with (alpha, correction,
             SRM threshold, minimum units per slice, power target).
         start_date, end_date: optional analysis window shown in the header.
-        covariates: CUPED covariate column per metric name, for the methods section.
+        covariates: covariate column(s) per metric name, for the methods section (a
+            string or a sequence of column names).
         source: optional description of the input (e.g. a file name) for the header.
+        notes: extra methods notes from the caller (e.g. input checks that were not run,
+            the SRM counts), shown after the standard ones.
     """
 
     rows: Sequence[ResultRow]
@@ -79,14 +82,16 @@ class ReportData:
     config: AnalysisConfig = field(default_factory=AnalysisConfig)
     start_date: date | None = None
     end_date: date | None = None
-    covariates: Mapping[str, str] = field(default_factory=dict)
+    covariates: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
     source: str | None = None
+    notes: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", tuple(self.rows))
         object.__setattr__(self, "daily", tuple(self.daily))
         object.__setattr__(self, "metrics", tuple(self.metrics))
         object.__setattr__(self, "covariates", dict(self.covariates))
+        object.__setattr__(self, "notes", tuple(self.notes))
         if not self.rows:
             raise ValueError("rows must be non-empty, got []")
         for row in self.rows:

@@ -35,6 +35,10 @@ METHOD_DESCRIPTIONS: Final[dict[str, str]] = {
     "delta_ratio": "delta-method test of a ratio of sums (variance per randomisation unit)",
     "cuped_welch_t": "CUPED-adjusted Welch t-test",
     "cuped_delta_ratio": "CUPED-adjusted delta-method ratio test",
+    "regression_hc1": "regression adjustment (Lin's interacted OLS, HC1 robust SE, z test)",
+    "regression_hc1_leading": "regression adjustment (Lin's interacted OLS, leading-order "
+    "HC1 robust SE from second-order sums, z test)",
+    "regression_hc2": "regression adjustment (Lin's interacted OLS, HC2 robust SE, z test)",
 }
 
 CORRECTION_NAMES: Final[dict[str, str]] = {
@@ -241,10 +245,16 @@ def methods_notes(report: ReportData) -> list[str]:
         "non-inferiority test against their margin.",
     ]
     if report.covariates:
-        pairs = ", ".join(f"{m} adjusted by {c}" for m, c in report.covariates.items())
+        pairs = ", ".join(
+            f"{m} adjusted by {c if isinstance(c, str) else ', '.join(c)}"
+            for m, c in report.covariates.items()
+        )
         notes.append(
-            "CUPED variance reduction with a pre-experiment covariate per unit "
-            f"({pairs}): the lift estimate keeps its meaning, its CI narrows."
+            "CUPED / regression adjustment with pre-experiment covariates per unit "
+            f"({pairs}): the lift estimate keeps its meaning, its CI narrows. Regression rows "
+            "are compared with the same estimator without covariates (variance_reduction, "
+            "*_unadjusted columns in results.csv); missing covariate values are filled with "
+            "the mean plus a missing indicator."
         )
     else:
         notes.append("CUPED: not used (no pre-experiment covariates).")
@@ -267,4 +277,4 @@ def methods_notes(report: ReportData) -> list[str]:
         f"Privacy: aggregates only; a slice with fewer than {cfg.min_units_per_slice} units "
         "in an arm is suppressed and shows no numbers.",
     ]
-    return notes
+    return notes + list(report.notes)

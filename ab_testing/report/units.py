@@ -19,13 +19,8 @@ import pandas as pd
 
 from ab_testing.settings import METRIC_KINDS, OVERALL_SLICE, MetricKind
 from ab_testing.stats.experiment import Cell, ExperimentData, MetricSpec
-from ab_testing.stats.sufficient import (
-    AnyStats,
-    CupedRatioStats,
-    CupedStats,
-    RatioStats,
-    SampleStats,
-)
+from ab_testing.stats.moments import RegressionStats
+from ab_testing.stats.sufficient import AnyStats, RatioStats, SampleStats
 
 _VARIANT, _SLICE = "__variant", "__slice"
 
@@ -69,7 +64,11 @@ class UnitSchema:
         variant_col: assigned-variant column.
         control: the control's value in ``variant_col``.
         metrics: metrics to analyse.
-        covariates: CUPED pre-experiment covariate column per metric name.
+        covariates: pre-experiment covariate columns per metric name (any number, each
+            column once per metric; a string is one column, stored as a 1-tuple).  The
+            metric is then regression-adjusted (Lin's interacted OLS, HC1 SE).  Missing
+            covariate values are filled with the mean and get a missing indicator (see
+            docs/stats-regression.md).
         slice_col: optional column whose values are analysed as separate slices.
         weights: intended traffic split per variant; None means equal for those present.
         guardrails: relative non-inferiority margin (> 0) per guardrail metric name.
@@ -80,7 +79,7 @@ class UnitSchema:
     variant_col: str
     control: str
     metrics: Sequence[UnitMetric]
-    covariates: Mapping[str, str] = field(default_factory=dict)
+    covariates: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
     slice_col: str | None = None
     weights: Mapping[str, float] | None = None
     guardrails: Mapping[str, float] = field(default_factory=dict)
@@ -100,6 +99,30 @@ class UnitSchema:
             unknown = sorted(set(keys) - set(names))
             if unknown:
                 raise UnitDataError(f"{what} name metrics that are not analysed: {unknown!r}")
+        by_name = {m.name: m for m in self.metrics}
+        labels: dict[str | None, str] = {self.variant_col: "the variant"}
+        labels |= {self.unit_col: "the unit id", self.slice_col: "the slice"}
+        covariates = {
+            m: (c,) if isinstance(c, str) else tuple(c) for m, c in self.covariates.items()
+        }
+        object.__setattr__(self, "covariates", covariates)
+        for metric, cols in covariates.items():
+            seen: set[str] = set()
+            for c in cols:
+                if c in seen:
+                    raise UnitDataError(
+                        f"covariate {metric}={c} is given twice; name each column once"
+                    )
+                seen.add(c)
+                if c in by_name[metric].columns:
+                    raise UnitDataError(
+                        f"covariate {metric}={c} conflicts with the metric itself: a covariate "
+                        "must be measured before the experiment"
+                    )
+                if c in labels:
+                    raise UnitDataError(
+                        f"covariate {metric}={c} conflicts with {labels[c]} column"
+                    )
         if self.slice_col is not None and self.slice_col == self.unit_col:
             raise UnitDataError(
                 f"slice_col must not be the unit id column, got {self.slice_col!r}: slices "
@@ -114,8 +137,9 @@ class UnitSchema:
         for m in self.metrics:
             for c in m.columns:
                 cols.setdefault(c, f"metric {m.name}:{m.kind}")
-        for metric, c in self.covariates.items():
-            cols.setdefault(c, f"covariate of {metric}")
+        for metric, covs in self.covariates.items():
+            for c in (covs,) if isinstance(covs, str) else covs:
+                cols.setdefault(c, f"covariate of {metric}")
         if self.slice_col is not None:
             cols.setdefault(self.slice_col, "slice")
         return cols
@@ -184,11 +208,15 @@ def _first_bad(raw: pd.Series[Any], bad: npt.NDArray[np.bool_]) -> str:
     return f"row {i + 1} (value {shown if len(shown) <= 40 else shown[:37] + '...'})"
 
 
-def _numeric(df: pd.DataFrame, col: str, role: str, binary: bool) -> npt.NDArray[np.float64]:
+def _numeric(
+    df: pd.DataFrame, col: str, role: str, binary: bool, allow_missing: bool = False
+) -> npt.NDArray[np.float64]:
     """The column as finite floats; UnitDataError naming the column and the first bad row.
 
     Refused: missing or non-numeric values (``nan`` spelled out included), ``inf``/``-inf`` and
     numbers beyond float64 (``1e400``), and values whose magnitude exceeds :data:`MAX_ABS_VALUE`.
+    With ``allow_missing`` (covariates) an empty cell or NaN is kept as NaN (the engine fills
+    it with the mean plus a missing indicator); text that is not a number is still refused.
     """
     raw = df[col]
     try:
@@ -200,18 +228,20 @@ def _numeric(df: pd.DataFrame, col: str, role: str, binary: bool) -> npt.NDArray
         values = values.copy()
         values[unparsed] = [_to_float(v) for v in raw[unparsed]]
     missing = np.isnan(values)
+    if allow_missing:
+        missing &= raw.notna().to_numpy()
     if missing.any():
         raise UnitDataError(
             f"column {col!r} ({role}) has {int(missing.sum())} missing or non-numeric values; "
             f"first at {_first_bad(raw, missing)}"
         )
-    infinite = ~np.isfinite(values)
+    infinite = np.isinf(values)
     if infinite.any():
         raise UnitDataError(
             f"column {col!r} ({role}) has {int(infinite.sum())} infinite values (or beyond "
             f"float64); first at {_first_bad(raw, infinite)}"
         )
-    huge = np.abs(values) > MAX_ABS_VALUE
+    huge = np.abs(np.nan_to_num(values)) > MAX_ABS_VALUE
     if huge.any():
         raise UnitDataError(
             f"column {col!r} ({role}) has {int(huge.sum())} values beyond +-{MAX_ABS_VALUE:g} "
@@ -273,23 +303,28 @@ def _validated(df: pd.DataFrame, schema: UnitSchema) -> pd.DataFrame:
     binary = {c for m in schema.metrics if m.kind == "binomial" for c in m.columns}
     for col, role in schema.columns().items():
         if role.startswith(("metric", "covariate")):
-            out[col] = _numeric(df, col, role, binary=col in binary)
+            allow = role.startswith("covariate")
+            out[col] = _numeric(df, col, role, binary=col in binary, allow_missing=allow)
     if schema.slice_col is not None:
         labels = df[schema.slice_col].astype("string").fillna("(missing)")
         out[_SLICE] = (schema.slice_col + "=" + labels).to_numpy()
     return out
 
 
-def _stats(frame: pd.DataFrame, metric: UnitMetric, covariate: str | None) -> AnyStats:
+def _stats(
+    frame: pd.DataFrame, metric: UnitMetric, covariates: str | Sequence[str]
+) -> AnyStats:
+    """One arm's statistics: regression moments (exact HC1) when the metric has covariates,
+    so adjusted and unadjusted results share one variance family."""
     values = [frame[c].to_numpy(dtype=np.float64) for c in metric.columns]
-    if covariate is None:
+    if not covariates:
         if metric.kind == "ratio":
             return RatioStats.from_arrays(values[0], values[1])
         return SampleStats.from_array(values[0])
-    x = frame[covariate].to_numpy(dtype=np.float64)
-    if metric.kind == "ratio":
-        return CupedRatioStats.from_arrays(values[0], values[1], x)
-    return CupedStats.from_arrays(values[0], x)
+    covariates = (covariates,) if isinstance(covariates, str) else covariates
+    xs = np.stack([frame[c].to_numpy(dtype=np.float64) for c in covariates])
+    den = values[1] if metric.kind == "ratio" else None
+    return RegressionStats.from_arrays(values[0], xs, list(covariates), den=den)
 
 
 def experiment_from_units(
@@ -303,7 +338,7 @@ def experiment_from_units(
     if _SLICE in units:
         groups += [(str(k), g) for k, g in units.groupby(_SLICE, sort=True)]
     cells = [
-        Cell(str(variant), m.name, _stats(arm, m, schema.covariates.get(m.name)), slice_)
+        Cell(str(variant), m.name, _stats(arm, m, schema.covariates.get(m.name, ())), slice_)
         for slice_, frame in groups
         for variant, arm in frame.groupby(_VARIANT, sort=True)
         for m in schema.metrics
