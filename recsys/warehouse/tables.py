@@ -14,7 +14,7 @@ from typing import Final
 from recsys.settings import PROJECT_ROOT
 
 SQL_ROOT: Final[Path] = PROJECT_ROOT / "sql"
-_IDENT: Final = re.compile(r"^[a-z][a-z0-9_]*$")
+_IDENT: Final = re.compile(r"[a-z][a-z0-9_]*")  # fullmatch: no trailing newline
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class TableRef:
 
     def __post_init__(self) -> None:
         schema, dot, table = self.qualified_name.partition(".")
-        if not dot or not _IDENT.match(schema) or not _IDENT.match(table):
+        if not dot or not _IDENT.fullmatch(schema) or not _IDENT.fullmatch(table):
             raise ValueError(
                 f"qualified_name: expected 'schema.table', got {self.qualified_name!r}"
             )
