@@ -16,18 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 #: The README is for users; details live in docs/. Bytes, as ``wc -c README.md`` counts them.
 README_MAX_BYTES = 10_000
-#: Docs that other work of issue 19 adds, linked from docs/README.md before they exist. A link
-#: to one of them may dangle until it lands; then remove it here (a test below fails until then).
-PENDING_DOCS: frozenset[str] = frozenset(
-    {
-        "docs/reliability-ab.md",
-        "docs/reliability-pipeline.md",
-        "docs/operations-retention.md",
-        "docs/scale-covisit.md",
-        "docs/scale-evaluation.md",
-        "docs/stats-regression.md",
-    }
-)
 
 _FENCE = re.compile(r"^```.*?^```[^\n]*$", re.MULTILINE | re.DOTALL)
 _CODE_SPAN = re.compile(r"`[^`\n]*`")
@@ -65,15 +53,12 @@ def _relative(path: Path, root: Path = ROOT) -> str:
     return path.relative_to(root).as_posix()
 
 
-def broken_links(
-    doc: Path, root: Path = ROOT, pending: frozenset[str] = PENDING_DOCS
-) -> list[str]:
+def broken_links(doc: Path, root: Path = ROOT) -> list[str]:
     """The relative links of ``doc`` that name no existing file or heading, as readable lines.
 
     Args:
         doc: A Markdown file under ``root``.
-        root: The repository root; paths in messages and in ``pending`` are relative to it.
-        pending: Root-relative files whose absence is not (yet) an error.
+        root: The repository root; paths in messages are relative to it.
     """
     root, doc = root.resolve(), doc.resolve()
     problems = []
@@ -84,8 +69,7 @@ def broken_links(
         resolved = (doc.parent / path_part).resolve() if path_part else doc
         if not resolved.exists():
             rel = _relative(resolved, root) if resolved.is_relative_to(root) else str(resolved)
-            if rel not in pending:
-                problems.append(f"{_relative(doc, root)}: {target} -> {rel} does not exist")
+            problems.append(f"{_relative(doc, root)}: {target} -> {rel} does not exist")
             continue
         if (
             anchor
@@ -113,13 +97,6 @@ def test_relative_links_resolve(doc: Path) -> None:
     assert broken_links(doc) == []
 
 
-@pytest.mark.parametrize("pending", sorted(PENDING_DOCS))
-def test_pending_docs_are_still_missing(pending: str) -> None:
-    assert not (ROOT / pending).exists(), (
-        f"{pending} exists now: remove it from PENDING_DOCS so that links to it are checked"
-    )
-
-
 def test_link_checker_finds_what_it_must(tmp_path: Path) -> None:
     """The checker itself: code is not a link, a missing file and a wrong anchor are reported."""
     (tmp_path / "b.md").write_text("# Title\n\n## A `code` heading\n", encoding="utf-8")
@@ -138,10 +115,7 @@ def test_link_checker_finds_what_it_must(tmp_path: Path) -> None:
         "missing.md",
         "b.md#nope",
     ]
-    assert broken_links(doc, root=tmp_path, pending=frozenset()) == [
+    assert broken_links(doc, root=tmp_path) == [
         "a.md: missing.md -> missing.md does not exist",
         "a.md: b.md#nope -> no heading #nope",
-    ]
-    assert broken_links(doc, root=tmp_path, pending=frozenset({"missing.md"})) == [
-        "a.md: b.md#nope -> no heading #nope"
     ]
