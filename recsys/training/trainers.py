@@ -31,7 +31,7 @@ from recsys.features.item_features import GENRES
 from recsys.models.device import batch_size_for
 from recsys.models.ranker import InteractionRanker, RankerConfig, bce_loss
 from recsys.models.sasrec import SASRecConfig, SequentialRecommender, item_log_q
-from recsys.models.two_tower import TwoTower, TwoTowerConfig, in_batch_softmax_loss
+from recsys.models.two_tower import TwoTower, TwoTowerConfig, id_buckets, in_batch_softmax_loss
 from recsys.training import data as D
 from recsys.training import samples as S
 from recsys.training.blocks import EvalTask, eval_task, in_blocks, ranked, top_k_fast, user_block
@@ -191,8 +191,8 @@ def train_two_tower(
     seed_everything(config.seed)
     items, users = split.items, split.users
     mc = model_config or TwoTowerConfig(
-        n_user_buckets=max(1024, 4 * split.n_users),
-        n_item_buckets=max(1024, 4 * items.n_items),
+        n_user_buckets=id_buckets(split.n_users),
+        n_item_buckets=id_buckets(items.n_items),
         user_dense_dim=int(users.dense.shape[1]),
         content_dim=int(items.content.shape[1]),
         n_genres=int(items.genres.shape[1]),
@@ -393,8 +393,8 @@ def train_ranker(
         )
     extra_cols = int(seq_scores is not None) + int(cov_scores is not None)
     mc = model_config or RankerConfig(
-        n_user_buckets=max(1024, 4 * split.n_users),
-        n_item_buckets=max(1024, 4 * items.n_items),
+        n_user_buckets=id_buckets(split.n_users),
+        n_item_buckets=id_buckets(items.n_items),
         id_dim=0,
         n_dense=retrieval_col + 1 + extra_cols,
         deep_dims=(64, 32),
