@@ -41,6 +41,7 @@ from recsys.features.split import LeaveLastOut, Split, TimeCutoff, as_of, split_
 from recsys.features.user_features import user_features
 from recsys.training.covisit import DEFAULT_TOP_N, CovisitConfig
 from recsys.training.covisit_spark import covisit_table_rows
+from recsys.warehouse.completion import Pipeline, only_completed
 from recsys.warehouse.io import with_conflict_retry
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
@@ -200,10 +201,17 @@ def extract(spark: SparkSession, config: FeatureJobConfig) -> tuple[DataFrame, D
     """Interactions and items of the bronze delivery, and the delivery date read.
 
     Raises:
-        MissingDeliveryError: the delivery has no interactions.
+        MissingDeliveryError: the delivery has no interactions or its ingest did not complete.
     """
-    interactions = spark.table(BRONZE_INTERACTIONS.qualified_name).where(
-        F.col(Col.SOURCE) == F.lit(config.source)
+    # Only deliveries whose ingest finished: a killed ingest leaves some bronze tables written
+    # and no completion record (all days count where completion is not tracked).
+    interactions = only_completed(
+        spark.table(BRONZE_INTERACTIONS.qualified_name).where(
+            F.col(Col.SOURCE) == F.lit(config.source)
+        ),
+        spark,
+        Pipeline.INGEST,
+        config.source,
     )
     source_ds = config.source_ds
     if source_ds is None:
@@ -213,7 +221,8 @@ def extract(spark: SparkSession, config: FeatureJobConfig) -> tuple[DataFrame, D
             raise MissingDeliveryError(f"source: no delivery of {config.source!r} in bronze")
     elif interactions.where(F.col(Col.DS) == F.lit(source_ds)).limit(1).count() == 0:
         raise MissingDeliveryError(
-            f"source_ds: no interactions of {config.source!r} for ds {source_ds.isoformat()}"
+            f"source_ds: no completed delivery of {config.source!r} for ds "
+            f"{source_ds.isoformat()} (no interactions, or its ingest did not finish: rerun it)"
         )
     in_delivery = F.col(Col.DS) == F.lit(source_ds)
     interactions = interactions.where(in_delivery)
