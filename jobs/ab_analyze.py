@@ -45,7 +45,6 @@ from ab_testing.stats import ExperimentData, ResultRow, analyze_experiments
 from ab_testing.stats.analysis import error_row
 from jobs.common import configure_logging
 from recsys.settings import PROJECT_ROOT
-from recsys.warehouse.completion import Pipeline, latest_completed_ds
 from recsys.warehouse.io import replace_rows
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
@@ -123,11 +122,10 @@ def looks_for(experiment: Experiment, ds: date) -> list[date]:
 
 
 def unit_slices(spark: SparkSession) -> DataFrame:
-    """(unit_id, slice): light or heavy users by their interactions in the latest completed
-    delivery (an ingest killed half-way is not read)."""
+    """(unit_id, slice): light or heavy users by their interactions in the latest delivery."""
     users = spark.table(BRONZE_USERS.qualified_name)
-    latest = latest_completed_ds(users, spark, Pipeline.INGEST)
-    users = users.where(F.col(Col.DS) == F.lit(latest))
+    latest = users.agg(F.max(Col.DS)).first()
+    users = users.where(F.col(Col.DS) == F.lit(latest[0] if latest else None))
     heavy = F.col(Col.N_INTERACTIONS) >= F.lit(HEAVY_USER_MIN_INTERACTIONS)
     return users.select(
         F.col(Col.USER_ID).cast("string").alias(Col.UNIT_ID),
