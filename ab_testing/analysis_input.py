@@ -2,12 +2,6 @@
 
 The Spark side (:mod:`ab_testing.outcomes`) writes cumulative sums per look; this module picks
 the sufficient-statistics type each metric needs and lines the looks up for the sequential test.
-
-A metric with a covariate is regression-adjusted (Lin's interacted OLS, HC1, see
-docs/stats-regression.md), so that switching the covariate on does not switch the test family.
-The stored CUPED sums are the order-2 moments only, so the SE is the leading-order HC1 term
-(``method`` "regression_hc1_leading"); the exact HC1 SE needs order-4 sums that
-:mod:`ab_testing.outcomes` does not compute yet.
 """
 
 from __future__ import annotations
@@ -28,7 +22,6 @@ from ab_testing.stats import (
     RatioStats,
     SampleStats,
 )
-from ab_testing.stats.moments import RegressionStats
 from ab_testing.stats.sufficient import AnyStats
 
 #: A row of ``ab.metric_stats`` as a mapping (e.g. ``Row.asDict()``).
@@ -45,16 +38,8 @@ class ArmLooks:
     by_look: Mapping[date, StatsRow]
 
 
-def covariate_name(metric: MetricDefinition) -> str:
-    """The name the regression results give the metric's covariate (e.g. "pre_click_count")."""
-    if metric.covariate is None:
-        raise ValueError(f"metric {metric.name!r} has no covariate")
-    return f"pre_{metric.covariate.event}_{metric.covariate.agg}"
-
-
 def to_stats(row: StatsRow, metric: MetricDefinition) -> AnyStats:
-    """The engine's statistics object for one ``ab.metric_stats`` row: regression moments
-    (leading-order HC1) for a metric with a covariate, else the metric kind's sums."""
+    """The engine's statistics object for one ``ab.metric_stats`` row."""
     n = float(row["n"])
     cuped = metric.covariate is not None
     if metric.kind == "ratio":
@@ -67,17 +52,16 @@ def to_stats(row: StatsRow, metric: MetricDefinition) -> AnyStats:
             sum_num_den=row["sum_yd"],
         )
         if cuped:
-            cuped_ratio = CupedRatioStats(
+            return CupedRatioStats(
                 **ratio,
                 sum_x=row["sum_x"],
                 sum_x_sq=row["sum_x_sq"],
                 sum_num_x=row["sum_yx"],
                 sum_den_x=row["sum_dx"],
             )
-            return RegressionStats.from_cuped(cuped_ratio, covariate_name(metric))
         return RatioStats(**ratio)
     if cuped:
-        cuped_mean = CupedStats(
+        return CupedStats(
             n=n,
             sum=row["sum_y"],
             sum_sq=row["sum_y_sq"],
@@ -85,7 +69,6 @@ def to_stats(row: StatsRow, metric: MetricDefinition) -> AnyStats:
             sum_x_sq=row["sum_x_sq"],
             sum_xy=row["sum_yx"],
         )
-        return RegressionStats.from_cuped(cuped_mean, covariate_name(metric))
     return SampleStats(n=n, sum=row["sum_y"], sum_sq=row["sum_y_sq"])
 
 
