@@ -7,7 +7,7 @@ CREATE TABLE IF NOT EXISTS ops.completed_runs (
   source          STRING                       COMMENT 'Delivery name for per-delivery pipelines (ingest); NULL otherwise',
   run_id          STRING              NOT NULL COMMENT 'Id of the run that completed',
   completed_ts    TIMESTAMP           NOT NULL COMMENT 'When the record was written, UTC',
-  table_versions  MAP<STRING, BIGINT> NOT NULL COMMENT 'schema.table -> Delta version of the table when the run completed',
+  table_versions  MAP<STRING,BIGINT>  NOT NULL COMMENT 'schema.table -> Delta version of the table when the run completed',
   ds              DATE                NOT NULL COMMENT 'Day the run produced (partition)'
 )
 USING DELTA

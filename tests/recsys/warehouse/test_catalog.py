@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.spark
 
-_COLUMN = re.compile(r"^\s+(\w+)\s+([A-Z<>]+)\s+(NOT NULL\s+)?COMMENT '([^']*)'", re.MULTILINE)
+_COLUMN = re.compile(r"^\s+(\w+)\s+([A-Z<>,]+)\s+(NOT NULL\s+)?COMMENT '([^']*)'", re.MULTILINE)
 
 
 def declared_columns(table: TableRef) -> list[tuple[str, str, bool, str]]:
