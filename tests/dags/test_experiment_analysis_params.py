@@ -3,12 +3,7 @@ lets ``$`` match before one). Same throw-away ``AIRFLOW_HOME`` set-up as test_da
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,18 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 _ROOT = logging.getLogger()
 _ROOT_STATE = (list(_ROOT.handlers), _ROOT.level)
-if "airflow" not in sys.modules:
-    _home = tempfile.mkdtemp(prefix="af-tests-")
-    atexit.register(shutil.rmtree, _home, True)
-    os.environ.update(
-        AIRFLOW_HOME=_home,
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__PARALLELISM="2",
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_home}/airflow.db",
-    )
-if str(REPO) not in sys.path:  # `dags` is not an installed package
-    sys.path.append(str(REPO))
+# Airflow's throw-away home and `dags` on sys.path: tests/dags/conftest.py.
 
 from airflow.sdk.exceptions import ParamValidationError  # noqa: E402
 

@@ -7,11 +7,9 @@ test module of this run already imported it. No metadata database or Spark is ne
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,18 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 _ROOT = logging.getLogger()
 _ROOT_STATE = (list(_ROOT.handlers), _ROOT.level)
-if "airflow" not in sys.modules:
-    _home = tempfile.mkdtemp(prefix="af-tests-")
-    atexit.register(shutil.rmtree, _home, True)
-    os.environ.update(
-        AIRFLOW_HOME=_home,
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__PARALLELISM="2",
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_home}/airflow.db",
-    )
-if str(REPO) not in sys.path:  # `dags` is not an installed package
-    sys.path.append(str(REPO))
+# Airflow's throw-away home and `dags` on sys.path: tests/dags/conftest.py.
 
 from airflow.dag_processing.dagbag import DagBag  # noqa: E402
 from airflow.sdk.exceptions import ParamValidationError  # noqa: E402

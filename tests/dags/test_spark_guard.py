@@ -7,13 +7,8 @@ unchanged, and nothing is submitted: no Spark, no metadata database.
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
-import os
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,18 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 # put it back afterwards so the rest of the test session logs as before.
 _ROOT = logging.getLogger()
 _ROOT_STATE = (list(_ROOT.handlers), _ROOT.level)
-if "airflow" not in sys.modules:
-    _home = tempfile.mkdtemp(prefix="af-tests-")
-    atexit.register(shutil.rmtree, _home, True)
-    os.environ.update(
-        AIRFLOW_HOME=_home,
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__PARALLELISM="2",
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_home}/airflow.db",
-    )
-if str(REPO) not in sys.path:  # `dags` is not an installed package
-    sys.path.append(str(REPO))
+# Airflow's throw-away home and `dags` on sys.path: tests/dags/conftest.py.
 
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook  # noqa: E402
 
