@@ -21,7 +21,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ab_testing.assignment import N_BUCKETS, SEPARATOR
+from ab_testing.bucketing import N_BUCKETS, SEPARATOR
 from ab_testing.config_model import Experiment, check_id, check_salt
 from recsys.warehouse.io import with_conflict_retry
 from recsys.warehouse.tables import AB_ASSIGNMENTS, AB_EXPOSURES, Col

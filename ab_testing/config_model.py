@@ -20,7 +20,7 @@ from datetime import date, datetime
 from fractions import Fraction
 from typing import Final
 
-from ab_testing.assignment import N_BUCKETS, SEPARATOR
+from ab_testing.bucketing import N_BUCKETS, SEPARATOR
 from ab_testing.settings import FILTER_OPS, FilterOp, ValueKind, check_choice
 
 #: Ids of experiments, layers, variants and targeted attributes (always ``fullmatch``: ``match``

@@ -13,16 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from ab_testing.assignment import (
-    N_BUCKETS,
-    SEED,
-    assign,
-    assignment_for,
-    bucket,
-    in_holdout,
-    matches,
-    xxh64,
-)
+from ab_testing.assignment import assign, assignment_for, in_holdout, matches
+from ab_testing.bucketing import N_BUCKETS, SEED, bucket, xxh64
 from ab_testing.config import ExperimentsConfig, TargetingFilter, parse_config
 from recsys.settings import PROJECT_ROOT
 
@@ -140,7 +132,7 @@ def test_import_needs_neither_spark_nor_numpy() -> None:
         "for name in ('pyspark', 'numpy', 'pandas', 'scipy', 'yaml'):\n"
         "    sys.modules[name] = None  # any import of these now raises ImportError\n"
         "import datetime\n"
-        "from ab_testing.assignment import assign, bucket\n"
+        "from ab_testing.assignment import assign\nfrom ab_testing.bucketing import bucket\n"
         "from ab_testing.config import parse_config\n"
         "cfg = parse_config({'version': 1, 'layers': [{'id': 'l', 'experiments': [{'id': 'e',"
         " 'start': '2026-01-01', 'end': '2026-02-01', 'buckets': [0, 10000], 'variants': ["

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ab_testing.assignment import assign, bucket
+from ab_testing.assignment import assign
 from ab_testing.assignment_spark import (
     ASSIGNMENT_COLUMNS,
     EXPOSURE_COLUMNS,
@@ -26,6 +26,7 @@ from ab_testing.assignment_spark import (
     record_exposures,
     write_assignments,
 )
+from ab_testing.bucketing import bucket
 from ab_testing.config import parse_config
 from recsys.warehouse.tables import AB_ASSIGNMENTS, AB_EXPOSURES, Col
 
