@@ -5,8 +5,9 @@ Usage::
     python -m recsys.reader [--warehouse DIR] [--experiments YAML] [--user ID ...]
         [--item ID ...] [--genre NAME ...] [-n 5] [--record]
 
-Served events go to an in-memory sink unless ``--record`` appends them to ``ab.served``
-(source ``app``, one commit at exit). Exits 2 on bad arguments.
+Each item is printed with its title from ``bronze.items`` (only the shown ids are read). Served
+events go to an in-memory sink unless ``--record`` appends them to ``ab.served`` (source ``app``,
+one commit at exit). Exits 2 on bad arguments.
 """
 
 from __future__ import annotations
@@ -19,14 +20,19 @@ from ab_testing.config import load_config
 from recsys.reader.reader import Reader
 from recsys.reader.results import ServedList
 from recsys.reader.sinks import DeltaServedSink, InMemorySink
+from recsys.reader.titles import item_titles
 
 
-def _show(label: str, result: ServedList) -> None:
+def _show(label: str, result: ServedList, titles: dict[int, str]) -> None:
     state = "fallback: trending" if result.is_fallback else f"ds {result.ds}"
     rec_set = f", rec_set {result.rec_set}" if result.rec_set else ""
     print(f"{label} ({state}{rec_set}, table version {result.table_version})")
     for item in result.items:
-        print(f"  {item.rank:>3}. item {item.item_id:<8} score {item.score:8.4f}  {item.reason}")
+        title = titles.get(item.item_id, "(title unknown)")
+        print(
+            f"  {item.rank:>3}. item {item.item_id:<8} {title[:48]:<48} score {item.score:8.4f}"
+            f"  {item.reason}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,13 +61,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = args.warehouse
     sink: DeltaServedSink | InMemorySink = DeltaServedSink(root) if args.record else InMemorySink()
     # Leaving the block closes the reader, then the sink: its last batch is written.
+    shown: list[tuple[str, ServedList]] = []
     with sink, Reader(root, experiments=experiments, sink=sink) as reader:
         for user in args.user:
-            _show(f"recommendations_for({user})", reader.recommendations_for(user, n=args.n))
+            result = reader.recommendations_for(user, n=args.n)
+            shown.append((f"recommendations_for({user})", result))
         for item in args.item:
-            _show(f"related_to({item})", reader.related_to(item, n=args.n))
+            shown.append((f"related_to({item})", reader.related_to(item, n=args.n)))
         for genre in args.genre or ([] if args.user or args.item else ["all"]):
-            _show(f"trending({genre!r})", reader.trending(genre, n=args.n))
+            shown.append((f"trending({genre!r})", reader.trending(genre, n=args.n)))
+    titles = item_titles(root, {i.item_id for _, result in shown for i in result.items})
+    for label, result in shown:
+        _show(label, result, titles)
     return 0
 
 
