@@ -26,31 +26,7 @@ DuckDB: this process) and the load average are reported too. Prints ONE JSON lin
 (logs go to stderr); the goal is Spark within 1.5x of DuckDB's time. Needs ``duckdb``
 (``requirements/bench.lock``).
 
-Measured 2026-11-30 on the idle 2-core machine (load 1.8-2.0 throughout, nothing else running),
-full size, ``--repeats 3``: Spark 14.04 s (runs 20.66, 14.82, 14.04) vs DuckDB 10.59 s (10.59,
-10.88, 10.62), ratio 1.33: goal met for the warm runs; the first run (code generation and JIT of
-this plan) is 1.95x. CPU seconds 27.2 vs 14.8 (1.84x): Spark uses both cores for longer. With
-``--repeats 2`` just before: 14.62 vs 10.55 s, 1.39. Under load the ratio is far worse, so the
-earlier figures below mostly measured the machine. Earlier the same day, shared throughout with
-a training job (load average
-(1 min) 9.4-10.3, never quiet), ``--repeats 2`` at full size: Spark 51.7 s (runs 83.7, 51.7) vs
-DuckDB 29.1 s (29.1, 30.6), ratio 1.78 (first runs 2.88): goal NOT met; CPU seconds 30.1 vs
-18.4 (1.64x). An earlier run under load 10.9-14.5 gave 71.4 vs 36.5 s (CPU 34.2 vs 16.6).
-Where Spark's time goes (Spark UI REST stage metrics, executor CPU 27.4 s): 78% in the one
-stage after the shuffles (sort-merge join on the unit hash, the per-exposure aggregate of 14
-looks x 4 sums + covariate, the expansion to one row per exposure and look and the partial
-sums), 16% scanning and shuffling the 10M events (259 MB shuffle write), 5% the exposures
-(74 MB). Cut at each step in one JVM (driver CPU seconds, best of 4, 200k units / 2M events;
-every per-exposure sum kept, so that column pruning cannot drop them): scan + shuffles + join
-3.4, with the per-exposure aggregate 6.1, the whole of ``sufficient_stats`` 6.3-7.1. So the
-look expansion and final sums cost little, and the join plus the per-exposure aggregate (a
-partial and a final hash aggregate in the same stage, 57 sums each) is the rest. Summing every
-look of an exposure row at once instead (no expansion: one row per exposure and block of 7
-looks, each sum masked by the exposure day; blocks keep whole-stage codegen under
-``spark.sql.codegen.maxFields``) measured no better: 1M / 10M CPU 31.1 vs 32.2 s (wall 50.2
-vs 50.0, second runs), 200k 7.4-7.5 (blocks of 3 looks 6.6, of 1 7.2) vs 6.3-7.1: not kept.
-4 shuffle partitions (AQE on); broadcasting is impossible at this size and a shuffled-hash join
-measured no different.
+Measured figures and their history: ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations

@@ -35,8 +35,8 @@ read to finished write, every arm warmed up once on a small file first:
 * ``spark_io``: no Python at all (``score = 0``): Spark's own read + write floor.
 
 ``--torch-threads N`` sets the threads of the single-process arms (torch_* and rank_local; default
-all cores): under load from other processes 2 threads can be far slower than 1 (rank_local at
-load ~13: 103 s with 2 threads, 7.8 s with 1 at load ~9), so record the load and try both.
+all cores): under load from other processes 2 threads can be far slower than 1
+(``docs/benchmarks.md``), so record the load and try both.
 ``--repeat`` keeps the fastest of several timed runs per arm, the rank arms included (each after
 one untimed warm-up run).
 
@@ -56,25 +56,7 @@ Spark arm to the plain torch arm of its layout, and the goal (>= 0.6) for the be
 (less sensitive to other load on a shared machine; not the goal's measure). Outputs are checked
 against torch's (max |score difference| <= 1e-5) first.
 
-Measured 2026-11-30 on the idle machine, ``--arms rank --repeat 3`` with every rank arm the
-fastest of 3 timed runs after a warm-up, 3 invocations: rank_spark/rank_local 0.638, 0.618, 0.649
-(CPU 0.50-0.54); rank_local 433k-450k rows/s (2.2-2.3 s), rank_spark 267k-287k (3.5-3.7 s): goal
-0.6 met. Before, the rank arms were timed once right after the warm-up: 4 runs gave 0.48, 0.55,
-0.50, 0.58 (CPU 0.39-0.48), rank_spark 198k-242k rows/s; a JVM's first seconds are slower.
-Before that change, on the idle machine (load 1.8), ``--arms torch_array,arrow_array,arrow_noop,rank
---repeat 3``, default threads: rank_spark 233,100 rows/s (4.29 s, 8.1 CPU-s) vs rank_local 362,319
-(2.76 s, 4.5 CPU-s): 0.64x (CPU 0.56x), goal 0.6 met for the ranking job. The 1M x 32 tiny-MLP
-arms: torch_array 1,408,451 rows/s (0.71 s), arrow_array 0.32x, arrow_noop (no model: the Spark
-read -> Arrow -> Python -> Arrow -> write round trip alone) 0.44x, so below 0.6x for this model
-size whatever the UDF does: NOT met. Peak RSS: JVM 1.8 GiB, driver Python 1.2 GiB.
-Earlier, 2 cores shared with a torch training job, ``--arms rank --torch-threads 1``
-(10k users x 100 candidates, top 50; load 4.6): rank_local 291,545 rows/s (3.4 CPU-s), rank_spark
-125,786 (8.7 CPU-s: JVM 4.4, Python workers 4.0), 0.43x (CPU 0.39x); with packing only (load
-10): 0.48x, CPU 0.40x, 9.6 CPU-s (JVM 5.0). Paired in one process (4k users, 3 runs each), the
-old code against candidates packed as one BIGINT plus no ``.rdd.getNumPartitions()`` (which ran
-the shuffle an extra time): JVM 10.1 -> 7.7 CPU-s, total 17.5 -> 15.3. 1M-row arms (load 9):
-arrow_noop 0.22x torch_array, spark_io 0.67x. With 2 driver threads under load rank_local
-spin-waits (12.8 CPU-s instead of 1.8 at 4k users): record the load and the threads.
+Measured figures and their history: ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ candidate_rank``: U x K rows; Spark start-up excluded, every arm warmed up on a 
 
 ``--torch-threads N`` sets the threads of the single-process arms (torch intra-op and FAISS's
 OpenMP); by default they use all cores. On a machine shared with other work, OpenMP threads that
-spin-wait for a descheduled sibling can make 2 threads slower than 1 (measured here for FAISS at
-load ~9: 2 threads took 1.8x the wall time of 1), so record the load and try both. ``--repeat``
+spin-wait for a descheduled sibling can make 2 threads slower than 1 (``docs/benchmarks.md``), so
+record the load and try both. ``--repeat``
 keeps the fastest of several timed runs per arm.
 
 Before any figure is reported, every arm's output is read back and compared to ``torch``'s: the
@@ -45,26 +45,7 @@ recall against torch, and the ratios spark/torch, spark/faiss, spark/als against
 (>= 0.7, >= 1.0, >= 5.0). ``cpu_ratio_*`` compare users per CPU-second of the whole process tree
 instead (less sensitive to other load on a shared machine; not the goal's measure).
 
-Measured 2026-11-30 on the idle machine (load 2.5 at start), ``--arms torch,faiss,spark,als
---repeat 3``, after the kernel's two changes (exact top-k through a group-max pre-filter: 57 vs
-85 ms per 1,024 x 20k block and k 100; score blocks written into one reused buffer: a fresh 80 MB
-block per call cost as much again in page faults as the multiply): torch 12,516 users/s (7.99 s,
-14.2 CPU-s), faiss 14,085 (7.10 s, 12.7), spark 15,175 (6.59 s, 13.0), ALS 1,967 (50.8 s, 100.3);
-spark/torch 1.21, spark/faiss 1.08, spark/als 7.7: all three goals met. Paired, pre-filter only
-(--repeat 3): spark 8.85 -> 7.81 s; with the buffer as well 6.61 s (FAISS 7.34 s that run).
-
-Before those changes, the same day, idle (load 1.2 at start), defaults, default threads: torch
-11,494 users/s (8.70 s, 15.5 CPU-s), faiss 12,392 (8.07 s, 14.5), spark 9,852 (10.15 s, 20.1),
-ALS 1,676 (59.7 s, 116.0); spark/torch 0.86 (CPU 0.77, goal 0.7: met), spark/faiss 0.80 (CPU
-0.72, goal 1.0: NOT met), spark/als 5.9 (goal 5: met). Peak RSS: driver JVM 1.0 GiB, Python
-workers 1.3 GiB together. Earlier the same day, 2 cores shared with a torch training job (load
-10.5 at start), defaults
-(100k users x 20k items) with ``--torch-threads 1``: torch 4085 users/s (15.4 CPU-s), faiss 4077
-(15.5), spark 3194 (21.1 CPU-s: Python workers 14.1, JVM 6.5), ALS 523 (124.5); spark/torch 0.78
-(CPU 0.73), spark/faiss 0.78, spark/als 6.1. At 20k users with default threads (load 2.4 -> 7.8):
-0.55 / 0.82 / 3.4. The worker kernel then ran at plain ``torch.topk`` speed. Not kept (no gain
-beyond noise): top-k returned as arrays and exploded in Spark; skipping the tie re-sort of
-tie-free blocks.
+Measured figures and their history: ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations

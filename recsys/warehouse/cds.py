@@ -6,9 +6,8 @@ start-up. ``python -m recsys.warehouse.cds`` (run by ``make setup``) starts one 
 session (Delta tables created, written, read and attached) in a JVM with
 ``-XX:ArchiveClassesAtExit``, which writes what it loaded into ``.cache/spark-cds/spark.jsa``
 (ignored by git). Driver JVMs started afterwards map that file instead
-(:func:`driver_java_options`, applied by the session factory and by the DAGs' spark-submit):
-measured on this machine (``python -m bench.bench_startup``, median of 3), building a session
-and attaching the 25 tables took 12.4 s without it and 8.9 s with it.
+(:func:`driver_java_options`, applied by the session factory and by the DAGs' spark-submit), and
+start faster (``python -m bench.bench_startup`` measures it; figures in ``docs/benchmarks.md``).
 
 The JVM checks the archive against its own build and class path and runs without it, silently,
 when they differ (another JDK, other pyspark jars): the archive can make a start faster, never
