@@ -51,12 +51,10 @@ Measured figures and their history: ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -66,7 +64,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench import _arrow, _measure
+from bench import _arrow, _harness, _measure
 from bench._arrow import NDArray
 
 if TYPE_CHECKING:
@@ -454,38 +452,9 @@ def run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="bench-retrieval-", dir=args.tmp_dir))
-    os.environ["RECSYS_WAREHOUSE"] = str(root / "warehouse")
-    os.environ.setdefault("RECSYS_SPARK_UI", "false")
-    from jobs.common import configure_logging
-    from recsys.settings import load_settings
-    from recsys.warehouse.session import build_spark
-
-    configure_logging()
-    _arrow.ship_by_value(_arrow, sys.modules[__name__])
-    meter = _measure.Meter()
-    settings = load_settings()
-    spark = build_spark(settings, app_name="bench_retrieval", attach=False)
-    try:
-        record: dict[str, Any] = {"bench": "retrieval", "load_avg_start": _measure.load_average()}
-        record.update(run(spark, args, root, meter))
-        jvm = _measure.jvm_pid(spark)
-        record["peak_rss_mib_jvm_lifetime"] = _measure.jvm_peak_rss_mib(jvm)
-        record["peak_rss_mib_driver_py_lifetime"] = _measure.python_peak_rss_mib()
-        record["jvm_heap_mib_end"] = _measure.jvm_heap_mib(spark)
-        record["driver_memory"] = settings.driver_memory
-        record["torch_threads"] = _torch_threads()
-        record["cores"] = os.cpu_count()
-        record["load_avg_end"] = _measure.load_average()
-        if args.keep:
-            record["data"] = str(root)
-        print(json.dumps(record), flush=True)
-    finally:
-        meter.close()
-        spark.stop()
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-    return 0
+    return _harness.spark_bench(
+        "retrieval", args, run, __name__, extra=lambda: {"torch_threads": _torch_threads()}
+    )
 
 
 def _torch_threads() -> int:
