@@ -135,11 +135,8 @@ def test_the_recorded_run_is_listed_through_the_rest_api(api: tuple[str, str]) -
 def test_the_api_listens_on_loopback_only(api: tuple[str, str]) -> None:
     base, _ = api
     port = int(base.rsplit(":", 1)[1])
-    addresses = {
-        info[4][0]
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
-        if not info[4][0].startswith("127.")
-    }
+    found = {str(i[4][0]) for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+    addresses = {a for a in found if not a.startswith("127.")}
     for address in addresses:
         with socket.socket() as s:
             s.settimeout(2)
