@@ -65,10 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--input", type=Path, default=PROJECT_ROOT / "data" / "ml-latest-small")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument(
+        "--reuse", action="store_true", help="time only: the warehouse under --work is prepared"
+    )
     a = p.parse_args(argv)
     os.environ["RECSYS_WAREHOUSE"] = str(a.work / "warehouse")
     load_before = load_average()
-    arts = prepare(a.work, a.input, a.epochs)
+    arts = a.work / "models" if a.reuse else prepare(a.work, a.input, a.epochs)
 
     from jobs.score import ScoreJobConfig, run
     from recsys.settings import load_settings
