@@ -27,7 +27,7 @@ workers (sampled every 0.5 s from ``/proc``; see :mod:`bench._measure`), and the
 table gained in the commits the task made (``numOutputRows`` of the commits in ``_delta_log``).
 With ``--als``, Spark MLlib's ALS (implicit, rank 64, 5 iterations) is fit on the same
 interactions and ``recommendForAllUsers(100)`` written to Parquet, the reference a warehouse team
-already has; the line then carries ``retrieval + ranking`` / ALS.
+already has; the line then carries the ``scoring`` task (retrieval and ranking, fused) / ALS.
 
 Prints ONE JSON line per size and day; ``--out FILE`` appends the same lines to a file.
 Figures and their history: ``docs/scale.md``.
@@ -61,7 +61,7 @@ DRAWS_PER_USER: Final = 50
 #: The tasks the benchmark does not run (bronze comes from the generator).
 NOT_RUN: Final = frozenset({"ingest"})
 #: Tasks whose sum is compared with ALS.
-SCORING_TASKS: Final = ("retrieval", "ranking")
+SCORING_TASKS: Final = ("scoring",)
 _MIB: Final = 2**20
 
 

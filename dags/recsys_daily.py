@@ -14,10 +14,14 @@ The daily recommendation pipeline on the Delta warehouse, one `spark-submit` of 
 | `promote` | `promote.py` | champion/challenger gate on NDCG@10 (`promotion_margin`) |
 | `embeddings` | `score.py embeddings` | item and user embeddings of the champion two-tower |
 | `related_items` | `related_items.py` | top-50 similar items per item |
-| `retrieval` | `score.py retrieve` | top-200 candidates per user (two-tower + SASRec + fallbacks) |
-| `ranking` | `score.py rank` | ranker top-50 with explanations + popularity set, staged |
+| `scoring` | `score.py retrieve-rank` | candidates + ranker top-50 in one pass, staged |
 | `data_quality` | `dq_checks.py` | the STAGED day (`serve.ranked`); fails loudly, no retry |
 | `publish` | `score.py publish` | after DQ passed: `serve.recommendations` in ONE commit |
+
+`scoring` retrieves (top-200 per source: two-tower, SASRec, fallbacks), merges and ranks each
+batch of users in one `mapInArrow` and writes only the ranker top-50 with explanations and the
+popularity set; `serve.candidates` gets the candidates of a 1,000-user seeded sample only
+(`jobs/score.py --candidates-sample`, docs/scale.md).
 
 On days `should_train` says no, the three training tasks, `evaluate` and `promote` are
 **skipped** and scoring uses the current champions (`embeddings` runs when its upstream tasks
@@ -208,8 +212,8 @@ with DAG(
         "related_items",
         ["--ds", DS, "--source", "{{ params.source }}", "--run-id", RUN],
     )
-    retrieval = score("retrieve", "retrieval")
-    ranking = score("rank", "ranking")
+    # Retrieval and ranking fused per user batch: only the top 50 per user is written.
+    scoring = score("retrieve-rank", "scoring")
     # The checks judge the staged day of this run; a failed check is an alarm, not retried.
     data_quality = common.spark_job(
         "data_quality", "dq_checks", ["--ds", DS, "--run-id", RUN], retries=0
@@ -229,6 +233,6 @@ with DAG(
     train_ranker >> evaluate >> promote >> embeddings
     features >> embeddings
     embeddings >> related_items
-    [embeddings, trending] >> retrieval >> ranking
+    [embeddings, trending] >> scoring
     # Nothing goes live (no publish, no Asset event, no completion record) before DQ passed.
-    [ranking, related_items] >> data_quality >> publish
+    [scoring, related_items] >> data_quality >> publish

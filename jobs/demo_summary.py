@@ -77,10 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         SERVE_TRENDING,
     ):
         n = spark.table(table.qualified_name).where(day).count()
+        # serve.candidates holds a sample of users only (jobs.score --candidates-sample; 0 = none).
+        sample = table == SERVE_CANDIDATES
         print(
             f"  {table.qualified_name:<28} {n:>10,} rows  {table.location(settings.warehouse_root)}"
+            + ("  (a sample of users)" if sample else "")
         )
-        if n == 0:
+        if n == 0 and not sample:
             problems.append(f"{table} has no rows for ds={args.ds}")
 
     print("\n== Offline metrics (eval.offline_metrics, slice all, full ranking)")

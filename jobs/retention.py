@@ -68,8 +68,8 @@ log = logging.getLogger("jobs.retention")
 DEFAULT_FEATURES_DAYS: Final = 14
 DEFAULT_SERVE_DAYS: Final = 14
 DEFAULT_SERVED_DAYS: Final = 90
-#: Per-table horizons that differ from their group's (``serve.candidates``: only the ranking of
-#: the same day reads it).
+#: Per-table horizons that differ from their group's (``serve.candidates``: a sample of users'
+#: candidates kept for debugging, read by no job).
 DEFAULT_KEEP_DAYS: Final[Mapping[str, int]] = {SERVE_CANDIDATES.qualified_name: 3}
 DEFAULT_COMPACT_DAYS: Final = 2
 #: Delta's own default deleted-file retention (7 days).

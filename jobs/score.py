@@ -2,23 +2,30 @@
 
 Usage (also through ``spark-submit jobs/score.py ...``)::
 
-    python -m jobs.score embeddings|retrieve|rank|publish|all --ds 2026-11-28
+    python -m jobs.score embeddings|retrieve-rank|retrieve|rank|publish|all --ds 2026-11-28
         [--split-id leave_last_out] [--artifacts-dir DIR] [--run-id ID]
         [--two-tower-version V] [--sasrec-version V] [--ranker-version V]
-        [--k 200] (retrieve, all) [--n 50] (rank, all) [--require-dq] (publish)
+        [--k 200] [--n 50] [--candidates-sample 1000] (retrieve-rank, all)
+        [--require-dq] (publish)
 
 - ``embeddings``: two-tower item and user vectors -> ``serve.item_embeddings``,
   ``serve.user_embeddings``.
-- ``retrieve``: top-K unseen items per user (two-tower, plus SASRec when an artifact exists),
-  trending/popularity fallbacks for users without history -> ``serve.candidates``.
-- ``rank``: ranker top-N with an explanation per row (rec_set ``model``) and the most popular
-  unseen items (rec_set ``popularity``) -> ``serve.ranked``.
+- ``retrieve-rank`` (the daily ``scoring`` task): retrieval and ranking fused per batch of users
+  in one ``mapInArrow`` (:mod:`recsys.scoring.fused_step`): top-K unseen items per user and
+  source (two-tower, plus SASRec when an artifact exists; trending/popularity fallbacks for
+  users without history), merged, ranked; only the ranker top-N with an explanation per row
+  (rec_set ``model``) and the most popular unseen items (rec_set ``popularity``) are written,
+  to ``serve.ranked``. ``serve.candidates`` gets the merged candidates of a seeded sample of
+  ``--candidates-sample`` users (default 1,000; 0 = none) for debugging and analysis.
+- ``retrieve`` then ``rank``: the same result in two steps through the full
+  ``serve.candidates`` of every user (the reference of the fused path, for debugging; not in
+  ``all``).
 - ``publish``: day ds of ``serve.ranked`` -> ``serve.recommendations`` in one Delta commit
   (``serve.recommendations_latest`` shows the newest ds), then the day's completion record
   (``ops.completed_runs``, pipeline ``recsys_daily``). With ``--require-dq`` (as in
   ``recsys_daily``) it refuses, exit 1, unless ``ops.dq_checks`` holds checks of ds by this run id
   (``jobs/dq_checks.py --run-id``) and all passed: a failed or skipped check never goes live.
-- ``all``: the four in one session.
+- ``all``: ``embeddings``, ``retrieve-rank`` and ``publish`` in one session.
 
 Each step replaces day ``ds`` of its tables (a rerun never duplicates); the run id (default: a new
 uuid) is written on every row. Artifacts: the given version, else the champion, else the latest,
@@ -49,8 +56,16 @@ RUN_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:+-]{1,200}")
 
 log = logging.getLogger("jobs.score")
 
-STEPS: Final = ("embeddings", "retrieve", "rank", "publish")
-COMMANDS: Final = (*STEPS, "all")
+#: What ``all`` runs, in order.
+STEPS: Final = ("embeddings", "retrieve-rank", "publish")
+#: The two-step path (full ``serve.candidates``), the fused step's reference.
+TWO_STEP: Final = ("retrieve", "rank")
+COMMANDS: Final = (*STEPS, *TWO_STEP, "all")
+#: Default ``--candidates-sample``: users whose merged candidates go to ``serve.candidates``
+#: (a seeded hash sample, :func:`recsys.training.samples.sample_users`; 0 = none).
+CANDIDATES_SAMPLE: Final = 1_000
+#: Largest ``--candidates-sample`` (the table is for looking at, not for every user).
+MAX_CANDIDATES_SAMPLE: Final = 1_000_000
 #: Arrow rows per batch handed to the Python workers (bigger batches, fewer round trips).
 ARROW_BATCH_ROWS: Final = 20_000
 
@@ -70,6 +85,7 @@ class ScoreJobConfig:
     k: int = 200
     n: int = 50
     require_dq: bool = False
+    candidates_sample: int = CANDIDATES_SAMPLE
 
     def __post_init__(self) -> None:
         if self.command not in COMMANDS:
@@ -89,6 +105,11 @@ class ScoreJobConfig:
             raise ValueError(f"k: must be in [1, 10000], got {self.k!r}")
         if self.n < 1 or self.n > self.k:
             raise ValueError(f"n: must be in [1, k={self.k}], got {self.n!r}")
+        c = self.candidates_sample
+        if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= MAX_CANDIDATES_SAMPLE:
+            raise ValueError(
+                f"candidates_sample: must be an int in [0, {MAX_CANDIDATES_SAMPLE}], got {c!r}"
+            )
         if self.require_dq and self.command != "publish":
             raise ValueError(
                 f"require_dq: only with the publish command (the checks run between rank and "
@@ -115,6 +136,13 @@ def parse_args(argv: Sequence[str] | None) -> ScoreJobConfig:
     p.add_argument("--k", type=int, default=200, help="candidates per user and source")
     p.add_argument("--n", type=int, default=50, help="recommendations per user")
     p.add_argument(
+        "--candidates-sample",
+        type=int,
+        default=CANDIDATES_SAMPLE,
+        help="retrieve-rank: users (seeded hash sample) whose candidates go to serve.candidates; "
+        "0 = none",
+    )
+    p.add_argument(
         "--require-dq",
         action="store_true",
         help="publish only when this run's data-quality checks of ds all passed",
@@ -132,6 +160,7 @@ def parse_args(argv: Sequence[str] | None) -> ScoreJobConfig:
         k=a.k,
         n=a.n,
         require_dq=a.require_dq,
+        candidates_sample=a.candidates_sample,
     )
 
 
@@ -165,6 +194,10 @@ def run(config: ScoreJobConfig, warehouse_root: str) -> dict[str, int]:
         started = time.perf_counter()
         if step == "embeddings":
             out = P.step_embeddings(ctx)
+        elif step == "retrieve-rank":
+            from recsys.scoring.fused_step import step_score
+
+            out = step_score(ctx, config.k, config.n, config.candidates_sample)
         elif step == "retrieve":
             out = P.step_retrieve(ctx, config.k)
         elif step == "rank":

@@ -254,9 +254,9 @@ def sasrec_sequences(ctx: ScoreContext, art: Artifact, users: DataFrame) -> Data
     return event_sequences(ctx, users, bool(art.config.get("positives_only", True)))
 
 
-def event_sequences(ctx: ScoreContext, users: DataFrame, positives_only: bool) -> DataFrame:
+def event_sequences(ctx: ScoreContext, users: DataFrame | None, positives_only: bool) -> DataFrame:
     """``user_id, _sequence``: the train and validation events (positives only, or all) of
-    ``users`` as item indices, oldest first, ties by item id (as offline
+    ``users`` (None: every user) as item indices, oldest first, ties by item id (as offline
     :func:`recsys.training.data.event_sequences`)."""
     roles = F.col(Col.ROLE).isin(D.TRAIN, D.VALIDATION)
     if positives_only:
@@ -268,11 +268,9 @@ def event_sequences(ctx: ScoreContext, users: DataFrame, positives_only: bool) -
             F.struct(Col.EVENT_TS, Col.ITEM_ID, F.col(Col.ITEM_INDEX).cast("long").alias("i"))
         )
     )
-    return (
-        pos.join(users, Col.USER_ID, "left_semi")
-        .groupBy(Col.USER_ID)
-        .agg(F.transform(ordered, lambda s: s["i"]).alias(SEQUENCE))
-    )
+    if users is not None:
+        pos = pos.join(users, Col.USER_ID, "left_semi")
+    return pos.groupBy(Col.USER_ID).agg(F.transform(ordered, lambda s: s["i"]).alias(SEQUENCE))
 
 
 def item_arrays(ctx: ScoreContext, items: D.ItemTable, version: str) -> ItemArrays:
@@ -348,6 +346,38 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
     pop = popularity_set(ctx, cand_users, n)
     ranked = with_explanations(model.unionByName(pop), item_labels(ctx.spark, ctx.ds, ctx.split_id))
     return {str(SERVE_RANKED): _write(ctx, ranked, SERVE_RANKED)}
+
+
+@dataclass(frozen=True)
+class ScoringModels:
+    """The artifacts one fused scoring run reads.
+
+    Attributes:
+        two_tower: Its item and user vectors of the day (the embeddings step's model).
+        ranker: The ranker.
+        sasrec: SASRec candidates; None without a SASRec artifact (two-tower only).
+        sequencer: The SASRec the ranker was trained with (its score is a ranker input), None
+            for a ranker without one; it may differ from ``sasrec`` (the champion).
+    """
+
+    two_tower: Artifact
+    ranker: Artifact
+    sasrec: Artifact | None
+    sequencer: Artifact | None
+
+
+def scoring_models(ctx: ScoreContext, items: D.ItemTable) -> ScoringModels:
+    """Every artifact of fused scoring, resolved as the two-step path resolves them."""
+    tt = resolve(ctx, "two_tower", ctx.two_tower_version, items)
+    rk = resolve(ctx, "ranker", ctx.ranker_version, items)
+    try:
+        sas: Artifact | None = resolve(ctx, "sasrec", ctx.sasrec_version, items)
+    except FileNotFoundError as err:
+        log.warning("no SASRec candidates: %s", err)
+        sas = None
+    seq_version = rk.extra.get(SEQUENCER_VERSION)
+    sequencer = None if seq_version is None else resolve(ctx, "sasrec", str(seq_version), items)
+    return ScoringModels(two_tower=tt, ranker=rk, sasrec=sas, sequencer=sequencer)
 
 
 def popularity_set(ctx: ScoreContext, users: DataFrame, n: int) -> DataFrame:

@@ -1,5 +1,7 @@
--- Retrieval candidates: for every user, the top-K unseen items of each candidate source, merged
--- (an item from several sources keeps its best source). A rerun replaces the day in one commit.
+-- Retrieval candidates: for a seeded sample of users (jobs.score retrieve-rank --candidates-sample;
+-- every user with the two-step `retrieve` command), the top-K unseen items of each candidate
+-- source, merged (an item from several sources keeps its best source). Read by no job: the fused
+-- scoring step ranks the candidates without writing them. A rerun replaces the day in one commit.
 CREATE TABLE IF NOT EXISTS serve.candidates (
   user_id          BIGINT  NOT NULL COMMENT 'Raw user id',
   item_id          BIGINT  NOT NULL COMMENT 'Candidate item id, never one the user already interacted with',

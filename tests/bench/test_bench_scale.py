@@ -55,10 +55,10 @@ def test_tasks_are_the_dags_spark_submits_rendered_for_the_day(
     ]  # fmt: skip
     assert "spark.ui.enabled=false" in features
     assert by_id["features"].env["RECSYS_WAREHOUSE"] == str(tmp_path)
-    # Topological order: features before training, ranking before publish.
+    # Topological order: features before training, scoring before publish.
     order = [t.task_id for t in tasks]
-    assert order.index("features") < order.index("train_two_tower") < order.index("ranking")
-    assert order.index("ranking") < order.index("publish")
+    assert order.index("features") < order.index("train_two_tower") < order.index("scoring")
+    assert order.index("scoring") < order.index("publish")
 
 
 def _commit(log: Path, version: int, rows: int | None) -> None:

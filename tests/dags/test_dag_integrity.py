@@ -124,11 +124,10 @@ def test_recsys_daily_shape(dagbag: DagBag) -> None:
         ("evaluate", "promote"),
         ("promote", "embeddings"),
         ("embeddings", "related_items"),
-        ("embeddings", "retrieval"),
-        ("trending", "retrieval"),
-        ("retrieval", "ranking"),
+        ("embeddings", "scoring"),
+        ("trending", "scoring"),
         # The staged day is checked BEFORE it goes live; publish (and its Asset) only after.
-        ("ranking", "data_quality"),
+        ("scoring", "data_quality"),
         ("related_items", "data_quality"),
         ("data_quality", "publish"),
     }
@@ -148,7 +147,9 @@ def test_recsys_daily_shape(dagbag: DagBag) -> None:
         for t in dag.tasks
         if "--run-id" in getattr(t, "application_args", [])
     }
-    assert set(run_ids) >= {"embeddings", "retrieval", "ranking", "data_quality", "publish"}
+    assert set(run_ids) >= {"embeddings", "scoring", "data_quality", "publish"}
+    # Retrieval and ranking in one task: the fused step.
+    assert dag.get_task("scoring").application_args[0] == "retrieve-rank"
     assert set(run_ids.values()) == {"{{ run_id }}"}  # one run id across the scoring tables
     # Publishing refuses by itself unless this run's checks of the day passed.
     assert "--require-dq" in publish.application_args

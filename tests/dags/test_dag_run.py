@@ -148,7 +148,7 @@ def dag_test(home: Path, cfg: dict[str, Any], timeout: int, **env: str) -> dict[
 
 SPARK_TASKS = [
     "setup_warehouse", "ingest", "features", "trending", "train_two_tower", "train_sasrec",
-    "train_ranker", "evaluate", "promote", "embeddings", "related_items", "retrieval", "ranking",
+    "train_ranker", "evaluate", "promote", "embeddings", "related_items", "scoring",
     "publish", "data_quality",
 ]  # fmt: skip
 
@@ -189,7 +189,7 @@ def test_recsys_daily_dry_run_training_day(airflow_home: Path, tmp_path: Path) -
     ]  # fmt: skip
     run_id = args["publish[-1]"][args["publish[-1]"].index("--run-id") + 1]
     assert run_id.startswith("manual__")
-    assert args["retrieval[-1]"][:3] == ["retrieve", "--ds", "2026-01-07"]
+    assert args["scoring[-1]"][:3] == ["retrieve-rank", "--ds", "2026-01-07"]
     assert out["events"] == [
         {
             "uri": "delta://warehouse/serve/recommendations",

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import functions as F
@@ -48,8 +49,11 @@ def test_bad_arguments_exit_2_before_spark() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["bogus"])
     assert exc.value.code == 2
+    assert main(["retrieve-rank", "--ds", "2026-03-01", "--candidates-sample", "-1"]) == 2
     config = parse_args(["all", "--ds", "2026-03-01"])
-    assert config.steps == ("embeddings", "retrieve", "rank", "publish")
+    assert config.steps == ("embeddings", "retrieve-rank", "publish")
+    assert config.candidates_sample == 1_000
+    assert parse_args(["retrieve-rank", "--candidates-sample", "0"]).candidates_sample == 0
     assert len(config.run_id) == 36
     airflow_run = "manual__2026-01-05T00:00:00.123456+00:00"  # what the DAG passes
     assert parse_args(["publish", "--run-id", airflow_run]).run_id == airflow_run
@@ -59,14 +63,17 @@ def _day(spark: SparkSession, table: object) -> DataFrame:
     return spark.table(str(table)).where(F.col(Col.DS) == F.lit(DS))
 
 
-@pytest.mark.spark
-@pytest.mark.slow
-def test_score_all_steps_on_tiny_data(
-    spark: SparkSession, warehouse_settings: WarehouseSettings, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def tiny_models(
+    spark: SparkSession,
+    warehouse_settings: WarehouseSettings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """Tiny features of DS (plus a user with only a validation interaction: no features, so
+    fallback candidates) and a two-tower, SASRec and ranker trained on them; the artifacts
+    directory."""
     root = warehouse_settings.warehouse_root
     write_tiny_features(spark, DS)
-    # A user with only a validation interaction: no features, so fallback candidates.
     cold = (
         spark.table(FEATURES_INTERACTIONS_SPLIT.qualified_name)
         .where((F.col(Col.DS) == F.lit(DS)) & (F.col(Col.USER_ID) == 1))
@@ -77,20 +84,33 @@ def test_score_all_steps_on_tiny_data(
         .withColumn(Col.EVENT_TS, F.lit(datetime(2020, 3, 1, tzinfo=UTC)))
     )
     append(cold, FEATURES_INTERACTIONS_SPLIT)
-    arts = tmp_path / "models"
+    arts = tmp_path_factory.mktemp("score") / "models"
     for name in ("two_tower", "sasrec", "ranker"):
         args = ["--model", name, "--ds", DS.isoformat(), "--epochs", "1", "--batch-size", "16"]
         run_train(parse_train([*args, "--artifacts-dir", str(arts)]), root)
+    return arts
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_score_all_steps_on_tiny_data(
+    spark: SparkSession, warehouse_settings: WarehouseSettings, tiny_models: Path
+) -> None:
+    root = warehouse_settings.warehouse_root
+    arts = tiny_models
     sasrec, ranker = latest_artifact(arts, "sasrec"), latest_artifact(arts, "ranker")
     assert sasrec is not None
     assert ranker is not None
     assert ranker.extra[SEQUENCER_VERSION] == sasrec.version  # the default ranker reads SASRec
     assert ranker.extra[COVISIT_CONFIG]["window"] >= 1  # and co-visitation
 
+    # `all` runs the fused step; the default candidates sample (1,000 users) holds all 41.
     config = ScoreJobConfig("all", DS, run_id="run-1", artifacts_dir=arts, k=20, n=5)
+    assert config.steps == ("embeddings", "retrieve-rank", "publish")
     counts = run(config, root)
     assert counts[str(SERVE_ITEM_EMBEDDINGS)] == 30
     assert counts[str(SERVE_USER_EMBEDDINGS)] == 40
+    assert counts[str(SERVE_CANDIDATES)] == _day(spark, SERVE_CANDIDATES).count() > 0
 
     cands: pd.DataFrame = _day(spark, SERVE_CANDIDATES).toPandas()
     assert set(cands[Col.SOURCE]) == {"two_tower", "sasrec", "popular_genre"}
@@ -142,3 +162,64 @@ def test_score_all_steps_on_tiny_data(
     assert latest is not None
     assert newest is not None
     assert latest[0] == latest[1] == newest[0] >= DS
+
+
+def _rows(df: DataFrame, keys: list[str]) -> pd.DataFrame:
+    out: pd.DataFrame = df.drop(Col.RUN_ID).toPandas()
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_fused_scoring_equals_two_steps(
+    spark: SparkSession, warehouse_settings: WarehouseSettings, tiny_models: Path
+) -> None:
+    """The agreement test of the fused path: ``retrieve-rank`` writes to ``serve.ranked`` what
+    ``retrieve`` then ``rank`` write (same users, items, order, sources, explanations, versions;
+    scores to float rounding), and its ``serve.candidates`` sample is the two-step candidates of
+    the sampled users."""
+    root = warehouse_settings.warehouse_root
+
+    def config(command: str, run_id: str, sample: int = 1_000) -> ScoreJobConfig:
+        return ScoreJobConfig(
+            command, DS, run_id=run_id, artifacts_dir=tiny_models, k=20, n=5,
+            candidates_sample=sample,
+        )  # fmt: skip
+
+    run(config("embeddings", "emb"), root)
+    for step in ("retrieve", "rank"):
+        run(config(step, "two-step"), root)
+    ranked_keys = [Col.REC_SET, Col.USER_ID, Col.RANK]
+    cand_keys = [Col.USER_ID, Col.ITEM_ID]
+    two_ranked = _rows(_day(spark, SERVE_RANKED), ranked_keys)
+    two_cands = _rows(_day(spark, SERVE_CANDIDATES), cand_keys)
+
+    fused = config("retrieve-rank", "fused", 7)
+    counts = run(fused, root)
+    ranked = _rows(_day(spark, SERVE_RANKED), ranked_keys)
+    cands = _rows(_day(spark, SERVE_CANDIDATES), cand_keys)
+    assert set(_day(spark, SERVE_RANKED).toPandas()[Col.RUN_ID]) == {"fused"}
+
+    assert len(ranked) == len(two_ranked) > 0
+    assert counts[str(SERVE_RANKED)] == len(ranked)
+    assert ranked[Col.USER_ID].nunique() == 41  # the cold user included
+    for col in ranked.columns:
+        if col != Col.SCORE:
+            assert ranked[col].tolist() == two_ranked[col].tolist(), col
+    np.testing.assert_allclose(ranked[Col.SCORE], two_ranked[Col.SCORE], rtol=1e-5, atol=1e-6)
+
+    # The sample: 7 users of the seeded hash sample, each with all of its two-step candidates.
+    assert cands[Col.USER_ID].nunique() == 7
+    sampled = two_cands[two_cands[Col.USER_ID].isin(set(cands[Col.USER_ID]))]
+    sampled = sampled.reset_index(drop=True)
+    assert len(cands) == len(sampled)
+    for col in cands.columns:
+        if col != Col.RETRIEVAL_SCORE:
+            assert cands[col].tolist() == sampled[col].tolist(), col
+    np.testing.assert_allclose(cands[Col.RETRIEVAL_SCORE], sampled[Col.RETRIEVAL_SCORE], atol=1e-5)
+    # The same seed draws the same users again; 0 leaves the day without candidates.
+    run(fused, root)
+    again = _rows(_day(spark, SERVE_CANDIDATES), cand_keys)
+    assert set(again[Col.USER_ID]) == set(cands[Col.USER_ID])
+    assert run(config("retrieve-rank", "fused", 0), root)[str(SERVE_CANDIDATES)] == 0
+    assert _day(spark, SERVE_RANKED).count() == len(ranked)
