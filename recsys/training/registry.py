@@ -1,9 +1,12 @@
 """Champion registry: which artifact of each model is the one serving, and why.
 
 The champion of ``model_name`` is recorded in ``<root>/<model_name>/CHAMPION.json`` (written
-atomically by rename, so a reader sees the old pointer or the new one). Scoring resolves the
-artifact it uses through :func:`resolve_artifact`: an explicit version, else the champion, else
-(before any promotion decision, e.g. the first run) the latest artifact.
+atomically by rename, so a reader sees the old pointer or the new one). These per-model pointers
+are informational since model bundles: what serves is the champion *bundle*
+(:mod:`recsys.training.bundle`), and the gate moves these pointers with it. A warehouse from
+before bundles serves the bundle its ranker champion was trained in. :func:`resolve_artifact`
+(an explicit version, else the champion, else the latest) resolves one model alone; serving
+never pairs models through it.
 """
 
 from __future__ import annotations

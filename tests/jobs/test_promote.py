@@ -174,8 +174,9 @@ def test_a_model_trained_during_promote_is_not_promoted(
     trained: list[str] = []
 
     def decide_while_training(g: GateInput) -> GateDecision:
-        # A training that finishes while the gate decides: its artifacts are the newest now.
-        if not trained:
+        # A training that finishes while the gate decides its last model (after every version
+        # and score was read): its artifacts are the newest now.
+        if g.model_name == "ranker" and not trained:
             trained.append(_artifact(tmp_path, "two_tower", 5))
             trained.append(_artifact(tmp_path, "ranker", 6, retriever=trained[0]))
         return real_decide(g)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -171,7 +172,10 @@ def _fake(root: Path, name: str, second: int, inputs: RankerInputs | None = None
 
 @pytest.mark.spark
 def test_score_refuses_a_mismatched_pair(
-    spark: SparkSession, warehouse_settings: WarehouseSettings, tmp_path: Path
+    spark: SparkSession,
+    warehouse_settings: WarehouseSettings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A pinned version or a hand-edited pointer that pairs a ranker with another two-tower than
     it was trained with: exit 2 before any step writes."""
@@ -182,12 +186,20 @@ def test_score_refuses_a_mismatched_pair(
     rk2 = _fake(tmp_path, "ranker", 4, RankerInputs(tt2))
     set_bundle_champion(tmp_path, ModelBundle.from_ranker(tmp_path, rk1), 0.03, "gate")
     base = ["embeddings", "--ds", day.isoformat(), "--artifacts-dir", str(tmp_path)]
+    caplog.set_level(logging.ERROR, logger="jobs.score")
     assert main([*base, "--two-tower-version", tt2]) == 2
+    assert f"two_tower_version: {tt2!r} is not the two_tower of bundle {tt1}+{rk1}" in caplog.text
+    caplog.clear()
     assert main([*base, "--ranker-version", rk1, "--two-tower-version", tt2]) == 2
+    assert "is not the two_tower of bundle" in caplog.text
+    caplog.clear()
     assert main([*base, "--bundle", f"{tt2}+{rk1}"]) == 2
+    assert "not trained with" in caplog.text
+    caplog.clear()
     pointer = tmp_path / BUNDLES_DIR / CHAMPION_FILE
     raw = json.loads(pointer.read_text())
     pointer.write_text(json.dumps({**raw, "bundle_id": f"{tt1}+{rk2}"}))  # hand-edited
     assert main(base) == 2
+    assert "not trained with" in caplog.text
     written = spark.table(SERVE_ITEM_EMBEDDINGS.qualified_name).where(F.col(Col.DS) == F.lit(day))
     assert written.count() == 0
