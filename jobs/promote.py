@@ -40,6 +40,7 @@ from pyspark.sql import functions as F
 from jobs.common import configure_logging
 from recsys.settings import load_settings
 from recsys.training.bundle import (
+    BundleMismatchError,
     ModelBundle,
     champion_bundle,
     check_bundle_id,
@@ -206,6 +207,16 @@ def gate_inputs(
     )
 
 
+def _champion(root: Path) -> tuple[ModelBundle, float] | None:
+    """The champion bundle; None, with a warning, when none can be made out (a per-model ranker
+    champion that records no two-tower): the gate then judges the challenger as the first."""
+    try:
+        return champion_bundle(root)
+    except (BundleMismatchError, FileNotFoundError) as err:
+        log.warning("no usable champion bundle, judging the challenger alone: %s", err)
+        return None
+
+
 def _recorded_ndcg(root: Path, model: str, version: str, bundle_ndcg: float) -> float | None:
     """The champion's NDCG@10 at its promotion: the bundle pointer's for the pipeline, the
     per-model pointer's for a member (None when it records another version)."""
@@ -241,7 +252,7 @@ def run(args: PromoteArgs, warehouse_root: str) -> list[GateDecision]:
     spark = build_spark(app_name="promote")
     root = artifacts_root(args.artifacts_dir, warehouse_root)
     ndcg = ndcg_rows(spark, args.ds, args.split_id)
-    champion = champion_bundle(root)
+    champion = _champion(root)
     champion_id = None if champion is None else champion[0].bundle_id
     challenger = evaluated_bundle(root, ndcg, args.ds, args.bundle, champion_id)
     # A member the bundle does not have (a ranker trained without SASRec) has no gate.

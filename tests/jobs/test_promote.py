@@ -14,7 +14,7 @@ from jobs import promote as job
 from recsys.training.artifacts import save_artifact
 from recsys.training.bundle import ModelBundle, read_bundle_champion
 from recsys.training.promotion import GateDecision, GateInput
-from recsys.training.registry import read_champion
+from recsys.training.registry import read_champion, set_champion
 from recsys.warehouse.io import replace_partition
 from recsys.warehouse.tables import EVAL_OFFLINE_METRICS, OPS_MODEL_DECISIONS, Col
 
@@ -139,6 +139,13 @@ DS5 = date(2031, 5, 3)
 def test_a_model_trained_after_evaluate_is_not_promoted(
     spark: SparkSession, tmp_path: Path
 ) -> None:
+    # A per-model ranker champion that records no two-tower (no bundle can be made of it): the
+    # gate warns and judges the challenger as the first bundle instead of failing forever.
+    unpaired = save_artifact(
+        tmp_path, "ranker", {"w": torch.zeros(1)}, config={}, feature_spec={}, metrics={},
+        data_versions={}, now=datetime(2030, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    set_champion(tmp_path, unpaired, 0.5, "legacy")
     # Evaluate judged the bundle (tt1, rk1) on DS3 ...
     tt1 = _artifact(tmp_path, "two_tower", 1)
     rk1 = _artifact(tmp_path, "ranker", 2, retriever=tt1)
