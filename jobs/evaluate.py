@@ -4,7 +4,7 @@ Usage::
 
     python -m jobs.evaluate --ds 2026-11-28 [--split-id leave_last_out]
         [--models popularity,als,two_tower,sasrec,two_tower+ranker] [--artifacts-dir DIR]
-        [--als-max-iter 10] [--als-grid full|one] [--eval-users 100000]
+        [--als-max-iter 10] [--als-grid full|one] [--eval-users 100000] [--bundle ID]
 
 Evaluation reads a seeded sample of ``--eval-users`` users (the smallest ``xxhash64`` of the user
 id: the same users on every run; every user when the split has fewer, as ml-latest-small does;
@@ -15,11 +15,15 @@ removed and the top 100 kept. Metrics come from
 that are cold items; ``light_users`` / ``heavy_users``: train interactions at most / above the
 median). Rows replace those of the same ``ds``, split and models in ``eval.offline_metrics`` in
 one Delta commit (other models' rows stay), and the summary table is printed. Popularity and
-ALS are fitted here (ALS tuned on validation NDCG@10); neural models are the latest artifacts
-under ``--artifacts-dir`` (default ``<warehouse_root>/_models``), refused when their feature
-spec differs. ``two_tower+ranker`` is the served pipeline as the ranker artifact records it:
-with a SASRec version, the two-tower and SASRec top candidates merged and SASRec's score as an
-input; with co-visitation settings, the co-visitation score as an input.
+ALS are fitted here (ALS tuned on validation NDCG@10); neural models are the members of one
+model bundle (:mod:`recsys.training.bundle`) under ``--artifacts-dir`` (default
+``<warehouse_root>/_models``): ``--bundle``, else the newest (the last ranker training's), loaded
+once per run; refused when their feature spec differs or the bundle does not hold together.
+``two_tower+ranker`` is the bundle as it serves (its ``model_version`` is the bundle id, which
+``jobs/promote.py`` promotes): the bundle's two-tower; with a SASRec, the two-tower and SASRec
+top candidates merged and SASRec's score as an input; with co-visitation settings, the
+co-visitation score as an input. Before any ranker is trained, ``two_tower`` and ``sasrec`` are
+the latest artifacts.
 """
 
 from __future__ import annotations
@@ -55,11 +59,11 @@ from recsys.scoring.ranking import COLD_SLOTS
 from recsys.settings import load_settings
 from recsys.training import data as D
 from recsys.training import samples as S
-from recsys.training.artifacts import COVISIT_CONFIG, SEQUENCER_VERSION, latest_artifact
+from recsys.training.artifacts import Artifact, latest_artifact
 from recsys.training.baselines import ALS_GRID, train_positives, tune_als
 from recsys.training.blocks import EvalTask, drop_known, in_blocks, ranked, top_k_fast, user_block
-from recsys.training.covisit import CovisitConfig
-from recsys.training.registry import artifacts_root, resolve_artifact
+from recsys.training.bundle import ModelBundle, check_bundle_id
+from recsys.training.registry import artifacts_root
 from recsys.training.scoring import (
     covisit_scores_spark,
     merged_pool,
@@ -79,6 +83,8 @@ from recsys.warehouse.tables import EVAL_OFFLINE_METRICS, Col
 log = logging.getLogger("jobs.evaluate")
 
 MODELS = ("popularity", "als", "two_tower", "sasrec", "two_tower+ranker")
+#: The models whose versions come from the judged model bundle.
+BUNDLE_MODELS = ("two_tower", "sasrec", "two_tower+ranker")
 TOP_K = 100
 RERANK_POOL = 200
 #: (column title, metric, k, slice) of the printed table.
@@ -109,9 +115,12 @@ class EvalJobConfig:
     als_max_iter: int = 10
     als_grid: str = "full"
     eval_users: int = S.EVAL_USERS
+    bundle: str | None = None
 
     def __post_init__(self) -> None:
         S.check_sample_size("eval_users", self.eval_users)
+        if self.bundle is not None:
+            check_bundle_id("bundle", self.bundle)
         bad = [m for m in self.models if m not in MODELS]
         if bad or not self.models:
             raise ValueError(f"models: expected a subset of {MODELS}, got {self.models!r}")
@@ -136,10 +145,22 @@ def parse_args(argv: Sequence[str] | None) -> EvalJobConfig:
         default=S.EVAL_USERS,
         help="users in the seeded evaluation sample (every user when the split has fewer)",
     )
+    p.add_argument(
+        "--bundle",
+        default=None,
+        help="model bundle id to judge (default: the newest, written by the last ranker training)",
+    )
     a = p.parse_args(argv)
     models = tuple(m.strip() for m in a.models.split(",") if m.strip())
     return EvalJobConfig(
-        a.ds, a.split_id, models, a.artifacts_dir, a.als_max_iter, a.als_grid, a.eval_users
+        a.ds,
+        a.split_id,
+        models,
+        a.artifacts_dir,
+        a.als_max_iter,
+        a.als_grid,
+        a.eval_users,
+        a.bundle,
     )
 
 
@@ -164,9 +185,14 @@ def _model_scores(
     config: EvalJobConfig,
     root: Path,
     spark: SparkSession,
+    bundle: ModelBundle | None = None,
 ) -> tuple[torch.Tensor, str]:
     """Top-K item indices ``(U, K)`` of one model (known items removed: 0 entries), scored in
-    blocks of users, and its version string."""
+    blocks of users, and its version string (the bundle id for ``two_tower+ranker``).
+
+    ``bundle``: the challenger bundle whose members are judged (:func:`challenger_bundle`);
+    without one (no ranker trained yet) ``two_tower`` and ``sasrec`` are the latest artifacts.
+    """
     device = pick_device()
     n_items = split.items.n_items
 
@@ -199,32 +225,28 @@ def _model_scores(
         c = best.config
         version = f"als-r{c.rank}-reg{c.reg_param:g}-a{c.alpha:g}-{split.ds}"
         return ranked(task, n_items, best.scores, TOP_K), version
-    tower_art = latest_artifact(root, "two_tower") if name != "sasrec" else None
     if name == "sasrec":
-        art = latest_artifact(root, "sasrec")
-        if art is None:
-            raise FileNotFoundError(f"no sasrec artifact under {root}")
+        art = _member(root, bundle, "sasrec")
         model = load_model_as(art, split, SequentialRecommender).to(device)
         seqs = test_input(model.config.positives_only)
         top = ranked(task, n_items, lambda ids: sasrec_scores(model, seqs, ids, device), TOP_K)
         return top, art.version
-    if tower_art is None:
-        raise FileNotFoundError(f"no two_tower artifact under {root}")
+    # The pipeline is the bundle's: its ranker with the two-tower and SASRec it was trained with.
+    tower_art = _member(root, bundle, "two_tower")
     tower = load_model_as(tower_art, split, TwoTower).to(device)
     tower_scores = two_tower_scorer(tower, split.users, split.items, device)
     if name == "two_tower":
         return ranked(task, n_items, tower_scores, TOP_K), tower_art.version
-    rank_art = latest_artifact(root, "ranker")
-    if rank_art is None:
-        raise FileNotFoundError(f"no ranker artifact under {root}")
+    if bundle is None:
+        raise FileNotFoundError(f"no ranker artifact under {root}: no model bundle to judge")
+    rank_art = bundle.artifact(root, "ranker")
     ranker = load_model_as(rank_art, split, InteractionRanker).to(device)
-    seq_version = rank_art.extra.get(SEQUENCER_VERSION)
-    cov_config = rank_art.extra.get(COVISIT_CONFIG)
+    seq_version = bundle.sasrec
     cov = None
-    if cov_config is not None:
+    if bundle.covisit is not None:
         # The stored matrix (features.covisit, as training and serving read it); votes from
         # the evaluated users' last train + validation events, collected for them only.
-        config_c = CovisitConfig(**cov_config)
+        config_c = bundle.covisit
         cov = covisit_scores_spark(
             spark,
             split.ds,
@@ -236,16 +258,15 @@ def _model_scores(
             task.users,
         )
     seq = None
-    version = f"{tower_art.version}+{rank_art.version}"
+    version = bundle.bundle_id
     if seq_version is not None:
         # A ranker trained with SASRec ranks what serving gives it: both retrievers'
         # candidates, with SASRec's next-item log-probability (of the train + validation
         # sequence) as input.
-        seq_art = resolve_artifact(root, "sasrec", str(seq_version))
+        seq_art = bundle.artifact(root, "sasrec")
         seq_model = load_model_as(seq_art, split, SequentialRecommender)
         seq_input = test_input(seq_model.config.positives_only)
         seq = sequence_scores(seq_model.to(device), seq_input, split.users, device)
-        version = f"{tower_art.version}+{seq_version}+{rank_art.version}"
 
     def pipeline(start: int, stop: int) -> tuple[torch.Tensor, ...]:
         ids, mask = task.users[start:stop], task.mask(start, stop, n_items)
@@ -270,6 +291,33 @@ def _model_scores(
         return (drop_known(top, mask),)
 
     return in_blocks(len(task.users), user_block(n_items), pipeline)[0], version
+
+
+def _member(root: Path, bundle: ModelBundle | None, name: str) -> Artifact:
+    """The bundle's ``name`` artifact; the latest one when there is no bundle or it has no
+    such member (a SASRec evaluated alone beside a bundle without SASRec)."""
+    if bundle is not None and bundle.version_of(name) is not None:
+        return bundle.artifact(root, name)
+    art = latest_artifact(root, name)
+    if art is None:
+        raise FileNotFoundError(f"no {name} artifact under {root}")
+    return art
+
+
+def challenger_bundle(root: Path, bundle_id: str | None) -> ModelBundle | None:
+    """The bundle to judge: ``bundle_id``, else the newest (the one the last ranker training
+    wrote); None when no ranker was trained yet. Loaded once per run, so every row of the run
+    judges the same versions.
+
+    Raises:
+        FileNotFoundError, BundleMismatchError: ``bundle_id`` is missing or does not hold
+            together; the newest bundle does not hold together.
+    """
+    if bundle_id is not None:
+        return ModelBundle.load(root, bundle_id)
+    if latest_artifact(root, "ranker") is None:
+        return None
+    return ModelBundle.latest(root)
 
 
 def evaluation_inputs(spark: SparkSession, split: SplitData) -> dict[str, object]:
@@ -338,9 +386,14 @@ def run(config: EvalJobConfig, warehouse_root: str) -> pd.DataFrame:
     data_version = json.dumps(split.versions, sort_keys=True)
     records: list[dict[str, object]] = []
     per_user: dict[str, npt.NDArray[np.float64]] = {}
+    bundle = None
+    if set(config.models) & set(BUNDLE_MODELS):
+        bundle = challenger_bundle(root, config.bundle)
+        if bundle is not None:
+            log.info("judging model bundle %s", bundle.bundle_id)
     for name in config.models:
         started = time.perf_counter()
-        top, version = _model_scores(name, split, task, config, root, spark)
+        top, version = _model_scores(name, split, task, config, root, spark, bundle)
         recs = recs_frame(users, top, split.items)
         metric_rows: list[MetricRow] = evaluate(recs, truth, ks=(10, TOP_K), **inputs)  # type: ignore[arg-type]
         per_user[name] = ndcg_per_user(recs, truth, 10).to_numpy()

@@ -4,7 +4,7 @@ Usage (also through ``spark-submit jobs/score.py ...``)::
 
     python -m jobs.score embeddings|retrieve-rank|retrieve|rank|publish|all --ds 2026-11-28
         [--split-id leave_last_out] [--artifacts-dir DIR] [--run-id ID]
-        [--two-tower-version V] [--sasrec-version V] [--ranker-version V]
+        [--bundle ID] [--two-tower-version V] [--sasrec-version V] [--ranker-version V]
         [--k 200] [--n 50] [--candidates-sample 1000] (retrieve-rank, all)
         [--require-dq] (publish)
 
@@ -28,9 +28,13 @@ Usage (also through ``spark-submit jobs/score.py ...``)::
 - ``all``: ``embeddings``, ``retrieve-rank`` and ``publish`` in one session.
 
 Each step replaces day ``ds`` of its tables (a rerun never duplicates); the run id (default: a new
-uuid) is written on every row. Artifacts: the given version, else the champion, else the latest,
-under ``--artifacts-dir`` (default ``<warehouse_root>/_models``). Exits 2 on bad arguments
-(before Spark starts) or missing inputs/artifacts, 1 when ``--require-dq`` refuses to publish.
+uuid) is written on every row. Models: one model bundle (two-tower + SASRec + ranker +
+co-visitation settings, :mod:`recsys.training.bundle`) under ``--artifacts-dir`` (default
+``<warehouse_root>/_models``), loaded once per run: ``--bundle``, else the bundle of a pinned
+``--ranker-version``, else the champion bundle (before any promotion, the newest). Pinned
+versions must be the bundle's, and a bundle whose ranker was trained with another two-tower or
+SASRec is refused. Exits 2 on bad arguments (before Spark starts), missing inputs/artifacts or
+a mismatched model pair, 1 when ``--require-dq`` refuses to publish.
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ class ScoreJobConfig:
     two_tower_version: str | None = None
     sasrec_version: str | None = None
     ranker_version: str | None = None
+    bundle: str | None = None
     k: int = 200
     n: int = 50
     require_dq: bool = False
@@ -101,6 +106,10 @@ class ScoreJobConfig:
             v = getattr(self, name)
             if v is not None and (not v or "/" in v or v.startswith(".")):
                 raise ValueError(f"{name}: expected an artifact version, got {v!r}")
+        if self.bundle is not None:
+            from recsys.training.bundle import check_bundle_id
+
+            check_bundle_id("bundle", self.bundle)
         if self.k < 1 or self.k > 10_000:
             raise ValueError(f"k: must be in [1, 10000], got {self.k!r}")
         if self.n < 1 or self.n > self.k:
@@ -133,6 +142,7 @@ def parse_args(argv: Sequence[str] | None) -> ScoreJobConfig:
     p.add_argument("--two-tower-version", default=None)
     p.add_argument("--sasrec-version", default=None)
     p.add_argument("--ranker-version", default=None)
+    p.add_argument("--bundle", default=None, help="model bundle id (default: the champion)")
     p.add_argument("--k", type=int, default=200, help="candidates per user and source")
     p.add_argument("--n", type=int, default=50, help="recommendations per user")
     p.add_argument(
@@ -157,6 +167,7 @@ def parse_args(argv: Sequence[str] | None) -> ScoreJobConfig:
         two_tower_version=a.two_tower_version,
         sasrec_version=a.sasrec_version,
         ranker_version=a.ranker_version,
+        bundle=a.bundle,
         k=a.k,
         n=a.n,
         require_dq=a.require_dq,
@@ -188,7 +199,10 @@ def run(config: ScoreJobConfig, warehouse_root: str) -> dict[str, int]:
         two_tower_version=config.two_tower_version,
         sasrec_version=config.sasrec_version,
         ranker_version=config.ranker_version,
+        bundle_id=config.bundle,
     )
+    if set(config.steps) != {"publish"}:  # load (and check) the bundle before any write
+        log.info("model bundle %s", ctx.bundle.bundle_id)
     counts: dict[str, int] = {}
     for step in config.steps:
         started = time.perf_counter()

@@ -19,14 +19,15 @@ sample's validation labels), and writes
 two-tower artifact of the same features (its retrieval score is a ranker input): train
 ``two_tower`` first; with ``--ranker-sasrec on`` it also reads the latest SASRec artifact (its
 candidates join the pool and its next-item log-probability is an input); ``--ranker-covisit on``
-adds the co-visitation score (:mod:`recsys.training.covisit`) as an input. Exits 2 on bad
-arguments or missing inputs.
+adds the co-visitation score (:mod:`recsys.training.covisit`) as an input. A trained ranker also
+writes its model bundle (``bundles/<id>.json``, :mod:`recsys.training.bundle`): the two-tower,
+SASRec and co-visitation settings it was trained against, the unit that evaluation judges, the
+gate promotes and scoring serves. Exits 2 on bad arguments or missing inputs.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import time
@@ -44,13 +45,12 @@ from recsys.models.two_tower import TwoTower
 from recsys.settings import load_settings
 from recsys.training import samples as S
 from recsys.training.artifacts import (
-    COVISIT_CONFIG,
-    SEQUENCER_VERSION,
     Artifact,
     check_feature_spec,
     latest_artifact,
     save_artifact,
 )
+from recsys.training.bundle import ModelBundle, RankerInputs
 from recsys.training.covisit import CovisitConfig
 from recsys.training.covisit_spark import stored_settings
 from recsys.training.loops import (
@@ -239,21 +239,21 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
         if art is None:
             raise FileNotFoundError(f"no two_tower artifact under {root}: train it first")
         retriever = load_model_as(art, split, TwoTower)
-        extra["retriever_version"] = art.version
         sequencer: SequentialRecommender | None = None
+        seq_version: str | None = None
         if config.ranker_sasrec:
             seq_art = latest_artifact(root, "sasrec")
             if seq_art is None:
                 raise FileNotFoundError(f"no sasrec artifact under {root}: train it first")
             sequencer = load_model_as(seq_art, split, SequentialRecommender)
-            extra[SEQUENCER_VERSION] = seq_art.version
+            seq_version = seq_art.version
         covisit = None
         if config.ranker_covisit:
             # The top_n the features job stored features.covisit with (the default without it).
             stored = stored_settings(spark, config.ds, config.split_id)
             covisit = CovisitConfig() if stored is None else CovisitConfig(top_n=stored[2])
-        if covisit is not None:
-            extra[COVISIT_CONFIG] = dataclasses.asdict(covisit)
+        # What the ranker is trained against: recorded in its manifest, and its bundle's members.
+        extra.update(RankerInputs(art.version, seq_version, covisit).as_extra())
         trained = train_ranker(
             spark,
             split,
@@ -285,6 +285,11 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
         data_versions=split.versions,
         extra=extra,
     )
+    if artifact.model_name == "ranker":
+        # The promotable unit: this ranker with the two-tower, SASRec and co-visitation settings
+        # it was trained against (evaluated, promoted and served together).
+        bundle = ModelBundle.from_ranker(root, artifact)
+        log.info("model bundle %s -> %s", bundle.bundle_id, bundle.save(root))
     log.info(
         "%s: best epoch %d, val %s, %.1f s -> %s",
         trained.name,

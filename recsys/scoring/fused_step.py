@@ -26,8 +26,7 @@ from recsys.scoring.rank_inputs import ItemArrays, user_dense_dim
 from recsys.scoring.retrieval import collect_items
 from recsys.scoring.runtime import ModelPayload, shuffle_slots
 from recsys.training import data as D
-from recsys.training.artifacts import COVISIT_CONFIG, Artifact
-from recsys.training.covisit import CovisitConfig
+from recsys.training.artifacts import Artifact
 from recsys.training.loops import as_module
 from recsys.training.samples import sample_users
 from recsys.training.scoring import sasrec_item_vectors, train_covisit_matrix
@@ -85,7 +84,8 @@ def step_score(ctx: P.ScoreContext, k: int, n: int, candidates_sample: int) -> d
     tt, rk, sas, seq = models.two_tower, models.ranker, models.sasrec, models.sequencer
     user_emb = P._embeddings(ctx, SERVE_USER_EMBEDDINGS, tt.version)
     arrays = P.item_arrays(ctx, items, tt.version)
-    version = tt.version + "+" + rk.version
+    # The bundle id: the two-tower, SASRec and ranker versions that serve together.
+    version = ctx.bundle.bundle_id
     sequencer = None
     if seq is not None:
         payload = ModelPayload.from_artifact(seq)
@@ -94,10 +94,8 @@ def step_score(ctx: P.ScoreContext, k: int, n: int, candidates_sample: int) -> d
         )
         arrays = replace(arrays, sequence=sasrec_item_vectors(module)[1:].numpy())
         sequencer = (payload, _sequence_column(seq))
-        version = tt.version + "+" + seq.version + "+" + rk.version
-    cov = rk.extra.get(COVISIT_CONFIG)
-    if cov is not None:
-        cov_config = CovisitConfig(**cov)
+    cov_config = ctx.bundle.covisit
+    if cov_config is not None:
         matrix = train_covisit_matrix(ctx.spark, ctx.ds, ctx.split_id, items, cov_config)
         arrays = replace(arrays, covisit_matrix=matrix, covisit_config=cov_config)
     retriever = None if sas is None else (ModelPayload.from_artifact(sas), _sequence_column(sas))
@@ -111,7 +109,7 @@ def step_score(ctx: P.ScoreContext, k: int, n: int, candidates_sample: int) -> d
         .unionByName(feats.select(Col.USER_ID))
     )
     columns = {model[1] for model in (retriever, sequencer) if model is not None}
-    if cov is not None:  # the co-visitation votes: the last events of every kind
+    if cov_config is not None:  # the co-visitation votes: the last events of every kind
         columns.add(SEQUENCE_ALL)
 
     def frame(users: DataFrame, restrict: bool) -> DataFrame:

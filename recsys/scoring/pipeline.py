@@ -3,12 +3,17 @@
 ``embeddings`` -> ``serve.item_embeddings``, ``serve.user_embeddings``; ``retrieve`` ->
 ``serve.candidates``; ``rank`` -> ``serve.ranked``; ``publish`` -> ``serve.recommendations``.
 Each step replaces day ``ds`` of its tables in one Delta commit per table, so a rerun replaces
-and never duplicates. Artifacts are resolved by :func:`recsys.training.registry.resolve_artifact`
-(explicit version, else champion, else latest) and checked against the current features.
+and never duplicates. The models are the members of one model bundle
+(:mod:`recsys.training.bundle`), loaded once per :class:`ScoreContext`: ``bundle_id``, else the
+bundle of a pinned ranker, else the champion bundle; pinned per-model versions must be the
+bundle's, and a bundle whose ranker records another two-tower or SASRec is refused
+(:class:`recsys.training.bundle.BundleMismatchError`). Artifacts are checked against the current
+features.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -39,15 +44,9 @@ from recsys.scoring.retrieval import SEEN, collect_items, retrieve_spark
 from recsys.scoring.runtime import ModelPayload
 from recsys.scoring.sequential import SEQUENCE, sasrec_spark, sasrec_vectors_spark
 from recsys.training import data as D
-from recsys.training.artifacts import (
-    COVISIT_CONFIG,
-    SEQUENCER_VERSION,
-    Artifact,
-    check_feature_spec,
-)
-from recsys.training.covisit import CovisitConfig
+from recsys.training.artifacts import Artifact, check_feature_spec
+from recsys.training.bundle import BundleMismatchError, ModelBundle, resolve_bundle
 from recsys.training.loops import as_module
-from recsys.training.registry import resolve_artifact
 from recsys.training.scoring import sasrec_item_vectors, train_covisit_matrix
 from recsys.warehouse.io import replace_partition
 from recsys.warehouse.tables import (
@@ -86,6 +85,25 @@ class ScoreContext:
     two_tower_version: str | None = None
     sasrec_version: str | None = None
     ranker_version: str | None = None
+    bundle_id: str | None = None
+
+    @functools.cached_property
+    def bundle(self) -> ModelBundle:
+        """The model bundle this run serves, loaded and checked once (every step of the run
+        uses the same versions, even if the champion moves meanwhile).
+
+        Raises:
+            BundleMismatchError: a pinned version is not the bundle's, or its ranker was
+                trained with other models.
+            FileNotFoundError: no bundle, or a member's artifact is missing.
+        """
+        return resolve_bundle(
+            self.artifacts_root,
+            self.bundle_id,
+            two_tower=self.two_tower_version,
+            sasrec=self.sasrec_version,
+            ranker=self.ranker_version,
+        )
 
     def split(self, table: TableRef) -> DataFrame:
         return D.table_slice(self.spark, table, self.ds, self.split_id)
@@ -104,8 +122,19 @@ def _dense_dim(ctx: ScoreContext) -> int:
 
 
 def resolve(ctx: ScoreContext, name: str, version: str | None, items: D.ItemTable) -> Artifact:
-    """The artifact to use, refused when trained on other features."""
-    art = resolve_artifact(ctx.artifacts_root, name, version)
+    """Member ``name`` of the run's bundle (``version``, when given, must be its version),
+    refused when trained on other features.
+
+    Raises:
+        FileNotFoundError: the bundle has no ``name`` (no SASRec) or its artifact is missing.
+        BundleMismatchError: ``version`` is not the bundle's.
+    """
+    bundle = ctx.bundle
+    if version is not None and version != bundle.version_of(name):
+        raise BundleMismatchError(
+            f"{name}: version {version!r} is not the one of bundle {bundle.bundle_id}"
+        )
+    art = bundle.artifact(ctx.artifacts_root, name)
     check_feature_spec(art, feature_spec(items, _dense_dim(ctx), ctx.split_id))
     return art
 
@@ -306,11 +335,11 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
         .join(user_emb, Col.USER_ID)
     )
     arrays = item_arrays(ctx, items, tt.version)
-    version = tt.version + "+" + rk.version
-    seq_version = rk.extra.get(SEQUENCER_VERSION)
-    if seq_version is not None:
-        # The ranker reads the SASRec score of the model it was trained with, not the champion.
-        sas = resolve(ctx, "sasrec", str(seq_version), items)
+    # The bundle id: the two-tower, SASRec and ranker versions that serve together.
+    version = ctx.bundle.bundle_id
+    if ctx.bundle.sasrec is not None:
+        # The ranker reads the SASRec score of the model it was trained with (its bundle's).
+        sas = resolve(ctx, "sasrec", ctx.sasrec_version, items)
         payload = ModelPayload.from_artifact(sas)
         sequencer = as_module(
             payload.build(torch.device("cpu")),
@@ -320,13 +349,11 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
         arrays = replace(arrays, sequence=sasrec_item_vectors(sequencer)[1:].numpy())
         vectors = sasrec_vectors_spark(sasrec_sequences(ctx, sas, cand_users), payload)
         users = users.join(vectors, Col.USER_ID, "left")
-        version = tt.version + "+" + sas.version + "+" + rk.version
-    cov = rk.extra.get(COVISIT_CONFIG)
-    if cov is not None:
+    cov_config = ctx.bundle.covisit
+    if cov_config is not None:
         # The stored matrix of ds (features.covisit, written once by the features job; at most
         # items x top_n entries, broadcast with the item arrays), the votes from each user's
         # train + validation events, computed in Spark per user.
-        cov_config = CovisitConfig(**cov)
         matrix = train_covisit_matrix(ctx.spark, ctx.ds, ctx.split_id, items, cov_config)
         arrays = replace(arrays, covisit_matrix=matrix, covisit_config=cov_config)
         recent = event_sequences(ctx, cand_users, False).select(
@@ -367,17 +394,17 @@ class ScoringModels:
 
 
 def scoring_models(ctx: ScoreContext, items: D.ItemTable) -> ScoringModels:
-    """Every artifact of fused scoring, resolved as the two-step path resolves them."""
+    """Every artifact of fused scoring: the members of the run's model bundle. The bundle's
+    SASRec (when it has one) is both a candidate source and the ranker's sequence input, as in
+    :func:`step_retrieve` and :func:`step_rank`."""
     tt = resolve(ctx, "two_tower", ctx.two_tower_version, items)
     rk = resolve(ctx, "ranker", ctx.ranker_version, items)
-    try:
-        sas: Artifact | None = resolve(ctx, "sasrec", ctx.sasrec_version, items)
-    except FileNotFoundError as err:
-        log.warning("no SASRec candidates: %s", err)
-        sas = None
-    seq_version = rk.extra.get(SEQUENCER_VERSION)
-    sequencer = None if seq_version is None else resolve(ctx, "sasrec", str(seq_version), items)
-    return ScoringModels(two_tower=tt, ranker=rk, sasrec=sas, sequencer=sequencer)
+    sas = None
+    if ctx.bundle.sasrec is not None:
+        sas = resolve(ctx, "sasrec", ctx.sasrec_version, items)
+    else:
+        log.warning("bundle %s has no SASRec: no SASRec candidates", ctx.bundle.bundle_id)
+    return ScoringModels(two_tower=tt, ranker=rk, sasrec=sas, sequencer=sas)
 
 
 def popularity_set(ctx: ScoreContext, users: DataFrame, n: int) -> DataFrame:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 WEIGHTS: Final = "weights.pt"
 MANIFEST: Final = "manifest.json"
 FORMAT_VERSION: Final = 1
+#: ``extra`` key of a ranker artifact: the two-tower version whose score it reads. The ranker's
+#: ``extra`` keys are read and written only through :class:`recsys.training.bundle.RankerInputs`.
+RETRIEVER_VERSION: Final = "retriever_version"
 #: ``extra`` key of a ranker artifact: the SASRec version whose score it reads (absent: none).
 SEQUENCER_VERSION: Final = "sequencer_version"
 #: ``extra`` key of a ranker artifact: its co-visitation settings (``CovisitConfig`` fields;

@@ -1,9 +1,12 @@
 """Champion registry: which artifact of each model is the one serving, and why.
 
 The champion of ``model_name`` is recorded in ``<root>/<model_name>/CHAMPION.json`` (written
-atomically by rename, so a reader sees the old pointer or the new one). Scoring resolves the
-artifact it uses through :func:`resolve_artifact`: an explicit version, else the champion, else
-(before any promotion decision, e.g. the first run) the latest artifact.
+atomically by rename, so a reader sees the old pointer or the new one). These per-model pointers
+are informational since model bundles: what serves is the champion *bundle*
+(:mod:`recsys.training.bundle`), and the gate moves these pointers with it. A warehouse from
+before bundles serves the bundle its ranker champion was trained in. :func:`resolve_artifact`
+(an explicit version, else the champion, else the latest) resolves one model alone; serving
+never pairs models through it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,12 +91,27 @@ def set_champion(root: Path, artifact: Artifact, ndcg_at_10: float, reason: str)
         decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
         reason=reason,
     )
-    directory = root / artifact.model_name
-    fd, tmp = tempfile.mkstemp(prefix=".champion-", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(_asdict(champion), fh)
-    os.replace(tmp, directory / CHAMPION_FILE)
+    write_json_atomic(root / artifact.model_name / CHAMPION_FILE, _asdict(champion))
     return champion
+
+
+def write_json_atomic(path: Path, payload: Mapping[str, object]) -> None:
+    """Write ``payload`` as JSON to ``path`` so that a reader sees the old file or the new one.
+
+    Staged in a temp file of the same folder (flushed to disk), then renamed over ``path``; on
+    any error the temp file is removed and ``path`` is left as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.stem.lower() + "-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(dict(payload), fh, indent=2, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _asdict(c: Champion) -> dict[str, object]:

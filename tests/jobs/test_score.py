@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,12 +11,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from pyspark.sql import functions as F
 
 from jobs.score import ScoreJobConfig, main, parse_args, run
 from jobs.train import parse_args as parse_train
 from jobs.train import run as run_train
-from recsys.training.artifacts import COVISIT_CONFIG, SEQUENCER_VERSION, latest_artifact
+from recsys.training.artifacts import (
+    COVISIT_CONFIG,
+    SEQUENCER_VERSION,
+    latest_artifact,
+    save_artifact,
+)
+from recsys.training.bundle import BUNDLES_DIR, ModelBundle, RankerInputs, set_bundle_champion
+from recsys.training.registry import CHAMPION_FILE
 from recsys.training.tiny import write_tiny_features
 from recsys.warehouse.io import append
 from recsys.warehouse.tables import (
@@ -135,6 +145,8 @@ def test_score_all_steps_on_tiny_data(
     assert all(r == list(range(1, 6)) for r in per.map(sorted))
     model_rows: pd.DataFrame = ranked[ranked[Col.REC_SET] == RecSet.MODEL]
     assert set(model_rows[Col.MODEL_VERSION].str.split("+").map(lambda v: v[1])) == {sasrec.version}
+    # What served is the bundle training wrote (nothing promoted: the newest), named by its id.
+    assert set(model_rows[Col.MODEL_VERSION]) == {ModelBundle.latest(arts).bundle_id}
     assert model_rows[Col.SCORE].between(0, 1).all()
     warm: pd.DataFrame = model_rows[model_rows[Col.SOURCE].isin(["two_tower", "sasrec"])]
     assert warm[Col.EXPLANATION].str.startswith("Because you watched item ").all()
@@ -223,3 +235,52 @@ def test_fused_scoring_equals_two_steps(
     assert set(again[Col.USER_ID]) == set(cands[Col.USER_ID])
     assert run(config("retrieve-rank", "fused", 0), root)[str(SERVE_CANDIDATES)] == 0
     assert _day(spark, SERVE_RANKED).count() == len(ranked)
+
+
+def _fake(root: Path, name: str, second: int, inputs: RankerInputs | None = None) -> str:
+    return save_artifact(
+        root,
+        name,
+        {"w": torch.full((1,), float(second))},
+        config={},
+        feature_spec={},
+        metrics={},
+        data_versions={},
+        extra=None if inputs is None else inputs.as_extra(),
+        now=datetime(2031, 1, 1, 0, 0, second, tzinfo=UTC),
+    ).version
+
+
+@pytest.mark.spark
+def test_score_refuses_a_mismatched_pair(
+    spark: SparkSession,
+    warehouse_settings: WarehouseSettings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pinned version or a hand-edited pointer that pairs a ranker with another two-tower than
+    it was trained with: exit 2 before any step writes."""
+    day = date(2031, 6, 1)
+    tt1 = _fake(tmp_path, "two_tower", 1)
+    rk1 = _fake(tmp_path, "ranker", 2, RankerInputs(tt1))
+    tt2 = _fake(tmp_path, "two_tower", 3)
+    rk2 = _fake(tmp_path, "ranker", 4, RankerInputs(tt2))
+    set_bundle_champion(tmp_path, ModelBundle.from_ranker(tmp_path, rk1), 0.03, "gate")
+    base = ["embeddings", "--ds", day.isoformat(), "--artifacts-dir", str(tmp_path)]
+    caplog.set_level(logging.ERROR, logger="jobs.score")
+    assert main([*base, "--two-tower-version", tt2]) == 2
+    assert f"two_tower_version: {tt2!r} is not the two_tower of bundle {tt1}+{rk1}" in caplog.text
+    caplog.clear()
+    assert main([*base, "--ranker-version", rk1, "--two-tower-version", tt2]) == 2
+    assert "is not the two_tower of bundle" in caplog.text
+    caplog.clear()
+    assert main([*base, "--bundle", f"{tt2}+{rk1}"]) == 2
+    assert "not trained with" in caplog.text
+    caplog.clear()
+    pointer = tmp_path / BUNDLES_DIR / CHAMPION_FILE
+    raw = json.loads(pointer.read_text())
+    pointer.write_text(json.dumps({**raw, "bundle_id": f"{tt1}+{rk2}"}))  # hand-edited
+    assert main(base) == 2
+    assert "not trained with" in caplog.text
+    written = spark.table(SERVE_ITEM_EMBEDDINGS.qualified_name).where(F.col(Col.DS) == F.lit(day))
+    assert written.count() == 0
