@@ -22,8 +22,8 @@ CREATE TABLE IF NOT EXISTS ab.metric_stats (
   sum_yx         DOUBLE  NOT NULL COMMENT 'Sum of numerator x covariate',
   sum_dx         DOUBLE  NOT NULL COMMENT 'Sum of denominator x covariate',
   has_covariate  BOOLEAN NOT NULL COMMENT 'TRUE when the metric defines a covariate',
-  covariates     ARRAY<STRING> NOT NULL COMMENT 'Covariate names x_1..x_K in moments order; empty without',
-  moments        ARRAY<DOUBLE> NOT NULL COMMENT 'Sums of products of (1, x_1..x_K, y[, d]) per sandwich_keys; empty without covariates',
+  covariates     ARRAY<STRING>  COMMENT 'Covariate names x_1..x_K in moments order; empty without (NULL: older rows)',
+  moments        ARRAY<DOUBLE>  COMMENT 'Sums of products of (1, x_1..x_K, y[, d]) per sandwich_keys; empty without covariates',
   ds             DATE    NOT NULL COMMENT 'Analysis day (partition)'
 )
 USING DELTA
