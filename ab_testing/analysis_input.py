@@ -2,6 +2,13 @@
 
 The Spark side (:mod:`ab_testing.outcomes`) writes cumulative sums per look; this module picks
 the sufficient-statistics type each metric needs and lines the looks up for the sequential test.
+
+A metric with covariates (one or several) becomes :class:`RegressionStats` built from the row's
+``moments`` (:meth:`RegressionStats.from_sums`: the order-2 and order-4 sums), so the engine runs
+Lin's regression adjustment with the exact HC1 SE (``method`` "regression_hc1"), the same
+estimator and variance as the analyst CLI on unit-level data. A row without ``moments`` (written
+by an older version, or by a path that computes only the CUPED sums) falls back, for a metric with
+one covariate, to the leading-order SE from those sums (``method`` "regression_hc1_leading").
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from ab_testing.stats import (
     RatioStats,
     SampleStats,
 )
+from ab_testing.stats.moments import RegressionStats
 from ab_testing.stats.sufficient import AnyStats
 
 #: A row of ``ab.metric_stats`` as a mapping (e.g. ``Row.asDict()``).
@@ -39,7 +47,33 @@ class ArmLooks:
 
 
 def to_stats(row: StatsRow, metric: MetricDefinition) -> AnyStats:
-    """The engine's statistics object for one ``ab.metric_stats`` row."""
+    """The engine's statistics object for one ``ab.metric_stats`` row: regression moments for a
+    metric with covariates (see the module docstring), else the metric kind's sums.
+
+    Raises:
+        ValueError: a metric with several covariates whose row has no ``moments``.
+    """
+    ratio = metric.kind == "ratio"
+    if metric.covariates:
+        moments = row.get("moments")
+        if moments:
+            return RegressionStats.from_sums(
+                [float(v) for v in moments], metric.covariate_names, ratio=ratio
+            )
+        if len(metric.covariates) > 1:
+            raise ValueError(
+                f"moments: metric {metric.name!r} has {len(metric.covariates)} covariates and "
+                f"needs the row's moments, got {moments!r}"
+            )
+        cuped = _cuped(row, metric)
+        if not isinstance(cuped, CupedStats | CupedRatioStats):  # pragma: no cover - by _cuped
+            raise TypeError(f"expected CUPED sums for {metric.name!r}, got {cuped!r}")
+        return RegressionStats.from_cuped(cuped, metric.covariate_names[0])
+    return _cuped(row, metric)
+
+
+def _cuped(row: StatsRow, metric: MetricDefinition) -> AnyStats:
+    """The metric kind's sums (with the first covariate's CUPED sums when it has one)."""
     n = float(row["n"])
     cuped = metric.covariate is not None
     if metric.kind == "ratio":

@@ -477,6 +477,7 @@ def analyze(args: argparse.Namespace) -> list[str]:
         covariates={m: tuple(c) for m, c in schema.covariates.items()},
         source=args.input.name,
         notes=notes,
+        expected_weights=experiment.expected_weights,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([dataclasses.asdict(r) for r in rows])

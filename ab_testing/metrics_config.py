@@ -10,6 +10,9 @@ experiments analyse them::
         numerator: {event: click, agg: count}
         window_days: 7                 # events in [first exposure, + window) count
         covariate: {event: click, agg: count, pre_window_days: 14}   # CUPED, optional
+        # or several (regression adjustment with K covariates):
+        # covariates: [{event: click, agg: count, pre_window_days: 14},
+        #              {event: impression, agg: count, pre_window_days: 14}]
       - name: ctr
         kind: ratio
         numerator: {event: click, agg: count}
@@ -21,6 +24,12 @@ experiments analyse them::
 
 Aggregations of a unit's events in a window: ``count`` (number of events), ``sum`` (sum of their
 ``value``) and ``any`` (1 when there is at least one, else 0; the metric of a ``binomial``).
+
+Covariates: ``covariate:`` (one mapping) and ``covariates:`` (a non-empty list of mappings) say
+the same thing; give one or the other, not both. Each needs ``pre_window_days``; two covariates
+of one metric may not be the same (event, agg, pre_window_days). A metric with covariates is
+analysed by Lin's regression adjustment (:mod:`ab_testing.stats.regression`); each covariate is
+named :attr:`EventAggregate.covariate_name` in the results.
 """
 
 from __future__ import annotations
@@ -80,6 +89,17 @@ class EventAggregate:
         if self.pre_window_days is not None:
             _check_days("pre_window_days", self.pre_window_days)
 
+    @property
+    def covariate_name(self) -> str:
+        """Name of this aggregate as a covariate, e.g. ``pre_click_count_14d``.
+
+        Raises:
+            ValueError: it has no ``pre_window_days`` (it is not a covariate).
+        """
+        if self.pre_window_days is None:
+            raise ValueError(f"pre_window_days: a covariate needs one, got {self!r}")
+        return f"pre_{self.event}_{self.agg}_{self.pre_window_days}d"
+
 
 @dataclass(frozen=True, slots=True)
 class MetricDefinition:
@@ -91,11 +111,14 @@ class MetricDefinition:
         numerator: Events counted for the unit (the metric itself for binomial/mean).
         denominator: Ratio metrics only: the denominator events (e.g. impressions).
         window_days: Events in ``[first_exposure, first_exposure + window_days)`` count, 1-365.
-        covariate: Optional pre-exposure aggregate used for CUPED (with ``pre_window_days``).
+        covariate: One pre-exposure aggregate (with ``pre_window_days``): the same as
+            ``covariates=(covariate,)``; after construction it is ``covariates[0]`` or None.
         guardrail: Test as non-inferiority with ``margin`` instead of superiority.
         margin: Guardrail margin (> 0) in ``margin_type`` units.
         margin_type: ``relative`` or ``absolute``.
         higher_is_better: Direction in which the metric is good.
+        covariates: Pre-exposure aggregates for regression adjustment, each with
+            ``pre_window_days`` and distinct; empty without adjustment.
     """
 
     name: str
@@ -108,6 +131,7 @@ class MetricDefinition:
     margin: float | None = None
     margin_type: MarginType = "relative"
     higher_is_better: bool = True
+    covariates: tuple[EventAggregate, ...] = ()
     spec: MetricSpec = field(init=False)
 
     def __post_init__(self) -> None:
@@ -124,8 +148,7 @@ class MetricDefinition:
                 f"denominator: required for ratio metrics and only for them "
                 f"(kind {self.kind!r}), got {self.denominator!r}"
             )
-        if self.covariate is not None and self.covariate.pre_window_days is None:
-            raise ValueError(f"covariate.pre_window_days: required, got {self.covariate!r}")
+        self._normalise_covariates()
         # MetricSpec validates guardrail/margin consistency and carries them to the engine.
         object.__setattr__(
             self,
@@ -140,10 +163,41 @@ class MetricDefinition:
             ),
         )
 
+    def _normalise_covariates(self) -> None:
+        """``covariate``/``covariates`` -> one validated tuple (``covariate`` = its first)."""
+        covariates = self.covariates
+        if isinstance(covariates, list):
+            covariates = tuple(covariates)
+        if not isinstance(covariates, tuple):
+            raise TypeError(f"covariates: expected a tuple of EventAggregate, got {covariates!r}")
+        if self.covariate is not None:
+            if covariates and covariates != (self.covariate,):
+                raise ValueError(
+                    "covariate, covariates: give one or the other, got "
+                    f"{self.covariate!r} and {covariates!r}"
+                )
+            covariates = (self.covariate,)
+        names: list[str] = []
+        for i, c in enumerate(covariates):
+            if not isinstance(c, EventAggregate):
+                raise TypeError(f"covariates[{i}]: expected an EventAggregate, got {c!r}")
+            if c.pre_window_days is None:
+                raise ValueError(f"covariates[{i}].pre_window_days: required, got {c!r}")
+            if c.covariate_name in names:
+                raise ValueError(f"covariates[{i}]: repeats {c.covariate_name!r}, got {c!r}")
+            names.append(c.covariate_name)
+        object.__setattr__(self, "covariates", covariates)
+        object.__setattr__(self, "covariate", covariates[0] if covariates else None)
+
+    @property
+    def covariate_names(self) -> tuple[str, ...]:
+        """Names of the covariates, in order (see :attr:`EventAggregate.covariate_name`)."""
+        return tuple(c.covariate_name for c in self.covariates)
+
     @property
     def event_types(self) -> tuple[str, ...]:
         """Every event type this metric reads."""
-        parts = (self.numerator, self.denominator, self.covariate)
+        parts = (self.numerator, self.denominator, *self.covariates)
         return tuple(dict.fromkeys(p.event for p in parts if p is not None))
 
 
@@ -206,6 +260,8 @@ def parse_metrics(raw: object) -> MetricsConfig:
         for part in ("numerator", "denominator", "covariate"):
             if fields.get(part) is not None:
                 fields[part] = _aggregate(f"metrics[{i}].{part}", fields[part])
+        if "covariates" in fields:
+            fields["covariates"] = _covariates(f"metrics[{i}]", fields)
         try:
             definitions.append(MetricDefinition(**fields))
         except TypeError as err:
@@ -219,6 +275,22 @@ def parse_metrics(raw: object) -> MetricsConfig:
     return MetricsConfig(
         version=raw.get("version", 0), metrics=tuple(definitions), by_experiment=by_experiment
     )
+
+
+def _covariates(name: str, fields: Mapping[str, Any]) -> tuple[EventAggregate, ...]:
+    """The parsed ``covariates:`` list of one metric (``covariate:`` is the one-item form)."""
+    raw = fields["covariates"]
+    if fields.get("covariate") is not None:
+        raise ValueError(
+            f"{name}: give covariate or covariates, not both, got {fields['covariate']!r} "
+            f"and {raw!r}"
+        )
+    if not isinstance(raw, list) or not raw:
+        raise TypeError(
+            f"{name}.covariates: expected a non-empty list of mappings like "
+            f"{{event: click, agg: count, pre_window_days: 14}}, got {raw!r}"
+        )
+    return tuple(_aggregate(f"{name}.covariates[{j}]", c) for j, c in enumerate(raw))
 
 
 def _as_names(key: str, value: object) -> Sequence[str]:

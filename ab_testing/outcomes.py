@@ -2,8 +2,20 @@
 
 Spark computes only sums here; :mod:`ab_testing.stats` turns them into tests. For every metric,
 look day and slice, each exposed unit contributes its numerator ``y``, denominator ``d`` (1 for
-binomial and mean metrics) and CUPED covariate ``x`` (0 without one), and the output holds
-``n, Σy, Σy², Σd, Σd², Σyd, Σx, Σx², Σyx, Σdx`` per (experiment, variant, metric, slice, look).
+binomial and mean metrics) and CUPED covariate ``x`` (its first covariate; 0 without one), and the
+output holds ``n, Σy, Σy², Σd, Σd², Σyd, Σx, Σx², Σyx, Σdx`` per (experiment, variant, metric,
+slice, look).
+
+For regression adjustment (metrics with one or more covariates ``x_1..x_K``) it also holds
+``moments``: per unit the vector ``v = (1, x_1, ..., x_K, y)`` (``(1, x_1, ..., x_K, y, d)`` for
+ratio metrics), and for every key of :func:`ab_testing.stats.sandwich_keys` the sum over units of
+``Π v[key]`` -- every order-2 sum (Σx_j, Σy, Σy², Σx_j x_k, Σx_j y, ...) and the order-4 sums the
+exact HC1 sandwich reads (at most two outcome factors: Σx_j x_k x_l x_m, Σy x_j x_k x_l,
+Σy² x_j x_k, ...); see :mod:`ab_testing.stats.moments` for why exactly those. They are ordinary
+aggregates of the same pass; nothing per unit leaves the executors. ``covariates`` names the
+``x_j`` (:attr:`ab_testing.metrics_config.EventAggregate.covariate_name`); both are empty for a
+metric without covariates. Covariates are pre-exposure aggregates (0 without events), never
+missing, so no missing indicators arise here.
 
 Look ``L`` is the state of knowledge at the end of day ``L`` (UTC): units first exposed before its
 end, and their events in ``[first_exposure, min(first_exposure + window, end of L))``. Statistics
@@ -26,6 +38,7 @@ from typing import TYPE_CHECKING, Final
 from pyspark.sql import functions as F
 
 from ab_testing.metrics_config import EventAggregate, MetricDefinition
+from ab_testing.stats.moments import sandwich_keys
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -100,8 +113,9 @@ def _sums_of(metrics: Sequence[MetricDefinition]) -> tuple[list[_Sum], list[_Sum
         outcomes[_Sum.of(m.numerator, m.window_days)] = None
         if m.denominator is not None:
             outcomes[_Sum.of(m.denominator, m.window_days)] = None
-        if m.covariate is not None and m.covariate.pre_window_days is not None:
-            covariates[_Sum.of(m.covariate, -m.covariate.pre_window_days)] = None
+        for c in m.covariates:
+            if c.pre_window_days is not None:
+                covariates[_Sum.of(c, -c.pre_window_days)] = None
     return list(outcomes), list(covariates)
 
 
@@ -227,7 +241,8 @@ def _metric_values(
     extra: Sequence[str] = (),
 ) -> DataFrame:
     """Per exposure and look (from its exposure day on): keys, ``look_date`` and each metric's
-    ``_y{m}``, ``_d{m}`` and ``_x{m}``; ``extra`` columns of ``per_exposure`` are kept."""
+    ``_y{m}``, ``_d{m}``, ``_x{m}`` (its first covariate, 0 without) and ``_x{m}_{k}`` (its k-th
+    covariate); ``extra`` columns of ``per_exposure`` are kept."""
     at_look = F.inline(
         F.array(
             *[
@@ -255,12 +270,14 @@ def _metric_values(
             if m.denominator is not None
             else F.lit(1.0)
         )
-        c = m.covariate
-        if c is not None and c.pre_window_days is not None:
-            x = _finish(c, F.col(f"_c{covariates.index(_Sum.of(c, -c.pre_window_days))}"))
-        else:
-            x = F.lit(0.0)
+        xs = [
+            _finish(c, F.col(f"_c{covariates.index(_Sum.of(c, -c.pre_window_days))}"))
+            for c in m.covariates
+            if c.pre_window_days is not None
+        ]
+        x = xs[0] if xs else F.lit(0.0)
         columns += [y.alias(f"{_Y}{j}"), d.alias(f"{_D}{j}"), x.alias(f"{_X}{j}")]
+        columns += [xk.alias(f"{_X}{j}_{k}") for k, xk in enumerate(xs)]
     return expanded.select(*_KEYS, LOOK_DATE, *extra, *columns)
 
 
@@ -353,6 +370,10 @@ def sufficient_stats(
         derived.append(
             {c: F.col(f"{c}{j}") if c in products else fallback[c] for c in STAT_COLUMNS[1:]}
         )
+    moments: list[Column] = []
+    for j, m in enumerate(metrics):
+        sums += _moment_sums(m, j)
+        moments.append(_moments_array(m, j))
     stats = values.groupBy(Col.EXPERIMENT_ID, Col.VARIANT, Col.SLICE, LOOK_DATE).agg(*sums)
     per_metric = F.inline(
         F.array(
@@ -361,6 +382,10 @@ def sufficient_stats(
                     F.lit(m.name).alias(Col.METRIC),
                     *[derived[j][c].alias(c) for c in STAT_COLUMNS[1:]],
                     F.lit(m.covariate is not None).alias(Col.HAS_COVARIATE),
+                    F.array(*[F.lit(c) for c in m.covariate_names])
+                    .cast("array<string>")
+                    .alias(Col.COVARIATES),
+                    moments[j].alias(Col.MOMENTS),
                 )
                 for j, m in enumerate(metrics)
             ]
@@ -376,4 +401,44 @@ def sufficient_stats(
         LOOK_DATE,
         *STAT_COLUMNS,
         Col.HAS_COVARIATE,
+        Col.COVARIATES,
+        Col.MOMENTS,
     )
+
+
+def _moment_vector(m: MetricDefinition, j: int) -> list[Column]:
+    """Metric ``j``'s per-unit ``v = (1, x_1..x_K, y[, d])`` as columns (index 0 unused)."""
+    x = [F.col(f"{_X}{j}_{k}") for k in range(len(m.covariates))]
+    tail = [F.col(f"{_Y}{j}")] + ([F.col(f"{_D}{j}")] if m.denominator is not None else [])
+    return [F.lit(1.0), *x, *tail]
+
+
+def _moment_keys(m: MetricDefinition) -> list[tuple[int, ...]]:
+    if not m.covariates:
+        return []
+    outcomes = 2 if m.denominator is not None else 1
+    return sandwich_keys(1 + len(m.covariates) + outcomes, outcomes)
+
+
+def _moment_sums(m: MetricDefinition, j: int) -> list[Column]:
+    """One aggregate per sandwich key of metric ``j`` (key (0,0,0,0) is ``n``, not summed)."""
+    v = _moment_vector(m, j)
+    sums = []
+    for i, key in enumerate(_moment_keys(m)):
+        factors = [v[k] for k in key if k != 0]
+        if not factors:
+            continue
+        product = factors[0]
+        for f in factors[1:]:
+            product = product * f
+        sums.append(F.sum(product).alias(f"_m{j}_{i}"))
+    return sums
+
+
+def _moments_array(m: MetricDefinition, j: int) -> Column:
+    """Metric ``j``'s sandwich sums in key order (empty without covariates)."""
+    cols = [
+        F.col("n").cast("double") if key == (0, 0, 0, 0) else F.col(f"_m{j}_{i}")
+        for i, key in enumerate(_moment_keys(m))
+    ]
+    return F.array(*cols).cast("array<double>")

@@ -220,14 +220,13 @@ def write_reports(
         daily = daily_points(data, looks, args.analysis) if looks else []
         definitions = args.metrics.for_experiment(exp_id)
         covariates = {
-            m.name: m.covariate.event
-            + " "
-            + m.covariate.agg
-            + ", "
-            + str(m.covariate.pre_window_days)
-            + " days before first exposure"
+            m.name: tuple(
+                f"{c.covariate_name} ({c.event} {c.agg}, {c.pre_window_days} days before first "
+                "exposure)"
+                for c in m.covariates
+            )
             for m in definitions
-            if m.covariate is not None
+            if m.covariates
         }
         report = ReportData(
             rows=mine,
@@ -238,6 +237,7 @@ def write_reports(
             end_date=args.ds,
             covariates=covariates,
             source="ab.metric_stats ds=" + args.ds.isoformat(),
+            expected_weights=data.expected_weights,
         )
         out = args.reports_dir / exp_id / args.ds.isoformat()
         out.mkdir(parents=True, exist_ok=True)

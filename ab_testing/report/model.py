@@ -74,6 +74,8 @@ class ReportData:
         source: optional description of the input (e.g. a file name) for the header.
         notes: extra methods notes from the caller (e.g. input checks that were not run,
             the SRM counts), shown after the standard ones.
+        expected_weights: the design's split per variant (any positive scale); when given,
+            the SRM banner shows observed against expected units per variant.
     """
 
     rows: Sequence[ResultRow]
@@ -85,6 +87,7 @@ class ReportData:
     covariates: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
     source: str | None = None
     notes: Sequence[str] = ()
+    expected_weights: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", tuple(self.rows))
@@ -92,6 +95,10 @@ class ReportData:
         object.__setattr__(self, "metrics", tuple(self.metrics))
         object.__setattr__(self, "covariates", dict(self.covariates))
         object.__setattr__(self, "notes", tuple(self.notes))
+        object.__setattr__(self, "expected_weights", dict(self.expected_weights))
+        for variant, weight in self.expected_weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+                raise ValueError(f"expected_weights[{variant!r}] must be > 0, got {weight!r}")
         if not self.rows:
             raise ValueError("rows must be non-empty, got []")
         for row in self.rows:

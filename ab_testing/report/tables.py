@@ -65,6 +65,9 @@ RESULT_COLUMNS: Final = (
     "Mean control",
     "Mean variant",
     "Abs. lift [CI]",
+    "SE",
+    "z / t",
+    "Adj. means (c, v)",
     "Rel. lift [CI]",
     "p",
     "Adj. p",
@@ -171,6 +174,22 @@ def summary_table(report: ReportData) -> Table:
     return Table(SUMMARY_COLUMNS, tuple(rows), tuple(r.decision for r in report.overall_rows))
 
 
+def _statistic(row: ResultRow) -> str:
+    """``z = 2.1`` or ``t = 2.1 (df 57.3)``; a dash when there is none."""
+    if not math.isfinite(row.statistic):
+        return DASH
+    if row.df is None or not math.isfinite(row.df):
+        return f"z = {row.statistic:.3g}"
+    return f"t = {row.statistic:.3g} (df {row.df:.3g})"
+
+
+def _adjusted_means(row: ResultRow) -> str:
+    """Regression-adjusted control and variant means (they subtract to the lift)."""
+    if not (math.isfinite(row.mean_control_adjusted) and math.isfinite(row.mean_variant_adjusted)):
+        return DASH
+    return f"{fmt_num(row.mean_control_adjusted)}, {fmt_num(row.mean_variant_adjusted)}"
+
+
 def _result_cells(row: ResultRow, min_units: int) -> tuple[str, ...]:
     label = decision_label(row, min_units)
     if row.decision == "suppressed":
@@ -185,6 +204,9 @@ def _result_cells(row: ResultRow, min_units: int) -> tuple[str, ...]:
         fmt_num(row.mean_control),
         fmt_num(row.mean_variant),
         fmt_interval(row.abs_lift, row.abs_ci_low, row.abs_ci_high, percent=False),
+        fmt_num(row.abs_se),
+        _statistic(row),
+        _adjusted_means(row),
         fmt_interval(row.rel_lift, row.rel_ci_low, row.rel_ci_high, percent=True),
         fmt_p(row.p_value),
         fmt_p(row.p_value_adjusted),
@@ -223,11 +245,34 @@ def srm_message(report: ReportData) -> str:
     """The SRM banner text (call only when ``report.srm_failed``)."""
     p = report.srm_p_value
     threshold = report.config.srm_threshold
+    counts = srm_counts(report)
+    shown = ""
+    if counts:
+        observed = ", ".join(f"{v} {o:,.0f} vs {e:,.1f}" for v, (o, e) in counts.items())
+        shown = f"Units observed vs expected: {observed}. "
     return (
         f"Sample-ratio mismatch: the units per variant differ from the expected split "
-        f"(chi-square p = {fmt_p(p)} < {threshold:g}). Assignment or logging is broken for "
-        f"this experiment; the numbers below are for diagnosis only. Do not act on them."
+        f"(chi-square p = {fmt_p(p)} < {threshold:g}). {shown}Assignment or logging is broken "
+        f"for this experiment, or the expected weights are not the design's; the numbers below "
+        f"are for diagnosis only. Do not act on them."
     )
+
+
+def srm_counts(report: ReportData) -> dict[str, tuple[float, float]]:
+    """Observed and expected units per variant for the SRM banner, from the overall rows of
+    the first metric and ``report.expected_weights``; empty when either is unknown."""
+    weights = dict(report.expected_weights)
+    first = next((r for r in report.overall_rows if r.n_control is not None), None)
+    if first is None or not weights:
+        return {}
+    observed = {first.control: float(first.n_control or 0)}
+    for r in report.overall_rows:
+        if r.metric == first.metric and r.n_variant is not None:
+            observed[r.variant] = float(r.n_variant)
+    if set(observed) != set(weights):
+        return {}
+    total, scale = sum(observed.values()), sum(weights.values())
+    return {v: (observed[v], total * weights[v] / scale) for v in weights}
 
 
 def methods_notes(report: ReportData) -> list[str]:

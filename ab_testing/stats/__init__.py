@@ -8,7 +8,7 @@ from ab_testing.stats.comparison import Comparison
 from ab_testing.stats.cuped import cuped_ratio_test, cuped_ratio_theta, cuped_t_test, cuped_theta
 from ab_testing.stats.experiment import Cell, ExperimentData, MetricSpec, ResultRow
 from ab_testing.stats.guardrail import NonInferiorityResult, non_inferiority_test
-from ab_testing.stats.moments import RegressionStats, missing_name, moment_keys
+from ab_testing.stats.moments import RegressionStats, missing_name, moment_keys, sandwich_keys
 from ab_testing.stats.multitest import adjust_p_values
 from ab_testing.stats.power import (
     mde_from_se,
@@ -81,6 +81,7 @@ __all__ = [
     "regression_test_arrays",
     "sample_size_means",
     "sample_size_proportions",
+    "sandwich_keys",
     "select_test",
     "sequential_test",
     "srm_test",

@@ -139,6 +139,17 @@ def _analyse_pair(
                 f"daily looks of {spec.name!r} differ in length: control "
                 f"{len(control.daily)}, {treated.variant!r} {len(treated.daily)}"
             )
+        # For regression-adjusted metrics the mSPRT gets, at each look, Lin's adjusted
+        # estimate and its HC1 variance (regression_test on that look's cumulative moments).
+        # Valid because the mSPRT needs only that the look-k estimates be asymptotically
+        # normal with the canonical joint distribution (independent increments in information
+        # 1/V_k): Lin's estimator is asymptotically linear, tau_hat_k - tau = mean over the
+        # units seen by look k of a fixed influence value (the slopes converge to their limit,
+        # whose estimation error is second order), so the cumulative estimates are normalised
+        # partial sums, as for the unadjusted difference; HC1 estimates V_k consistently under
+        # heteroskedasticity.  Jennison & Turnbull (1997), "Group-sequential analysis
+        # incorporating covariate information", JASA 92(440):1330-1341, show exactly this for
+        # covariate-adjusted estimates; the mSPRT is then valid as in Johari et al. (2017).
         seq = sequential_test(
             [prep(s) for s in control.daily],
             [prep(s) for s in treated.daily],
@@ -217,9 +228,7 @@ def _details(comp: Comparison, reg: RegressionResult | None) -> dict[str, Any]:
         "theta_control": tuple(float(t) for t in reg.theta_control),
         "theta_variant": tuple(float(t) for t in reg.theta_treatment),
         "n_filled_control": tuple((k, round(float(v))) for k, v in reg.n_filled_control.items()),
-        "n_filled_variant": tuple(
-            (k, round(float(v))) for k, v in reg.n_filled_treatment.items()
-        ),
+        "n_filled_variant": tuple((k, round(float(v))) for k, v in reg.n_filled_treatment.items()),
     }
 
 

@@ -13,6 +13,19 @@ the per-unit vector ``v = (1, x_1, ..., x_K, y)`` (mean and binomial metrics) or
 Spark computes each distinct monomial once (:func:`moment_keys` lists them, in the order
 :meth:`RegressionStats.from_packed` reads them); the symmetric tensors are rebuilt here.
 
+Which order-4 sums the exact sandwich reads.  Per arm the HC0 variance of the adjusted mean is
+``Σ_i (uᵀv_i)² (gᵀv_i)²`` (:mod:`ab_testing.stats.regression`): ``e_i = uᵀv_i`` is the residual
+and ``w_i = gᵀv_i`` the influence weight ``1/n + (x_i - x̄_arm)ᵀ S_xx⁻¹ δ``, which does not
+involve the outcome, so g is zero on the outcome coordinates (y; or num and den, whose
+linearisation z only re-mixes 1, num and den).  A term ``m4[a,b,c,d] u_a u_b g_c g_d`` is
+therefore non-zero only when c and d index (1, x), i.e. when at most two of the four indices are
+outcome coordinates.  :func:`sandwich_keys` lists exactly those monomials (every key of degree
+<= 2 in the outcome; they include all of ``m2``, as ``m2[i, j] = m4[0, 0, i, j]``) and
+:meth:`RegressionStats.from_sums` rebuilds both tensors from them, the never-read entries
+(three or four outcome factors) set to 0.  The covariate transforms (missing fill, ratio
+linearisation) map outcome coordinates to outcome coordinates plus the constant, so the entries
+they produce from these sums are exact wherever the sandwich reads them.
+
 Missing covariate values (the policy of :func:`ab_testing.stats.regression.regression_test`):
 a covariate named ``c`` that may be missing gets a companion column named
 ``missing_name(c)`` = 1 when the value is missing, 0 otherwise, and the missing value itself
@@ -54,6 +67,18 @@ def moment_keys(dim: int, order: int) -> list[tuple[int, ...]]:
     if dim < 1 or order not in (2, 4):
         raise ValueError(f"dim must be >= 1 and order 2 or 4, got dim={dim!r}, order={order!r}")
     return list(itertools.combinations_with_replacement(range(dim), order))
+
+
+def sandwich_keys(dim: int, outcomes: int) -> list[tuple[int, ...]]:
+    """Order-4 keys (as :func:`moment_keys`) with at most two of their indices among the last
+    ``outcomes`` coordinates (1 for mean/binomial metrics, 2 for ratio metrics): the sums the
+    exact robust SE reads (see the module docstring), which also hold every order-2 sum."""
+    if isinstance(outcomes, bool) or outcomes not in (1, 2) or dim < outcomes + 1:
+        raise ValueError(
+            f"outcomes must be 1 or 2 and dim > outcomes, got dim={dim!r}, outcomes={outcomes!r}"
+        )
+    first = dim - outcomes
+    return [k for k in moment_keys(dim, 4) if sum(i >= first for i in k) <= 2]
 
 
 def _unpack(packed: Array, dim: int, order: int) -> Array:
@@ -200,6 +225,33 @@ class RegressionStats:
         q = len(covariates) + (3 if ratio else 2)
         m2 = _unpack(arr(packed2), q, 2)
         m4 = None if packed4 is None else _unpack(arr(packed4), q, 4)
+        return cls(m2=m2, covariates=tuple(covariates), ratio=ratio, m4=m4)
+
+    @classmethod
+    def from_sums(
+        cls, sums: npt.ArrayLike, covariates: Sequence[str], *, ratio: bool = False
+    ) -> RegressionStats:
+        """Both tensors from the sums listed by :func:`sandwich_keys` (last axis, in that order;
+        leading axes vectorised): what :mod:`ab_testing.outcomes` computes per arm and look.
+
+        ``m4`` entries with three or more outcome factors are not among the sums and are 0;
+        the estimator never reads them (module docstring), so the SE is the exact one.
+        """
+        if not isinstance(ratio, bool):
+            raise TypeError(f"ratio must be a bool, got {ratio!r}")
+        q = len(covariates) + (3 if ratio else 2)
+        keys = sandwich_keys(q, 2 if ratio else 1)
+        packed = arr(sums)
+        if packed.ndim < 1 or packed.shape[-1] != len(keys):
+            raise ValueError(
+                f"sums must have {len(keys)} entries on the last axis for {len(covariates)} "
+                f"covariate(s) (ratio={ratio}), got shape {packed.shape}"
+            )
+        m4 = np.zeros((*packed.shape[:-1], q, q, q, q))
+        for j, key in enumerate(keys):
+            for perm in set(itertools.permutations(key)):
+                m4[(..., *perm)] = packed[..., j]
+        m2 = m4[..., 0, 0, :, :].copy()
         return cls(m2=m2, covariates=tuple(covariates), ratio=ratio, m4=m4)
 
     @classmethod

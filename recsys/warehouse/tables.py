@@ -168,6 +168,8 @@ class Col:
     METRIC: Final = "metric"
     SLICE: Final = "slice"
     HAS_COVARIATE: Final = "has_covariate"
+    COVARIATES: Final = "covariates"
+    MOMENTS: Final = "moments"
     ROLE: Final = "role"
     SPLIT_ID: Final = "split_id"
     N_POSITIVE: Final = "n_positive"

@@ -1,7 +1,10 @@
 -- Sufficient statistics per experiment, variant, metric, slice and daily look, cumulative up to
 -- the end of look_date: y is the unit's metric numerator, d its denominator (1 unless ratio), x
--- its CUPED covariate (0 without one). Partitioned by analysis day; an analysis run replaces the
--- rows of (its day, its experiments) only, so per-experiment runs never erase each other.
+-- its first covariate (0 without one). moments holds, for a metric with covariates, the sums
+-- over units of the products listed by ab_testing.stats.sandwich_keys of v = (1, x_1..x_K, y[, d]):
+-- the order-2 and order-4 sums of the exact regression-adjusted (HC1) SE. Partitioned by
+-- analysis day; an analysis run replaces the rows of (its day, its experiments) only, so
+-- per-experiment runs never erase each other.
 CREATE TABLE IF NOT EXISTS ab.metric_stats (
   experiment_id  STRING  NOT NULL COMMENT 'Experiment id',
   variant        STRING  NOT NULL COMMENT 'Variant id',
@@ -18,7 +21,9 @@ CREATE TABLE IF NOT EXISTS ab.metric_stats (
   sum_x_sq       DOUBLE  NOT NULL COMMENT 'Sum of squared covariates',
   sum_yx         DOUBLE  NOT NULL COMMENT 'Sum of numerator x covariate',
   sum_dx         DOUBLE  NOT NULL COMMENT 'Sum of denominator x covariate',
-  has_covariate  BOOLEAN NOT NULL COMMENT 'TRUE when the metric defines a CUPED covariate',
+  has_covariate  BOOLEAN NOT NULL COMMENT 'TRUE when the metric defines a covariate',
+  covariates     ARRAY<STRING>  COMMENT 'Covariate names x_1..x_K in moments order; empty without (NULL: older rows)',
+  moments        ARRAY<DOUBLE>  COMMENT 'Sums of products of (1, x_1..x_K, y[, d]) per sandwich_keys; empty without covariates',
   ds             DATE    NOT NULL COMMENT 'Analysis day (partition)'
 )
 USING DELTA

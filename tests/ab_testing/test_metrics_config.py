@@ -60,3 +60,79 @@ def test_unknown_keys_and_shapes() -> None:
         MetricDefinition(
             "m", "mean", EventAggregate("click"), denominator=EventAggregate("impression")
         )
+
+
+def _with_covariates(covariates: Any, single: Any = None) -> dict[str, Any]:
+    raw = base()
+    clicks = raw["metrics"][1]
+    clicks.pop("covariate")
+    if covariates is not None:
+        clicks["covariates"] = covariates
+    if single is not None:
+        clicks["covariate"] = single
+    return raw
+
+
+def test_covariates_list_gives_several_in_order() -> None:
+    pre_clicks = {"event": "click", "agg": "count", "pre_window_days": 14}
+    pre_views = {"event": "impression", "agg": "sum", "pre_window_days": 7}
+    clicks = parse_metrics(_with_covariates([pre_clicks, pre_views])).metrics[1]
+    assert clicks.covariate_names == ("pre_click_count_14d", "pre_impression_sum_7d")
+    assert clicks.covariate == EventAggregate("click", "count", 14)  # the first
+    assert clicks.event_types == ("click", "impression")
+
+
+def test_single_covariate_form_still_works_and_equals_a_one_item_list() -> None:
+    single = parse_metrics(base()).metrics[1]
+    listed = parse_metrics(
+        _with_covariates([{"event": "click", "agg": "count", "pre_window_days": 14}])
+    ).metrics[1]
+    assert single.covariates == listed.covariates == (EventAggregate("click", "count", 14),)
+    assert single == listed
+    assert parse_metrics(base()).metrics[0].covariates == ()
+
+
+@pytest.mark.parametrize(
+    ("covariates", "single", "error", "message"),
+    [
+        ([], None, TypeError, r"metrics\[1\]\.covariates: expected a non-empty list"),
+        ({"event": "click"}, None, TypeError, "non-empty list"),
+        (["click"], None, TypeError, r"covariates\[0\]: expected a mapping"),
+        ([{"event": "click"}], None, ValueError, r"covariates\[0\]\.pre_window_days: required"),
+        (
+            [{"event": "click", "pre_window_days": 3}, {"event": "click", "pre_window_days": 3}],
+            None,
+            ValueError,
+            r"covariates\[1\]: repeats 'pre_click_count_3d'",
+        ),
+        ([{"event": "click", "pre_window_days": 400}], None, ValueError, "pre_window_days"),
+        ([{"event": "click", "days": 3}], None, ValueError, "unknown keys"),
+        (
+            [{"event": "click", "pre_window_days": 3}],
+            {"event": "click", "pre_window_days": 3},
+            ValueError,
+            "covariate or covariates, not both",
+        ),
+    ],
+)
+def test_bad_covariates_are_named(
+    covariates: Any, single: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        parse_metrics(_with_covariates(covariates, single))
+
+
+def test_covariates_checked_in_the_dataclass_too() -> None:
+    click = EventAggregate("click")
+    with pytest.raises(ValueError, match="give one or the other"):
+        MetricDefinition(
+            "m",
+            "mean",
+            click,
+            covariate=EventAggregate("click", pre_window_days=3),
+            covariates=(EventAggregate("view", pre_window_days=3),),
+        )
+    with pytest.raises(TypeError, match=r"covariates\[0\]: expected an EventAggregate"):
+        MetricDefinition("m", "mean", click, covariates=("click",))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"covariates\[0\]\.pre_window_days"):
+        MetricDefinition("m", "mean", click, covariate=EventAggregate("click"))

@@ -102,7 +102,14 @@ def test_analysis_writes_results_and_reports(spark: SparkSession, tmp_path: Path
     assert (clicks.n_control, clicks.n_variant) == (300, 300)
     assert clicks.decision == "ship"
     assert clicks.method is not None
-    assert clicks.method.startswith("cuped")
+    assert clicks.method == "regression_hc1"  # exact HC1 from the Spark moments
+    assert clicks.covariates == ["pre_click_count_14d"]
+    assert clicks.abs_se > 0
+    assert clicks.statistic == pytest.approx(clicks.abs_lift / clicks.abs_se)
+    assert clicks.mean_variant_adjusted - clicks.mean_control_adjusted == pytest.approx(
+        clicks.abs_lift
+    )
+    assert clicks.p_value_sides == "two-sided"
     assert 0 < clicks.p_value_sequential <= 1
     assert clicks.srm_p_value > 0.001
     assert rows[("e_ranker", "impressions_per_user", "all")].guardrail
@@ -214,8 +221,9 @@ def test_per_experiment_runs_keep_each_others_rows(spark: SparkSession, tmp_path
     assert set(first_results) == {ids[0]}
     assert ab_analyze.main([*analyse_argv(config, ds, reports, ids[1]), "--run-id", "r2"]) == 0
     # The second experiment's run left the first one's rows as they were.
-    stats, results = per_experiment(spark, "ab.metric_stats", ds), per_experiment(
-        spark, "ab.results", ds
+    stats, results = (
+        per_experiment(spark, "ab.metric_stats", ds),
+        per_experiment(spark, "ab.results", ds),
     )
     assert set(stats) == set(results) == set(ids)
     assert stats[ids[0]] == first_stats[ids[0]]

@@ -94,6 +94,7 @@ def build_report(weights: dict[str, float] | None = None) -> ReportData:
         end_date=START + timedelta(days=DAYS - 1),
         covariates=schema.covariates,
         source="units.csv",
+        expected_weights=exp.expected_weights,
     )
 
 

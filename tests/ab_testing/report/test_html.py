@@ -120,8 +120,19 @@ def test_results_tables_per_slice(html: str, report: ReportData) -> None:
     assert first[:3] == ["conversion", "treatment", "two_proportion_z"]
     assert first[3] == f"{conv.n_control:,}"
     assert first[6] == f"{conv.mean_variant:.6g}"
-    assert first[9] == f"{conv.p_value:.3g}"
-    assert first[10] == f"{conv.p_value_adjusted:.3g}"
+    col = {name: i for i, name in enumerate(header)}
+    assert first[col["p"]] == f"{conv.p_value:.3g}"
+    assert first[col["Adj. p"]] == f"{conv.p_value_adjusted:.3g}"
+    # every statistic visible: SE, the z statistic, and adjusted means for regression rows
+    assert first[col["SE"]] == f"{conv.abs_se:.6g}"
+    assert first[col["z / t"]] == f"z = {conv.statistic:.3g}"
+    assert first[col["Adj. means (c, v)"]] == DASH
+    rev = next(r for r in report.rows if r.metric == "revenue" and r.slice == "all")
+    rev_cells = next(r for r in rows if r[0] == "revenue")
+    assert rev.method == rev_cells[2] == "regression_hc1"
+    assert rev_cells[col["Adj. means (c, v)"]] == (
+        f"{rev.mean_control_adjusted:.6g}, {rev.mean_variant_adjusted:.6g}"
+    )
 
 
 def test_suppressed_rows_show_no_numbers(html: str, report: ReportData) -> None:
@@ -148,6 +159,14 @@ def test_srm_banner_iff_srm_fails(srm_html: str, srm_report: ReportData) -> None
     assert 'role="alert"' in banner
     assert "Do not act on them" in banner
     assert f"{srm_report.srm_p_value:.3g}" in banner
+    # observed against expected units per variant (80/20 expected, the data are 50/50)
+    n_c = next(r.n_control for r in srm_report.overall_rows)
+    n_t = next(r.n_variant for r in srm_report.overall_rows)
+    assert n_c is not None
+    assert n_t is not None
+    total = n_c + n_t
+    assert f"control {n_c:,} vs {0.8 * total:,.1f}" in banner
+    assert f"treatment {n_t:,} vs {0.2 * total:,.1f}" in banner
     assert {r[5] for r in parsed.tables["summary-table"][1:]} == {"srm_fail"}
 
 
