@@ -146,9 +146,9 @@ def test_two_feature_jobs_at_once_equal_a_sequential_run(
     # The same day computed again by one run alone, replacing the rows above.
     assert features.main(argv) == 0
     for table in FEATURE_TABLES:
-        sequential = rows_of(spark, table, day)
-        assert concurrent[table] == sequential, table
-        assert len(set(sequential)) == len(sequential), table  # nothing duplicated
+        # Equal as sorted lists, so equal counts too: no row of the two runs written twice
+        # (ranker_examples may hold equal rows by design: one negative drawn for two positives).
+        assert concurrent[table] == rows_of(spark, table, day), table
     retried = sum(out.count("concurrent commit, retry") for out in outputs)
     print(f"feature jobs at once: {retried} conflicting commit(s) retried")
 
