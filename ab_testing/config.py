@@ -184,16 +184,10 @@ def load_config(path: str | Path) -> ExperimentsConfig:
     """Read and validate a YAML experiments file (see the module docstring for the format).
 
     Raises:
-        ValueError: the file is missing, is not YAML, or fails validation (see
-            :func:`parse_config`).
+        ValueError: the file is missing, is not UTF-8 text or valid YAML, repeats a key, or
+            fails validation (see :func:`parse_config`).
+        TypeError: a value has the wrong type (see :func:`parse_config`).
     """
-    import yaml  # only the loader needs PyYAML; the dataclasses and assignment are stdlib-only
+    from ab_testing.yaml_files import read_yaml  # only the loader needs PyYAML
 
-    file = Path(path)
-    if not file.is_file():
-        raise ValueError(f"path: no such file {str(path)!r}")
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ValueError(f"path: {str(path)!r} is not valid YAML: {err}") from None
-    return parse_config(raw)
+    return parse_config(read_yaml(path))

@@ -40,8 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from ab_testing.settings import (
     EVENT_AGGS,
     MARGIN_TYPES,
@@ -300,6 +298,13 @@ def _as_names(key: str, value: object) -> Sequence[str]:
 
 
 def load_metrics(path: str | Path) -> MetricsConfig:
-    """Read and validate a metrics YAML file."""
-    text = Path(path).read_text(encoding="utf-8")
-    return parse_metrics(yaml.safe_load(text))
+    """Read and validate a metrics YAML file.
+
+    Raises:
+        ValueError: the file is missing, is not UTF-8 text or valid YAML, repeats a key, or
+            fails validation, naming the file or the field.
+        TypeError: a value has the wrong type, naming the field.
+    """
+    from ab_testing.yaml_files import read_yaml
+
+    return parse_metrics(read_yaml(path))

@@ -76,6 +76,13 @@ class AnalyzeArgs:
 
 
 def parse_args(argv: Sequence[str] | None) -> AnalyzeArgs:
+    """Command line -> validated :class:`AnalyzeArgs` (the edge where input is checked).
+
+    Raises:
+        ValueError: a config file is missing, unreadable or invalid, or an option is out of
+            range (the message names the file, field or option).
+        TypeError: a config value has the wrong type (named the same way).
+    """
     parser = argparse.ArgumentParser(prog="jobs.ab_analyze", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, type=Path, help="experiments YAML")
     parser.add_argument("--metrics", required=True, type=Path, help="metrics YAML")
@@ -248,7 +255,11 @@ def write_reports(
 
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except (ValueError, TypeError) as err:  # bad config files or options: no traceback
+        log.error("%s", err)
+        return 2
     chosen = [
         e
         for e in args.experiments.experiments

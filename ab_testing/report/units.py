@@ -7,6 +7,8 @@ pandas/pyarrow, validated, and aggregated per (slice, variant) with the sufficie
 
 from __future__ import annotations
 
+import csv
+import gzip
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -158,10 +160,55 @@ class UnitSchema:
         ]
 
 
+def _csv_header(path: Path) -> list[str]:
+    """The header's names, after checking the file's shape with the ``csv`` module (one pass).
+
+    pandas hides two malformations: it renames a repeated header name (``spend``, ``spend.1``)
+    and reads the first column of that name, and with ``usecols`` it drops the extra fields of
+    a row that has more fields than the header; its C parser also ends a field at a NUL byte
+    (``1\\x002`` reads as 1). All three are refused here.
+
+    Raises UnitDataError naming the column or the row; decoding and gzip errors propagate.
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+        rows = csv.reader(f)
+        header = next(rows, [])
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:
+            raise UnitDataError(
+                f"column {repeated[0]!r} appears {header.count(repeated[0])} times in the header "
+                f"of {path.name}; column names must be distinct"
+            )
+        row = 0
+        for fields in rows:
+            if not fields:  # a blank line (pandas skips it too)
+                continue
+            row += 1
+            if len(fields) > len(header):
+                raise UnitDataError(
+                    f"row {row} of {path.name} has {len(fields)} fields, the header has "
+                    f"{len(header)}"
+                )
+            if "\x00" in "".join(fields):
+                col = next(i for i, v in enumerate(fields) if "\x00" in v)
+                raise UnitDataError(
+                    f"row {row} of {path.name} holds a NUL byte in column "
+                    f"{header[col] if col < len(header) else col + 1!r}"
+                )
+    return header
+
+
+#: What reading a malformed file raises: parser, Arrow and decoding errors are ValueErrors,
+#: a bad gzip stream is an OSError, a truncated one an EOFError.
+_READ_ERRORS: Final = (ValueError, OSError, EOFError, csv.Error)
+
+
 def read_units(path: Path, schema: UnitSchema) -> pd.DataFrame:
     """Read the schema's columns of a .csv, .csv.gz or .parquet file.
 
-    Raises UnitDataError naming any missing column and its role.
+    Raises UnitDataError naming any missing or repeated column and its role, a row with more
+    fields than the header, or why the file cannot be read.
     """
     name = path.name.lower()
     if not path.is_file():
@@ -174,9 +221,18 @@ def read_units(path: Path, schema: UnitSchema) -> pd.DataFrame:
             import pyarrow.parquet as pq
 
             available = list(pq.read_schema(path).names)
+            repeated = sorted({c for c in available if available.count(c) > 1})
+            if repeated:
+                raise UnitDataError(
+                    f"column {repeated[0]!r} appears {available.count(repeated[0])} times in "
+                    f"{path.name}; column names must be distinct"
+                )
         else:
+            _csv_header(path)
             available = [str(c) for c in pd.read_csv(path, nrows=0).columns]
-    except (ValueError, OSError) as exc:
+    except UnitDataError:
+        raise
+    except _READ_ERRORS as exc:
         raise UnitDataError(f"cannot read {path.name}: {exc}") from None
     needed = schema.columns()
     missing = [f"{c!r} ({role})" for c, role in needed.items() if c not in available]
@@ -190,7 +246,7 @@ def read_units(path: Path, schema: UnitSchema) -> pd.DataFrame:
         if parquet:
             return pd.read_parquet(path, columns=list(needed))
         return pd.read_csv(path, usecols=list(needed), dtype=dict.fromkeys(labels, "string"))
-    except (ValueError, OSError) as exc:  # parser, Arrow and decoding errors are ValueErrors
+    except _READ_ERRORS as exc:
         raise UnitDataError(f"cannot read {path.name}: {exc}") from None
 
 

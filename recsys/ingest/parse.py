@@ -100,6 +100,12 @@ def _common_checks(spec: FileSpec) -> list[tuple[Column, Reason, Column]]:
     n_fields = F.size(F.col(FIELDS))
     return [
         (~F.col("valid_utf8"), Reason.INVALID_UTF8, F.lit("line is not valid UTF-8")),
+        # Valid UTF-8, but never text: a NUL would reach titles and explanations unseen.
+        (
+            F.col(Col.RAW_LINE).contains("\x00"),
+            Reason.INVALID_VALUE,
+            F.lit("line holds a NUL byte (U+0000)"),
+        ),
         (~_csv_quoting_ok(spec), Reason.MALFORMED_QUOTING, F.lit("unbalanced CSV quoting")),
         (
             n_fields != F.lit(len(spec.fields)),
