@@ -43,7 +43,8 @@ scheduled on it. Its last write is the day's completion record (`ops.completed_r
 **Params** (JSON schema, checked when a run is triggered): `input_path` (a MovieLens directory,
 default the bundled `data/ml-latest-small`), `source` (delivery name), `force_retrain` (bool),
 `train_every_days` (1 = daily), `train_epochs` (0 = each model's default; small values for
-demos), `eval_models` (comma list for `jobs/evaluate.py --models`), `promotion_margin` (allowed
+demos), `train_users` (0 = every user; else the two-tower and SASRec training sample),
+`eval_models` (comma list for `jobs/evaluate.py --models`), `promotion_margin` (allowed
 NDCG@10 drop), `content_embeddings` (false skips the sentence encoder: zeros). `ds` is the run's
 logical date; every task is idempotent by `ds`, so reruns and backfills replace, never duplicate.
 
@@ -115,11 +116,18 @@ def should_train() -> bool:
 DS = "{{ ds }}"
 RUN = "{{ run_id }}"
 EPOCHS = ["{{ '--epochs' if params.train_epochs else '' }}", "{{ params.train_epochs or '' }}"]
+#: The two-tower and SASRec training sample (the ranker trains on the validation sample).
+TRAIN_USERS = [
+    "{{ '--train-users' if params.train_users else '' }}",
+    "{{ params.train_users or '' }}",
+]
 
 
-def train(model: str) -> common.SparkJobOperator:
+def train(model: str, *extra: str) -> common.SparkJobOperator:
     """``jobs/train.py --model <model>`` for the run's day."""
-    return common.spark_job("train_" + model, "train", ["--model", model, "--ds", DS, *EPOCHS])
+    return common.spark_job(
+        "train_" + model, "train", ["--model", model, "--ds", DS, *EPOCHS, *extra]
+    )
 
 
 def score(step: str, task_id: str, *extra: str, **kwargs: object) -> common.SparkJobOperator:
@@ -156,6 +164,13 @@ with DAG(
             minimum=0,
             maximum=1000,
             description="Epoch cap for every model; 0 = each model's default.",
+        ),
+        "train_users": Param(
+            0,
+            type="integer",
+            minimum=0,
+            description="Two-tower and SASRec train on a seeded sample of this many users; "
+            "0 = every user.",
         ),
         "eval_models": Param(
             "popularity,two_tower,sasrec,two_tower+ranker",
@@ -195,8 +210,8 @@ with DAG(
         "trending", "trending", ["--ds", DS, "--source", "{{ params.source }}", "--run-id", RUN]
     )
     gate_open = should_train()
-    train_two_tower = train("two_tower")
-    train_sasrec = train("sasrec")
+    train_two_tower = train("two_tower", *TRAIN_USERS)
+    train_sasrec = train("sasrec", *TRAIN_USERS)
     train_ranker = train("ranker")
     evaluate = common.spark_job(
         "evaluate", "evaluate", ["--ds", DS, "--models", "{{ params.eval_models }}"]

@@ -60,7 +60,7 @@ from recsys.settings import load_settings
 from recsys.training import data as D
 from recsys.training import samples as S
 from recsys.training.artifacts import Artifact, latest_artifact
-from recsys.training.baselines import ALS_GRID, train_positives, tune_als
+from recsys.training.baselines import ALS_GRID, als_train_positives, tune_als
 from recsys.training.blocks import EvalTask, drop_known, in_blocks, ranked, top_k_fast, user_block
 from recsys.training.bundle import ModelBundle, check_bundle_id
 from recsys.training.registry import artifacts_root
@@ -209,15 +209,14 @@ def _model_scores(
         top = ranked(task, n_items, lambda ids: pop.expand(len(ids), -1), TOP_K)
         return top, f"popularity-{split.ds}"
     if name == "als":
-        # ALS fits on every train positive (recsys.training.baselines takes a pandas frame).
-        train = train_positives(split.pairs)
+        # Fitted in Spark on every train positive; only the sample's and the items' factors
+        # are collected, and the sample is ranked in blocks like every other model.
         val = split.eval_task(D.VALIDATION)
         grid = ALS_GRID if config.als_grid == "full" else ((64, 0.1, 40.0),)
         best, _ = tune_als(
-            spark,
-            train,
-            split.index_of,
+            als_train_positives(spark, split.ds, split.split_id),
             n_items,
+            split.sample.frame,
             lambda f: ndcg_at(ranked(val, n_items, f.scores, 10), val.targets),
             grid=grid,
             max_iter=config.als_max_iter,

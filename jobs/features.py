@@ -5,14 +5,16 @@ Usage (also through ``spark-submit jobs/features.py ...``)::
     python -m jobs.features --ds 2026-11-28 [--source ml-latest-small] [--source-ds DATE]
         [--split leave_last_out|time_cutoff] [--cutoff TS] [--validation-cutoff TS]
         [--history-len 50] [--negatives-per-positive 4] [--seed 0] [--half-life-days 180]
-        [--no-tags] [--no-content] [--covisit-top-n 500]
+        [--no-tags] [--no-content] [--covisit-top-n 500] [--example-roles validation]
 
 Reads ``bronze.interactions`` and ``bronze.items`` of the delivery ``(source, source-ds)``
 (default: the latest ds of the source), splits the interactions (``recsys.features.split``),
 computes user and item features from the train role only, embeds item text with
-all-MiniLM-L6-v2 (skipped with ``--no-content``: zeros, and a warning), and samples ranker
-examples, and builds the train role's co-visitation matrix truncated to ``--covisit-top-n``
-followers per item (``recsys.training.covisit_spark``; training, evaluation and serving read it).
+all-MiniLM-L6-v2 (skipped with ``--no-content``: zeros, and a warning), samples ranker
+examples of the roles ``--example-roles`` (default: only the validation role, the one the
+ranker reads; ``recsys.features.examples.READ_ROLES``), and builds the train role's
+co-visitation matrix truncated to ``--covisit-top-n`` followers per item
+(``recsys.training.covisit_spark``; training, evaluation and serving read it).
 Each of ``features.interactions_split``, ``features.user_features``,
 ``features.item_features``, ``features.ranker_examples`` and ``features.covisit`` gets one Delta
 commit replacing the rows of ``(ds, split_id)``: a rerun never duplicates, and other split
@@ -35,7 +37,7 @@ from pyspark.sql import functions as F
 
 from jobs.common import configure_logging
 from recsys.features.content import with_content_embedding
-from recsys.features.examples import ExampleConfig, ranker_examples
+from recsys.features.examples import READ_ROLES, ExampleConfig, check_roles, ranker_examples
 from recsys.features.item_features import ItemFeatureConfig, item_features
 from recsys.features.split import LeaveLastOut, Split, TimeCutoff, as_of, split_interactions
 from recsys.features.user_features import user_features
@@ -83,6 +85,8 @@ class FeatureJobConfig:
         content: Run the sentence encoder (False: zero vectors).
         covisit: Co-visitation settings of ``features.covisit`` (window, step decay, top_n);
             the ranker reads the table with its own copy and refuses other settings.
+        example_roles: Roles ``features.ranker_examples`` gets rows for (default
+            :data:`~recsys.features.examples.READ_ROLES`, the roles a job reads).
     """
 
     ds: date
@@ -94,8 +98,10 @@ class FeatureJobConfig:
     items: ItemFeatureConfig = field(default_factory=ItemFeatureConfig)
     content: bool = True
     covisit: CovisitConfig = field(default_factory=CovisitConfig)
+    example_roles: tuple[str, ...] = READ_ROLES
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "example_roles", check_roles("example_roles", self.example_roles))
         if not isinstance(self.ds, date):
             raise ValueError(f"ds: expected a datetime.date, got {self.ds!r}")
         if not isinstance(self.source, str) or not self.source.strip():
@@ -174,6 +180,12 @@ def parse_args(argv: Sequence[str] | None) -> FeatureJobConfig:
         default=DEFAULT_TOP_N,
         help="followers kept per item in features.covisit (bounds it to items x top-n rows)",
     )
+    parser.add_argument(
+        "--example-roles",
+        default=",".join(READ_ROLES),
+        help="comma list of roles to write ranker examples for (train, validation, test); "
+        "default: the roles a job reads",
+    )
     args = parser.parse_args(argv)
     split: Split
     if args.split == "time_cutoff":
@@ -194,6 +206,7 @@ def parse_args(argv: Sequence[str] | None) -> FeatureJobConfig:
         items=ItemFeatureConfig(half_life_days=args.half_life_days, include_tags=not args.no_tags),
         content=not args.no_content,
         covisit=CovisitConfig(top_n=args.covisit_top_n),
+        example_roles=tuple(r.strip() for r in args.example_roles.split(",") if r.strip()),
     )
 
 
@@ -254,7 +267,11 @@ def transform(
         user_features=user_features(split_df, base, as_of_ts, config.history_len),
         item_features=with_content_embedding(base, enabled=config.content),
         ranker_examples=ranker_examples(
-            split_df, base.select(Col.ITEM_ID, Col.N_INTERACTIONS), config.examples, candidates
+            split_df,
+            base.select(Col.ITEM_ID, Col.N_INTERACTIONS),
+            config.examples,
+            candidates,
+            roles=config.example_roles,
         ),
         covisit=covisit_table_rows(split_df, base, config.covisit),
         persisted=(split_df, base),

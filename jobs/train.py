@@ -10,11 +10,13 @@ Usage::
         [--ranker-sasrec on|off] [--ranker-covisit on|off]   # ranker only
         [--validation-users 10000]
         [--max-seconds S]   # wall-clock training budget; stops after the batch that crosses it
+        [--train-users N]   # two-tower, SASRec: train on a seeded sample of N users
 
 Reads ``features.*`` of ``(ds, split_id)``, streams training rows through petastorm, trains on
 CUDA when present (else CPU) with early stopping on the validation NDCG@10 of a seeded sample of
 ``--validation-users`` users (:mod:`recsys.training.samples`; the ranker also trains on that
-sample's validation labels), and writes
+sample's validation labels; ``--train-users`` streams only a seeded training sample's rows to
+the two-tower model and SASRec, drawn independently of the validation sample), and writes
 ``<artifacts-dir>/<model>/<version>/`` (default ``<warehouse_root>/_models``). The ranker needs a
 two-tower artifact of the same features (its retrieval score is a ranker input): train
 ``two_tower`` first; with ``--ranker-sasrec on`` it also reads the latest SASRec artifact (its
@@ -163,6 +165,13 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         help="wall-clock training budget in seconds: the batch that crosses it ends training "
         "(best validation epoch kept; the artifact records stopped=budget)",
     )
+    p.add_argument(
+        "--train-users",
+        type=int,
+        default=None,
+        help="two-tower, SASRec: train on the rows of a seeded sample of this many users "
+        "(default: every user; the ranker trains on the validation sample)",
+    )
     a = p.parse_args(argv)
     epochs, patience, lr = DEFAULTS[a.model]
     train = TrainConfig(
@@ -176,6 +185,7 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         positives_only=a.sasrec_events == "positive",
         positive_targets=a.sasrec_targets == "positive",
         max_seconds=a.max_seconds,
+        train_users=a.train_users,
     )
     return TrainJobConfig(
         a.model,

@@ -1,10 +1,12 @@
 """Ranker examples: positives, popularity-sampled negatives and hard negatives from retrieval.
 
 Each role (train, validation, test) gives its own examples: its positives (label 1) and, per
-positive, negatives (label 0). Training reads ``role = 'train'`` only; validation and test
-examples evaluate the ranker. A negative is never a positive of the same user known at that role
-(train: the user's train positives; validation: train and validation; test: all), so train
-examples depend on nothing after the train window.
+positive, negatives (label 0). The ranker trains on the validation role (the first positive after
+the train window, with inputs from the train role; :data:`READ_ROLES`), and the features job
+writes only the roles read unless asked for more (``jobs.features --example-roles``). A
+negative is never a positive of the same user known at that role (train: the user's train
+positives; validation: train and validation; test: all), so train examples depend on nothing
+after the train window.
 
 * ``popular_negative``: ``negatives_per_positive`` items drawn with replacement with probability
   proportional to ``n_train^popularity_exponent`` (0.75 as in word2vec's negative sampling),
@@ -20,6 +22,7 @@ same examples whatever the partitioning.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Final
 from pyspark.sql import Column, Window
 from pyspark.sql import functions as F
 
-from recsys.features.split import ROLE_ORDER
+from recsys.features.split import ROLE_ORDER, Role
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -50,6 +53,10 @@ _BUCKET: Final = "_bucket"
 _ORDER: Final = "_order"
 _POOL_RANK: Final = "_pool_rank"
 _TWO_POW_53: Final = float(2**53)
+#: The roles ``features.ranker_examples`` is read for: ``jobs.train``'s ranker trains and stops
+#: early on the validation role (:func:`recsys.training.trainers.train_ranker`); no job reads
+#: the train or test roles. The features job writes only these by default.
+READ_ROLES: Final[tuple[str, ...]] = (Role.VALIDATION.value,)
 
 
 class ExampleKind(StrEnum):
@@ -102,6 +109,18 @@ class ExampleConfig:
     def draws_per_positive(self) -> int:
         """Draws made per positive before rejecting known positives (oversampled)."""
         return 2 * self.negatives_per_positive + 8
+
+
+def check_roles(name: str, roles: object) -> tuple[str, ...]:
+    """``roles`` as a non-empty tuple of distinct :class:`recsys.features.split.Role` values, in
+    time order; ValueError naming ``name`` otherwise."""
+    valid = [r.value for r in ROLE_ORDER]
+    if isinstance(roles, str) or not isinstance(roles, Collection):
+        raise ValueError(f"{name}: expected a collection of roles {valid}, got {roles!r}")
+    items = list(roles)
+    if not items or any(r not in valid for r in items) or len(set(items)) != len(items):
+        raise ValueError(f"{name}: expected distinct roles of {valid}, got {roles!r}")
+    return tuple(r for r in valid if r in items)
 
 
 def role_rank(role: Column) -> Column:
@@ -172,11 +191,12 @@ def _sampling_table(item_counts: DataFrame, exponent: float) -> DataFrame:
 
 
 def _popular_negatives(
-    positives: DataFrame, item_counts: DataFrame, config: ExampleConfig
+    drawn: DataFrame, positives: DataFrame, item_counts: DataFrame, config: ExampleConfig
 ) -> DataFrame:
+    """Negatives of the positives ``drawn``, none a positive of ``positives`` known then."""
     table = _sampling_table(item_counts, config.popularity_exponent)
     totals = table.agg(F.max(_HI).alias(_TOTAL), F.max(_BUCKET).alias(_MAX_BUCKET))
-    draws = positives.withColumn(
+    draws = drawn.withColumn(
         _DRAW, F.explode(F.sequence(F.lit(0), F.lit(config.draws_per_positive - 1)))
     )
     u = uniform(
@@ -193,11 +213,12 @@ def _popular_negatives(
 
 
 def _hard_negatives(
-    positives: DataFrame, candidates: DataFrame, config: ExampleConfig
+    drawn: DataFrame, positives: DataFrame, candidates: DataFrame, config: ExampleConfig
 ) -> DataFrame:
+    """Hard negatives of the positives ``drawn``, none a positive of ``positives`` known then."""
     best = candidates.groupBy(Col.USER_ID, Col.ITEM_ID).agg(F.max(Col.SCORE).alias(Col.SCORE))
     # What is known depends on the user and role only, so the pool is built per (user, role).
-    user_roles = positives.select(Col.USER_ID, Col.ROLE, _RANK).distinct()
+    user_roles = drawn.select(Col.USER_ID, Col.ROLE, _RANK).distinct()
     allowed = _drop_known(best.join(user_roles, Col.USER_ID), positives)
     by_score = Window.partitionBy(Col.USER_ID, Col.ROLE).orderBy(
         F.col(Col.SCORE).desc(), Col.ITEM_ID
@@ -207,7 +228,7 @@ def _hard_negatives(
         .where(F.col(_POOL_RANK) <= config.hard_pool_size)
         .select(Col.USER_ID, Col.ROLE, Col.ITEM_ID)
     )
-    rows = positives.join(pool, [Col.USER_ID, Col.ROLE])
+    rows = drawn.join(pool, [Col.USER_ID, Col.ROLE])
     order = uniform(
         config.seed,
         "hard",
@@ -234,8 +255,9 @@ def ranker_examples(
     item_counts: DataFrame,
     config: ExampleConfig | None = None,
     candidates: DataFrame | None = None,
+    roles: Collection[str] | None = None,
 ) -> DataFrame:
-    """Labelled (user, item) examples of every role.
+    """Labelled (user, item) examples of every role, or of ``roles`` only.
 
     Args:
         split_df: Output of :func:`recsys.features.split.split_interactions`.
@@ -244,18 +266,26 @@ def ranker_examples(
         config: Sampling sizes, exponent and seed.
         candidates: Retrieval output (user_id, item_id, score; higher is better) to draw hard
             negatives from, or None for none.
+        roles: The roles to write examples for (values of
+            :class:`recsys.features.split.Role`); None for every role. A role's rows are the
+            same whichever other roles are asked for (negatives still avoid the positives of
+            every earlier role, and every draw is a hash of its own keys).
 
     Returns:
         user_id, item_id, label (FLOAT 1/0), kind (:class:`ExampleKind` value), role.
     """
     config = config or ExampleConfig()
     positives = _positives(split_df)
-    parts = [_labelled(positives, _POS_ITEM, 1.0, ExampleKind.POSITIVE)]
+    drawn = positives
+    if roles is not None:
+        roles = check_roles("roles", roles)
+        drawn = positives.where(F.col(Col.ROLE).isin(list(roles)))
+    parts = [_labelled(drawn, _POS_ITEM, 1.0, ExampleKind.POSITIVE)]
     if config.negatives_per_positive > 0:
-        negatives = _popular_negatives(positives, item_counts, config)
+        negatives = _popular_negatives(drawn, positives, item_counts, config)
         parts.append(_labelled(negatives, Col.ITEM_ID, 0.0, ExampleKind.POPULAR_NEGATIVE))
     if candidates is not None and config.hard_negatives_per_positive > 0:
-        hard = _hard_negatives(positives, candidates, config)
+        hard = _hard_negatives(drawn, positives, candidates, config)
         parts.append(_labelled(hard, Col.ITEM_ID, 0.0, ExampleKind.HARD_NEGATIVE))
     out = parts[0]
     for part in parts[1:]:

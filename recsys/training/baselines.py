@@ -2,6 +2,10 @@
 
 Both produce score matrices in the column layout of :mod:`recsys.training.scoring` (column ``j``
 = ``item_index j``), so they are ranked, masked and evaluated exactly like the neural models.
+
+ALS is fitted in Spark on the split's train positives (:func:`als_train_positives`: nothing of
+them is collected); only the factors of the users asked for (the evaluation sample) and of every
+item come back to the driver, where the sample is scored in blocks like every other model.
 """
 
 from __future__ import annotations
@@ -11,19 +15,28 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import date
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pandas as pd
 import torch
+from pyspark import StorageLevel
+from pyspark.sql import functions as F
 from torch import Tensor
 
-from recsys.warehouse.tables import Col
+from recsys.training.data import TRAIN, table_slice
+from recsys.warehouse.tables import FEATURES_INTERACTIONS_SPLIT, FEATURES_ITEM_FEATURES, Col
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
+
+#: Column names of the ALS input frame (:func:`als_train_positives`).
+ALS_USER: Final = "user"
+ALS_ITEM: Final = "item"
+ALS_RATING: Final = "rating"
 
 
 def train_positives(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +104,8 @@ ALS_GRID: tuple[tuple[int, float, float], ...] = tuple(
 
 @dataclass(frozen=True)
 class ALSFactors:
-    """Fitted ALS factors: ``users[user_id]`` rows and ``items`` ``(n_items + 1, rank)``."""
+    """Fitted ALS factors: ``users`` rows of the collected users (``user_rows[user_id]``; row 0
+    zeros) and ``items`` ``(n_items + 1, rank)``."""
 
     config: ALSConfig
     user_rows: Mapping[int, int]
@@ -106,59 +120,79 @@ class ALSFactors:
         return out
 
 
-def fit_als(
-    spark: SparkSession,
-    train: pd.DataFrame,
-    index_of: Mapping[int, int],
-    n_items: int,
-    config: ALSConfig,
-) -> ALSFactors:
-    """Fit implicit-preference ALS on train positive pairs (preference 1 each)."""
+def als_train_positives(spark: SparkSession, ds: date, split_id: str) -> DataFrame:
+    """The ALS input of one split, in Spark: the distinct train-role positive pairs as
+    ``user`` (the user id, BIGINT), ``item`` (its ``item_index``, INT; items outside
+    ``features.item_features`` dropped) and ``rating`` 1.0 (FLOAT).
+
+    The same pairs as :func:`train_positives` of every interaction, mapped to item indices, without
+    collecting them.
+    """
+    pos = (
+        table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id)
+        .where((F.col(Col.ROLE) == F.lit(TRAIN)) & F.col(Col.IS_POSITIVE))
+        .select(Col.USER_ID, Col.ITEM_ID)
+        .distinct()
+    )
+    items = table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(
+        Col.ITEM_ID, Col.ITEM_INDEX
+    )
+    return pos.join(items, Col.ITEM_ID).select(
+        F.col(Col.USER_ID).cast("long").alias(ALS_USER),
+        F.col(Col.ITEM_INDEX).cast("int").alias(ALS_ITEM),
+        F.lit(1.0).cast("float").alias(ALS_RATING),
+    )
+
+
+def fit_als(train: DataFrame, n_items: int, config: ALSConfig, users: DataFrame) -> ALSFactors:
+    """Fit implicit-preference ALS in Spark on ``train`` (:func:`als_train_positives`) and
+    collect the factors of ``users`` (a ``user_id`` frame, e.g. the evaluation sample) and of
+    every item; nothing else reaches the driver.
+
+    User ids must fit a 32-bit int (Spark's ALS refuses others). Users of ``users`` without a
+    train positive have no factors and score zeros (:meth:`ALSFactors.scores`).
+    """
     from pyspark.ml.recommendation import ALS
 
-    rows = [
-        (int(u), index_of[int(i)], 1.0)
-        for u, i in zip(train[Col.USER_ID], train[Col.ITEM_ID], strict=True)
-        if int(i) in index_of
-    ]
-    df = spark.createDataFrame(rows, "user int, item int, rating float")
     als = ALS(
         rank=config.rank,
         regParam=config.reg_param,
         alpha=config.alpha,
         maxIter=config.max_iter,
         implicitPrefs=True,
-        userCol="user",
-        itemCol="item",
-        ratingCol="rating",
+        userCol=ALS_USER,
+        itemCol=ALS_ITEM,
+        ratingCol=ALS_RATING,
         coldStartStrategy="drop",
         seed=config.seed,
     )
-    model = als.fit(df)
-    uf = model.userFactors.orderBy("id").toPandas()
+    model = als.fit(train)
+    wanted = users.select(F.col(Col.USER_ID).cast("int").alias("id"))
+    uf = model.userFactors.join(wanted, "id", "left_semi").orderBy("id").toPandas()
     itf = model.itemFactors.toPandas()
-    users = np.zeros((len(uf) + 1, config.rank), dtype=np.float32)
+    user_vecs = np.zeros((len(uf) + 1, config.rank), dtype=np.float32)
     user_rows: dict[int, int] = {}
     for r, (uid, vec) in enumerate(zip(uf["id"], uf["features"], strict=True), start=1):
-        users[r] = vec
+        user_vecs[r] = vec
         user_rows[int(uid)] = r
     items = np.zeros((n_items + 1, config.rank), dtype=np.float32)
     for iid, vec in zip(itf["id"], itf["features"], strict=True):
         items[int(iid)] = vec
-    return ALSFactors(config, user_rows, torch.from_numpy(users), torch.from_numpy(items))
+    return ALSFactors(config, user_rows, torch.from_numpy(user_vecs), torch.from_numpy(items))
 
 
 def tune_als(
-    spark: SparkSession,
-    train: pd.DataFrame,
-    index_of: Mapping[int, int],
+    train: DataFrame,
     n_items: int,
+    users: DataFrame,
     validate: Callable[[ALSFactors], float],
     grid: Sequence[tuple[int, float, float]] = ALS_GRID,
     max_iter: int = 10,
     seed: int = 0,
 ) -> tuple[ALSFactors, list[dict[str, float]]]:
-    """Fit every grid point; keep the one with the best ``validate(factors)`` (NDCG@10).
+    """Fit every grid point on ``train`` (:func:`als_train_positives`; persisted here for the
+    grid's fits) with the factors of ``users``; keep the one with the best
+    ``validate(factors)`` (NDCG@10).
 
     Returns:
         The best factors and one record per grid point (rank, reg_param, alpha, ndcg@10, s).
@@ -166,26 +200,34 @@ def tune_als(
     best: ALSFactors | None = None
     best_score = -1.0
     records: list[dict[str, float]] = []
-    for rank, reg, alpha in grid:
-        started = time.perf_counter()
-        factors = fit_als(
-            spark, train, index_of, n_items, ALSConfig(rank, reg, alpha, max_iter, seed)
-        )
-        score = validate(factors)
-        seconds = time.perf_counter() - started
-        records.append(
-            {"rank": rank, "reg_param": reg, "alpha": alpha, "ndcg@10": score, "seconds": seconds}
-        )
-        log.info(
-            "als rank=%d reg=%g alpha=%g: val ndcg@10 %.4f (%.1f s)",
-            rank,
-            reg,
-            alpha,
-            score,
-            seconds,
-        )
-        if score > best_score:
-            best, best_score = factors, score
+    train = train.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        for rank, reg, alpha in grid:
+            started = time.perf_counter()
+            factors = fit_als(train, n_items, ALSConfig(rank, reg, alpha, max_iter, seed), users)
+            score = validate(factors)
+            seconds = time.perf_counter() - started
+            records.append(
+                {
+                    "rank": rank,
+                    "reg_param": reg,
+                    "alpha": alpha,
+                    "ndcg@10": score,
+                    "seconds": seconds,
+                }
+            )
+            log.info(
+                "als rank=%d reg=%g alpha=%g: val ndcg@10 %.4f (%.1f s)",
+                rank,
+                reg,
+                alpha,
+                score,
+                seconds,
+            )
+            if score > best_score:
+                best, best_score = factors, score
+    finally:
+        train.unpersist()
     if best is None:
         raise ValueError("grid: empty")
     return best, records

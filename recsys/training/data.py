@@ -222,8 +222,19 @@ def padded_history(history_len: int) -> Column:
     return F.concat(pad, tail)
 
 
+def only_users(df: DataFrame, users: DataFrame | None) -> DataFrame:
+    """``df``'s rows of the users in ``users`` (a ``user_id`` frame; a semi-join in Spark), or
+    ``df`` itself when ``users`` is None."""
+    return df if users is None else df.join(users, Col.USER_ID, "left_semi")
+
+
 def two_tower_rows(
-    spark: SparkSession, ds: date, split_id: str, seed: int, history_len: int | None = None
+    spark: SparkSession,
+    ds: date,
+    split_id: str,
+    seed: int,
+    history_len: int | None = None,
+    users: DataFrame | None = None,
 ) -> DataFrame:
     """Train positives as (user_id, item_id, item_index), in seeded hash order.
 
@@ -231,10 +242,14 @@ def two_tower_rows(
     per-user table: :data:`Col.DENSE <recsys.warehouse.tables.Col>` (ARRAY<FLOAT>) and
     :data:`Col.HISTORY` (:func:`padded_history`). Every user with a train positive has a
     ``features.user_features`` row (the table holds every user with a train interaction).
+    ``users``: a ``user_id`` frame (a training sample, :func:`recsys.training.samples.
+    training_users`); only their rows are kept, before the ordering, so the rows are those of
+    every user restricted to the sample, in the same order. None keeps every user.
     """
     split = table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id).where(
         (F.col(Col.ROLE) == F.lit(TRAIN)) & F.col(Col.IS_POSITIVE)
     )
+    split = only_users(split, users)
     items = table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(
         Col.ITEM_ID, Col.ITEM_INDEX
     )
@@ -263,6 +278,7 @@ def sasrec_rows(
     seed: int,
     positives_only: bool = True,
     positive_targets: bool = False,
+    users: DataFrame | None = None,
 ) -> DataFrame:
     """Chronological train events as windows of ``max_len + 1`` item indices, left-padded.
 
@@ -271,10 +287,12 @@ def sasrec_rows(
     fixed length ``max_len + 1``. Order: ``(event_ts, item_id)``, as the split orders events.
     ``positive_targets``: a second column :data:`TARGET`, aligned with ``seq``, holds each
     event's item index when the event is positive and 0 (not a target) otherwise.
+    ``users``: as in :func:`two_tower_rows` (only their sequences; None: every user).
     """
     split = table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id).where(
         F.col(Col.ROLE) == F.lit(TRAIN)
     )
+    split = only_users(split, users)
     if positives_only:
         split = split.where(F.col(Col.IS_POSITIVE))
     items = table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(
@@ -321,8 +339,7 @@ def ranker_rows(
     ex = table_slice(spark, FEATURES_RANKER_EXAMPLES, ds, split_id).where(
         F.col(Col.ROLE) == F.lit(role)
     )
-    if users is not None:
-        ex = ex.join(users, Col.USER_ID, "left_semi")
+    ex = only_users(ex, users)
     items = table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(
         Col.ITEM_ID, Col.ITEM_INDEX
     )

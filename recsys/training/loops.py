@@ -56,6 +56,9 @@ class TrainConfig:
         max_seconds: Wall-clock budget of :func:`fit` in seconds (> 0), counted from its
             start, validation included; None for no budget. The batch that crosses it is the
             last one: that (possibly partial) epoch is validated and training stops.
+        train_users: Two-tower and SASRec train on the rows of a seeded sample of this many
+            users (:func:`recsys.training.samples.training_users`, an int >= 1); None trains
+            on every user. The ranker ignores it: it trains on the validation sample.
     """
 
     epochs: int = 20
@@ -71,6 +74,7 @@ class TrainConfig:
     positives_only: bool = True
     positive_targets: bool = False
     max_seconds: float | None = None
+    train_users: int | None = None
 
     def __post_init__(self) -> None:
         for name, minimum in (
@@ -106,6 +110,11 @@ class TrainConfig:
             and budget > 0
         ):
             raise ValueError(f"max_seconds: must be None or a finite number > 0, got {budget!r}")
+        users = self.train_users
+        if users is not None and (
+            not isinstance(users, int) or isinstance(users, bool) or users < 1
+        ):
+            raise ValueError(f"train_users: must be None or an int >= 1, got {users!r}")
 
 
 @dataclass(frozen=True)

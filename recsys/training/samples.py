@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 
 #: Seed of every user sample: one fixed seed, so every job and run draws the same users.
 SAMPLE_SEED: Final = 0
+#: Seed of the training sample (``jobs.train --train-users``): another seed than
+#: :data:`SAMPLE_SEED`, so the training sample is independent of the validation and evaluation
+#: samples. Serving scores every user, trained on or not; an evaluation sample drawn
+#: independently holds trained users in the same share as the population does, where a nested
+#: one (same seed) would hold only trained users once the training sample is the larger.
+TRAIN_SAMPLE_SEED: Final = 1
 #: Default evaluation sample (``jobs.evaluate --eval-users``): every user of ml-latest-small.
 EVAL_USERS: Final = 100_000
 #: Default validation sample (``jobs.train --validation-users``).
@@ -70,6 +76,17 @@ def sample_users(users: DataFrame, size: int, seed: int = SAMPLE_SEED) -> DataFr
 def split_users(spark: SparkSession, ds: date, split_id: str) -> DataFrame:
     """Every user with an interaction (any role) in the split: the population samples come from."""
     return table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id).select(Col.USER_ID)
+
+
+def training_users(
+    spark: SparkSession, ds: date, split_id: str, size: int | None
+) -> DataFrame | None:
+    """The training sample: :func:`sample_users` of the split's users with
+    :data:`TRAIN_SAMPLE_SEED`, as a lazy Spark frame (never collected: the row builders of
+    :mod:`recsys.training.data` semi-join it). ``size`` None: None, meaning every user."""
+    if size is None:
+        return None
+    return sample_users(split_users(spark, ds, split_id), size, TRAIN_SAMPLE_SEED)
 
 
 @dataclass(frozen=True)

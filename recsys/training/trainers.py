@@ -17,7 +17,6 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -122,16 +121,6 @@ class SplitData:
         before ``role``: train; plus validation for test), targets and ground truth."""
         return eval_task(self.sample_pairs, role, self.index_of)
 
-    @cached_property
-    def pairs(self) -> pd.DataFrame:
-        """EVERY interaction of the split, collected on first use (proportional to the data).
-
-        Only the ALS baseline of ``jobs.evaluate`` still reads it
-        (:func:`recsys.training.baselines.fit_als` takes a pandas frame of every train
-        positive); drop it once ALS fits from Spark.
-        """
-        return D.split_pairs(self.sample.frame.sparkSession, self.ds, self.split_id)
-
 
 def load_split(
     spark: SparkSession,
@@ -185,8 +174,10 @@ def train_two_tower(
     """In-batch softmax with logQ over train positives; validation NDCG@10 by full ranking.
 
     Each training row carries its user's dense features and history
-    (:func:`recsys.training.data.two_tower_rows`); the item frequencies of the logQ correction
-    are counted in Spark; validation ranks the sampled users (``split.users``) in blocks.
+    (:func:`recsys.training.data.two_tower_rows`); with ``config.train_users`` only the rows of
+    that seeded training sample are streamed. The item frequencies of the logQ correction are
+    counted in Spark over every user; validation ranks the sampled users (``split.users``) in
+    blocks.
     """
     seed_everything(config.seed)
     items, users = split.items, split.users
@@ -233,7 +224,12 @@ def train_two_tower(
         return {NDCG10: ndcg_at(ranked(val, items.n_items, scores, 10), val.targets)}
 
     rows_df = D.two_tower_rows(
-        spark, split.ds, split.split_id, config.seed, history_len=int(users.history.shape[1])
+        spark,
+        split.ds,
+        split.split_id,
+        config.seed,
+        history_len=int(users.history.shape[1]),
+        users=S.training_users(spark, split.ds, split.split_id, config.train_users),
     )
     size = _batch_size(config, "two_tower", device)
     with D.petastorm_converter(rows_df, warehouse_root) as conv:
@@ -255,8 +251,9 @@ def train_sasrec(
 
     The events are the train positives, or every train interaction when
     ``config.positives_only`` is False; validation feeds the same kind of sequence. With
-    ``config.positive_targets`` only positive next events are targets. Batches are
-    reshuffled every epoch and grouped by length, each cut to its longest row.
+    ``config.positive_targets`` only positive next events are targets. With
+    ``config.train_users`` only the sequences of that seeded training sample are streamed.
+    Batches are reshuffled every epoch and grouped by length, each cut to its longest row.
     """
     seed_everything(config.seed)
     mc = model_config or SASRecConfig(
@@ -301,6 +298,7 @@ def train_sasrec(
         config.seed,
         mc.positives_only,
         mc.positive_targets,
+        users=S.training_users(spark, split.ds, split.split_id, config.train_users),
     )
     size = _batch_size(config, "sasrec", device)
     with D.petastorm_converter(rows_df, warehouse_root) as conv:

@@ -154,6 +154,11 @@ def test_recsys_daily_shape(dagbag: DagBag) -> None:
     # Publishing refuses by itself unless this run's checks of the day passed.
     assert "--require-dq" in publish.application_args
     assert dag.get_task("data_quality").retries == 0
+    # The training sample reaches the two-tower and SASRec tasks (the ranker trains on the
+    # validation sample).
+    sample = "{{ params.train_users or '' }}"
+    for task_id, passed in (("train_two_tower", 1), ("train_sasrec", 1), ("train_ranker", 0)):
+        assert dag.get_task(task_id).application_args.count(sample) == passed, task_id
 
 
 def test_training_cadence() -> None:
@@ -208,12 +213,15 @@ def test_params_are_validated(dagbag: DagBag) -> None:
         "force_retrain": False,
         "train_every_days": 7,
         "train_epochs": 0,
+        "train_users": 0,
         "eval_models": "popularity,two_tower,sasrec,two_tower+ranker",
         "promotion_margin": 0.005,
         "content_embeddings": True,
     }
     with pytest.raises(ParamValidationError):
         daily.get_param("train_every_days").resolve(0)
+    with pytest.raises(ParamValidationError):
+        daily.get_param("train_users").resolve(-1)
     with pytest.raises(ParamValidationError):
         daily.get_param("eval_models").resolve("two_tower; rm -rf /")
     with pytest.raises(ParamValidationError):

@@ -3,10 +3,11 @@
 The jobs run in a child process whose SparkSession has ``spark.driver.maxResultSize=1m`` (a
 static setting: the shared test session cannot take it), on a generated feature set whose
 interactions are several MiB as Arrow. The child first shows that collecting every interaction
-does fail there, then trains the two-tower model, SASRec and the ranker (validation on a
-50-user sample) and evaluates them and popularity on a 60-user sample of 4,000 users.
-Left out: co-visitation (it reads ``features.covisit``, which the generated set does not write)
-and ALS (``recsys.training.baselines`` fits it from a driver-side frame of every train positive).
+does fail there, then trains the two-tower model and SASRec on a 500-user training sample
+(``--train-users``) and the ranker (validation on a 50-user sample), and evaluates them,
+popularity and ALS (fitted in Spark, factors of the sample only) on a 60-user sample of 4,000
+users. Left out: co-visitation (it reads ``features.covisit``, which the generated set does not
+write).
 """
 
 from __future__ import annotations
@@ -63,14 +64,16 @@ except Exception as err:  # the guard: every interaction is more than maxResultS
 common = ["--ds", ds.isoformat(), "--epochs", "1", "--batch-size", "256"]
 common += ["--artifacts-dir", arts, "--validation-users", "50"]
 for model, extra in (
-    ("two_tower", []),
-    ("sasrec", ["--max-len", "20"]),
+    ("two_tower", ["--train-users", "500"]),
+    ("sasrec", ["--max-len", "20", "--train-users", "500"]),
     ("ranker", ["--ranker-covisit", "off", "--ranker-sasrec", "on"]),
 ):
     run_train(parse_train(["--model", model, *common, *extra]), root)
-models = ("popularity", "two_tower", "sasrec", "two_tower+ranker")
+models = ("popularity", "als", "two_tower", "sasrec", "two_tower+ranker")
 from pathlib import Path
-config = EvalJobConfig(ds, "leave_last_out", models, Path(arts), eval_users=60)
+config = EvalJobConfig(
+    ds, "leave_last_out", models, Path(arts), als_max_iter=2, als_grid="one", eval_users=60
+)
 table = run_eval(config, root)
 out["models"] = list(table.index)
 out["ndcg"] = [float(v) for v in table["NDCG@10"]]
@@ -110,7 +113,7 @@ def test_jobs_collect_only_the_sample_under_a_small_max_result_size(tmp_path: Pa
     # The guard is real: collecting every interaction exceeds it.
     assert out["full_collect"].startswith("failed"), out["full_collect"]
     assert "maxResultSize" in out["full_collect"]
-    assert out["models"] == ["popularity", "two_tower", "sasrec", "two_tower+ranker"]
+    assert out["models"] == ["popularity", "als", "two_tower", "sasrec", "two_tower+ranker"]
     assert all(v >= 0 for v in out["ndcg"])
     # Each model was evaluated on the 60 sampled users (every tiny user has a test positive).
     assert out["n_users"] == [60]

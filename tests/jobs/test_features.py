@@ -135,6 +135,17 @@ def test_job_writes_every_table_once_and_reruns_idempotently(
     row = users.first()
     assert row is not None
     assert list(row[Col.HISTORY]) == [1, 2]
+    # Ranker examples only of the role the ranker reads (every role held positives above).
+    example_roles = {
+        r[Col.ROLE]
+        for r in spark.table(FEATURES_RANKER_EXAMPLES.qualified_name)
+        .where(F.col(Col.DS) == F.lit(date.fromisoformat(DS)))
+        .where(F.col(Col.SPLIT_ID) == "leave_last_out")
+        .select(Col.ROLE)
+        .distinct()
+        .collect()
+    }
+    assert example_roles == {"validation"}
 
     # features.covisit: the numpy matrix of the written train events, cut to --covisit-top-n.
     day = F.col(Col.DS) == F.lit(date.fromisoformat(DS))
@@ -189,6 +200,9 @@ def test_other_splits_of_the_same_ds_are_left_alone(spark: SparkSession) -> None
         ["--cutoff", "2020-01-01"],  # a cutoff without time_cutoff
         ["--history-len", "0"],
         ["--covisit-top-n", "0"],
+        ["--example-roles", "nope"],
+        ["--example-roles", ""],
+        ["--example-roles", "train,train"],
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str]) -> None:
@@ -197,3 +211,9 @@ def test_bad_arguments_exit_2(argv: list[str]) -> None:
 
 def test_missing_delivery_exits_2(spark: SparkSession) -> None:
     assert features.main(["--ds", DS, "--source", "never-ingested"]) == 2
+
+
+def test_example_roles_are_parsed_in_time_order() -> None:
+    assert features.parse_args(["--ds", DS]).example_roles == ("validation",)
+    config = features.parse_args(["--ds", DS, "--example-roles", "test, train"])
+    assert config.example_roles == ("train", "test")

@@ -77,4 +77,10 @@ def test_one_command_prints_every_model_and_writes_the_table(
     assert {r[Col.MODEL_NAME] for r in rows.select(Col.MODEL_NAME).distinct().collect()} == set(
         MODELS
     )
-    assert len(list((tmp_path / "models").iterdir())) == 3  # two_tower, sasrec, ranker
+    # one folder per trained model plus the bundle that pins the three together
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
+        "bundles",
+        "ranker",
+        "sasrec",
+        "two_tower",
+    ]

@@ -41,6 +41,11 @@ def test_parse_args_refuse_bad_values() -> None:
     assert parse_eval(["--ds", "2026-02-01"]).eval_users == 100_000
     args = ["--model", "ranker", "--ds", "2026-02-01", "--validation-users", "9"]
     assert parse_train(args).validation_users == 9
+    with pytest.raises(ValueError, match=r"^train_users: must be None or an int >= 1, got 0"):
+        parse_train(["--model", "two_tower", "--ds", "2026-02-01", "--train-users", "0"])
+    assert parse_train(["--model", "sasrec", "--ds", "2026-02-01"]).train.train_users is None
+    args = ["--model", "two_tower", "--ds", "2026-02-01", "--train-users", "500"]
+    assert parse_train(args).train.train_users == 500
 
 
 def test_train_then_evaluate_writes_and_replaces_rows(

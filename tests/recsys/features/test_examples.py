@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from recsys.features.examples import ExampleConfig, ranker_examples
+from recsys.features.examples import READ_ROLES, ExampleConfig, check_roles, ranker_examples
+from recsys.training import data as D
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -173,3 +174,42 @@ def test_same_seed_same_examples(lit: LiteralData) -> None:
 def test_bad_example_configs_are_refused(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         ExampleConfig(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("roles", [("validation",), ("train", "test"), ("test",)])
+def test_examples_of_some_roles_are_those_roles_rows_of_every_role(
+    lit: LiteralData, roles: tuple[str, ...]
+) -> None:
+    """Asking for fewer roles drops the others and changes no row of those kept: negatives still
+    avoid every earlier role's positives (user 20's test negatives avoid its validation item)."""
+    split_df = split_rows(lit)
+    candidates = lit.spark.createDataFrame(
+        [(20, i, 1.0 / i) for i in (1, 2, 3, 4, 5)] + [(11, 3, 0.9), (11, 2, 0.5)],
+        "user_id BIGINT, item_id BIGINT, score DOUBLE",
+    )
+    config = ExampleConfig(negatives_per_positive=3, hard_negatives_per_positive=2, seed=4)
+
+    def rows(df: DataFrame) -> list[tuple[object, ...]]:
+        return sorted(tuple(r) for r in df.collect())
+
+    every = ranker_examples(split_df, counts(lit.spark), config, candidates)
+    some = ranker_examples(split_df, counts(lit.spark), config, candidates, roles=roles)
+    wanted = rows(every.where(every[Col.ROLE].isin(list(roles))))
+    assert rows(some) == wanted
+    assert {r[4] for r in wanted} == set(roles)  # the test covers each role asked for
+    assert len(wanted) < every.count()
+
+
+def test_the_roles_written_by_default_are_the_roles_the_ranker_reads() -> None:
+    # recsys.training.trainers.train_ranker reads ranker_rows(..., D.VALIDATION, ...).
+    assert READ_ROLES == (D.VALIDATION,)
+
+
+@pytest.mark.parametrize("bad", [(), ("nope",), "validation", ("train", "train"), None, 3])
+def test_bad_roles_are_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"^roles: "):
+        check_roles("roles", bad)
+
+
+def test_roles_come_back_in_time_order() -> None:
+    assert check_roles("roles", ["test", "train"]) == ("train", "test")

@@ -12,10 +12,10 @@ from recsys.training import data as D
 from recsys.training import samples as S
 from recsys.training.tiny import write_tiny_features
 from recsys.training.trainers import load_split
-from recsys.warehouse.tables import Col
+from recsys.warehouse.tables import FEATURES_RANKER_EXAMPLES, Col
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 pytestmark = pytest.mark.spark
 
@@ -108,3 +108,65 @@ def test_two_tower_rows_carry_the_users_features(spark: SparkSession, history_le
         row = users.rows[int(r[Col.USER_ID])]
         assert list(r[Col.HISTORY]) == users.history[row].tolist()
         assert list(r[Col.DENSE]) == users.dense[row].tolist()
+
+
+def _tuples(df: object) -> list[tuple[object, ...]]:
+    """Rows in order, array cells as tuples."""
+    return [
+        tuple(tuple(v) if isinstance(v, list | tuple) else v for v in r)
+        for r in df.collect()  # type: ignore[attr-defined]
+    ]
+
+
+def test_the_training_sample_is_drawn_apart_from_the_evaluation_sample(
+    spark: SparkSession,
+) -> None:
+    users = spark.range(1, 4001).withColumnRenamed("id", Col.USER_ID)
+    evaluated = set(_ids(S.sample_users(users, 1000)))
+    trained = set(_ids(S.sample_users(users, 1000, S.TRAIN_SAMPLE_SEED)))
+    # Independent draws share about 1000 * 1000 / 4000 = 250 users (sd about 14); a sample of
+    # the evaluation seed would share all 1000.
+    assert 150 < len(evaluated & trained) < 350
+
+
+@pytest.mark.usefixtures("tiny")
+def test_training_rows_come_only_from_the_training_sample(spark: SparkSession) -> None:
+    assert S.training_users(spark, DS, SPLIT, None) is None
+    sample = S.training_users(spark, DS, SPLIT, 15)
+    assert sample is not None
+    ids = _ids(sample)
+    assert len(ids) == 15
+    users = S.split_users(spark, DS, SPLIT)
+    assert ids == _ids(S.sample_users(users, 15, S.TRAIN_SAMPLE_SEED))
+    assert ids != _ids(S.sample_users(users, 15))  # not the validation/evaluation sample
+
+    def two_tower(only: DataFrame | None) -> DataFrame:
+        return D.two_tower_rows(spark, DS, SPLIT, 3, history_len=4, users=only)
+
+    def sasrec(only: DataFrame | None) -> DataFrame:
+        return D.sasrec_rows(spark, DS, SPLIT, 4, 3, False, True, users=only)
+
+    for name, build in (("two_tower", two_tower), ("sasrec", sasrec)):
+        every = build(None)
+        kept = _tuples(build(sample))
+        # Exactly every user's rows of the sampled users, in the same order.
+        assert kept == _tuples(every.where(F.col(Col.USER_ID).isin(ids))), name
+        assert {r[0] for r in kept} == set(ids), name
+        assert len(kept) < every.count(), name
+
+
+@pytest.mark.usefixtures("tiny")
+def test_ranker_rows_read_only_their_role_with_the_filter_in_the_scan(
+    spark: SparkSession,
+) -> None:
+    rows = D.ranker_rows(spark, DS, SPLIT, D.VALIDATION, seed=0)
+    plan = rows._jdf.queryExecution().executedPlan().toString()
+    # The role predicate reaches the Parquet scan of features.ranker_examples (row groups and,
+    # with Delta's statistics, files of other roles are skipped), not a filter after a full read.
+    assert "EqualTo(role,validation)" in plan, plan
+    validation = (
+        D.table_slice(spark, FEATURES_RANKER_EXAMPLES, DS, SPLIT)
+        .where(F.col(Col.ROLE) == D.VALIDATION)
+        .count()
+    )
+    assert 0 < rows.count() == validation

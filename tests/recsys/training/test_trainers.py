@@ -13,15 +13,22 @@ import pytest
 import torch
 from pyspark.sql import functions as F
 
+from recsys.features.examples import READ_ROLES
 from recsys.models.ranker import InteractionRanker
 from recsys.training import data as D
+from recsys.training import samples as S
 from recsys.training.artifacts import FeatureSpecMismatchError, read_artifact, save_artifact
 from recsys.training.baselines import (
+    ALS_ITEM,
+    ALS_RATING,
+    ALS_USER,
     ALSConfig,
+    als_train_positives,
     fit_als,
     popularity_counts,
     popularity_scores,
     train_positives,
+    tune_als,
 )
 from recsys.training.covisit import CovisitConfig
 from recsys.training.loops import NDCG10, TrainConfig, fit
@@ -133,9 +140,22 @@ def test_sasrec_learns_from_positive_targets_only(
 
 
 @pytest.mark.slow
-def test_ranker_trains_on_examples(spark: SparkSession, split: SplitData, root: str) -> None:
+def test_ranker_trains_on_examples(
+    spark: SparkSession, split: SplitData, root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tower = train_two_tower(spark, split, _cfg(epochs=2), root, CPU)
+    roles: list[str] = []
+    read = D.ranker_rows
+
+    def recorded(*args: object, **kwargs: object) -> object:
+        roles.append(str(args[3]))
+        return read(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(D, "ranker_rows", recorded)
     r = train_ranker(spark, split, _cfg(epochs=3), root, CPU, tower.model)  # type: ignore[arg-type]
+    # It reads only the roles the features job writes by default.
+    assert roles
+    assert set(roles) <= set(READ_ROLES)
     assert r.result.history[-1].loss < r.result.history[0].loss
     assert r.result.metrics["auc"] > 0.5
 
@@ -276,11 +296,82 @@ def test_popularity_by_distinct_users_on_a_literal_dataset() -> None:
     assert top_k(scores, mask, 2).tolist() == [[3, 4], [2, 4]]
 
 
-def test_als_runs_on_a_tiny_dataset(spark: SparkSession, split: SplitData) -> None:
-    train = train_positives(split.pairs)
-    factors = fit_als(
-        spark, train, split.index_of, split.items.n_items, ALSConfig(rank=4, max_iter=3)
+def test_als_input_is_every_train_positive_built_in_spark(
+    spark: SparkSession, split: SplitData
+) -> None:
+    train = als_train_positives(spark, DS, "leave_last_out").toPandas()
+    pairs = train_positives(D.split_pairs(spark, DS, "leave_last_out"))  # the former input
+    want = sorted(
+        (int(u), split.index_of[int(i)])
+        for u, i in zip(pairs[Col.USER_ID], pairs[Col.ITEM_ID], strict=True)
+        if int(i) in split.index_of
     )
-    scores = factors.scores([1, 2])
-    assert scores.shape == (2, split.items.n_items + 1)
-    assert torch.isfinite(scores[:, 1:]).all()
+    assert sorted(zip(train[ALS_USER].tolist(), train[ALS_ITEM].tolist(), strict=True)) == want
+    assert set(train[ALS_RATING]) == {1.0}
+
+
+def test_als_collects_the_factors_of_the_asked_users_only(
+    spark: SparkSession, split: SplitData
+) -> None:
+    ids = [int(u) for u in split.sample.ids[:5]]
+    asked = spark.createDataFrame(pd.DataFrame({Col.USER_ID: ids}), "user_id BIGINT")
+    train = als_train_positives(spark, DS, "leave_last_out")
+    factors = fit_als(train, split.items.n_items, ALSConfig(rank=4, max_iter=3), asked)
+    assert sorted(factors.user_rows) == sorted(ids)
+    assert tuple(factors.users.shape) == (len(ids) + 1, 4)
+    assert tuple(factors.items.shape) == (split.items.n_items + 1, 4)
+    scores = factors.scores([*ids, -1])
+    assert scores.shape == (len(ids) + 1, split.items.n_items + 1)
+    assert torch.isfinite(scores[:-1, 1:]).all()
+    assert scores[:-1, 1:].abs().sum() > 0
+    assert not scores[-1, 1:].any()  # a user without factors scores zeros
+
+
+def test_als_tuning_keeps_the_best_grid_point(spark: SparkSession, split: SplitData) -> None:
+    train = als_train_positives(spark, DS, "leave_last_out")
+    grid = ((2, 0.1, 1.0), (4, 0.1, 1.0), (3, 0.1, 1.0))
+    best, records = tune_als(
+        train,
+        split.items.n_items,
+        split.sample.frame,
+        lambda f: float(f.config.rank),
+        grid=grid,
+        max_iter=2,
+    )
+    assert best.config.rank == 4
+    assert [r["rank"] for r in records] == [2, 4, 3]
+    assert not train.is_cached  # the grid's persisted input is released
+
+
+@pytest.mark.slow
+def test_two_tower_and_sasrec_stream_only_the_training_sample(
+    spark: SparkSession, split: SplitData, root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``train_users`` the rows read into the training process are the sample's only."""
+    streamed: dict[str, list[int]] = {}
+
+    class Recorded(D.EpochBatches):
+        def __init__(self, converter: object, *args: object, **kwargs: object) -> None:
+            super().__init__(converter, *args, **kwargs)  # type: ignore[arg-type]
+            assert self.rows is not None
+            streamed[str(len(streamed))] = self.rows[Col.USER_ID].tolist()
+
+    monkeypatch.setattr(D, "EpochBatches", Recorded)
+    train_two_tower(spark, split, _cfg(epochs=1, train_users=10), root, CPU)
+    train_sasrec(spark, split, _cfg(epochs=1, train_users=10, max_len=8), root, CPU)
+    sample = S.training_users(spark, DS, "leave_last_out", 10)
+    assert sample is not None
+    ids = {int(r[Col.USER_ID]) for r in sample.collect()}
+    positives = (
+        D.table_slice(spark, FEATURES_INTERACTIONS_SPLIT, DS, "leave_last_out")
+        .where((F.col(Col.ROLE) == D.TRAIN) & F.col(Col.IS_POSITIVE))
+        .toPandas()
+    )
+    sampled = positives[positives[Col.USER_ID].isin(ids)]
+    two_tower, sasrec = streamed["0"], streamed["1"]
+    # Two-tower: one row per train positive of each sampled user, nobody else's.
+    assert sorted(two_tower) == sorted(int(u) for u in sampled[Col.USER_ID])
+    # SASRec: one window per sampled user (at most 6 train positives < max_len + 1), nobody
+    # else's.
+    assert sorted(sasrec) == sorted({int(u) for u in sampled[Col.USER_ID]})
+    assert len(ids) == 10 < split.n_users
