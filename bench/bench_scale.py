@@ -5,6 +5,7 @@ Usage::
     python -m bench.bench_scale --users 10000                # one size
     python -m bench.bench_scale --users 10000,100000 --als   # two sizes, plus the ALS reference
     python -m bench.bench_scale --users 100000 --day scoring # a scoring-only day after training
+    python -m bench.bench_scale --users 100000 --train-users 20000  # train on a user sample
 
 For each size the synthetic generator (:mod:`jobs.generate_synthetic`) writes one bronze delivery
 of ``users`` users, ``min(users / 10, 100000)`` items and ``50 · users`` draws (repeated
@@ -36,6 +37,7 @@ Figures and their history: ``docs/scale.md``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -89,6 +91,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / ".cache" / "bench-scale")
     parser.add_argument("--master", default="local[*]", help="the Spark connection's master")
     parser.add_argument("--driver-memory", default=None, help="RECSYS_DRIVER_MEMORY for tasks")
+    parser.add_argument(
+        "--train-users", type=int, default=0, help="train_users param (0 = every user)"
+    )
     parser.add_argument("--als", action="store_true", help="also time ALS recommendForAllUsers")
     parser.add_argument("--keep", action="store_true", help="reuse an existing warehouse")
     parser.add_argument("--out", type=Path, default=None, help="also append the JSON lines here")
@@ -101,6 +106,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--users: every size must be >= 100, got {args.users!r}")
     if args.epochs < 0:
         parser.error(f"--epochs: must be >= 0, got {args.epochs!r}")
+    if args.train_users < 0:
+        parser.error(f"--train-users: must be >= 0, got {args.train_users!r}")
     return args
 
 
@@ -210,9 +217,12 @@ def dag_tasks(ds: date, params: Mapping[str, Any], environ: Mapping[str, str]) -
         "run_id": f"bench_scale__{ds.isoformat()}",
         "params": {**{k: v.value for k, v in dag.params.items()}, **params},  # type: ignore[no-untyped-call]
     }
-    for op in dag.topological_sort():  # type: ignore[no-untyped-call]
-        if not isinstance(op, common.SparkJobOperator) or op.task_id in NOT_RUN:
+    for task in dag.topological_sort():  # type: ignore[no-untyped-call]
+        if not isinstance(task, common.SparkJobOperator) or task.task_id in NOT_RUN:
             continue
+        # Rendering and prepare_runtime set attributes on the operator: work on a copy, or a
+        # second call (the next day, the next size) would get this call's day, paths and jars.
+        op = copy.deepcopy(task)
         args = [op.render_template(a, context) for a in op.application_args or []]  # type: ignore[arg-type]
         op.application_args = common.drop_empty_args(args)
         op.prepare_runtime(environ)
@@ -314,8 +324,10 @@ def run_day(
         "force_retrain": training,
         "train_every_days": 365,
         "train_epochs": args.epochs,
+        "train_users": args.train_users,
         "content_embeddings": False,
     }
+    line["params"] = params
     skip = set() if training else skipped_on_scoring_day()
     for task in dag_tasks(ds, params, {**os.environ, **env}):
         if task.task_id in skip:

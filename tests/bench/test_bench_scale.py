@@ -59,6 +59,26 @@ def test_tasks_are_the_dags_spark_submits_rendered_for_the_day(
     order = [t.task_id for t in tasks]
     assert order.index("features") < order.index("train_two_tower") < order.index("scoring")
     assert order.index("scoring") < order.index("publish")
+    # Without a training sample, no --train-users flag reaches the trainers.
+    assert "--train-users" not in by_id["train_two_tower"].command
+
+
+def test_train_users_reaches_the_trainers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_LOCAL", '{"conn_type": "spark", "host": "local[2]"}')
+    environ = {"RECSYS_WAREHOUSE": str(tmp_path), "RECSYS_SPARK_UI": "false"}
+    params = {"source": "synthetic", "force_retrain": True, "train_users": 2_000}
+    by_id = {t.task_id: t for t in dag_tasks(date(2027, 1, 3), params, environ)}
+    for task_id in ("train_two_tower", "train_sasrec"):
+        command = by_id[task_id].command
+        assert command[command.index("--train-users") + 1] == "2000", task_id
+    # The DAG's operators are not rendered in place: the next day gets its own day and params.
+    again = {t.task_id: t for t in dag_tasks(date(2027, 1, 4), {"source": "synthetic"}, environ)}
+    assert "--train-users" not in again["train_two_tower"].command
+    assert again["features"].command[again["features"].command.index("--ds") + 1] == "2027-01-04"
+    assert again["features"].command.count("--jars") == 1
+    assert parse_args(["--train-users", "2000"]).train_users == 2_000
+    with pytest.raises(SystemExit):
+        parse_args(["--train-users", "-1"])
 
 
 def _commit(log: Path, version: int, rows: int | None) -> None:
