@@ -21,6 +21,7 @@ from recsys.warehouse.tables import ALL_TABLES, SCHEMAS, SQL_ROOT, TableRef
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+    from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ def _create_schemas(spark: SparkSession) -> None:
 def apply_ddl(spark: SparkSession, warehouse_root: str) -> list[TableRef]:
     """Create every table declared in ``sql/`` that does not exist yet; idempotent.
 
-    For a table that already exists, Delta checks that the declared schema matches the one in its
-    log and fails loudly on drift.
+    For a table that already exists, nullable columns the DDL declares and the table lacks are
+    added first (:func:`add_missing_columns`: the one migration done automatically); then Delta
+    checks that the declared schema matches the one in its log and fails loudly on any other
+    drift (a changed type, a removed or renamed column, a new NOT NULL column).
 
     Returns:
         The tables this call created.
@@ -64,6 +67,8 @@ def apply_ddl(spark: SparkSession, warehouse_root: str) -> list[TableRef]:
     created = []
     for table in ALL_TABLES:
         existed = is_delta_table(spark, table.location(warehouse_root))
+        if existed:
+            add_missing_columns(spark, table, warehouse_root)
         if spark.catalog.tableExists(table.qualified_name):
             # Attached earlier in this session: IF NOT EXISTS would skip Delta's schema check.
             # Every table is EXTERNAL (it has a LOCATION), so this unregisters it, data untouched.
@@ -74,6 +79,92 @@ def apply_ddl(spark: SparkSession, warehouse_root: str) -> list[TableRef]:
             log.info("created %s at %s", table, table.location(warehouse_root))
     create_views(spark)
     return created
+
+
+def ddl_columns(ddl: str) -> str:
+    """The column list of a ``CREATE TABLE`` statement: the text inside its first parentheses.
+
+    Quotes (comments may hold parentheses) and ``--`` line comments are skipped when matching.
+
+    Raises:
+        ValueError: ``ddl`` has no complete parenthesised column list.
+    """
+    depth, start, quote, i = 0, -1, False, 0
+    while i < len(ddl):
+        char = ddl[i]
+        if quote:
+            if char == "\\":
+                i += 1  # an escaped character, e.g. \' inside a comment
+            elif char == "'":
+                quote = False
+        elif char == "'":
+            quote = True
+        elif ddl.startswith("--", i):
+            newline = ddl.find("\n", i)
+            i = len(ddl) if newline < 0 else newline
+        elif char == "(":
+            depth += 1
+            if depth == 1:
+                start = i + 1
+        elif char == ")" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                return ddl[start:i]
+        i += 1
+    raise ValueError(f"ddl: no complete column list in {ddl[:80]!r}")
+
+
+def declared_schema(spark: SparkSession, table: TableRef) -> StructType:
+    """The schema the table's DDL file in ``sql/`` declares: names, types, NOT NULL, comments."""
+    text = table.ddl_path.read_text(encoding="utf-8")
+    # Spark's own parser of column lists (the one CREATE TABLE uses), through the public API.
+    return spark.createDataFrame([], ddl_columns(text)).schema
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def add_missing_columns(spark: SparkSession, table: TableRef, warehouse_root: str) -> list[str]:
+    """Add the nullable columns declared for ``table`` that its existing Delta table lacks.
+
+    A column added to a DDL file in ``sql/`` is nullable by convention (older rows hold NULL, no
+    backfill), so an existing warehouse catches up at the next set-up instead of failing Delta's
+    schema check. Each column is added at its declared position (``FIRST`` / ``AFTER`` its
+    declared predecessor) with its comment, one ``ALTER TABLE ... ADD COLUMNS`` commit each.
+    Nothing else is changed: any other difference is left to Delta's check in :func:`apply_ddl`.
+
+    Returns:
+        The names of the columns added, in declared order (empty when none was missing).
+
+    Raises:
+        ValueError: a missing column is declared ``NOT NULL`` (its existing rows would need a
+            value: add it by hand with a backfill, or set up a fresh warehouse).
+    """
+    _quoted_location(table.location(warehouse_root))  # refuses quotes before any SQL
+    existing = set(spark.read.format("delta").load(table.location(warehouse_root)).columns)
+    declared = declared_schema(spark, table).fields
+    missing = [(i, f) for i, f in enumerate(declared) if f.name not in existing]
+    not_null = [f.name for _, f in missing if not f.nullable]
+    if not_null:
+        raise ValueError(
+            f"{table}: declared NOT NULL columns {not_null} are missing from the table at "
+            f"{table.location(warehouse_root)}; add them by hand with a backfill, or set up a "
+            "fresh warehouse"
+        )
+    target = "delta.`" + table.location(warehouse_root).replace("`", "``") + "`"
+    for i, field in missing:
+        position = "FIRST" if i == 0 else "AFTER `" + declared[i - 1].name + "`"
+        comment = field.metadata.get("comment")
+        spark.sql(
+            f"ALTER TABLE {target} ADD COLUMNS (`{field.name}` {field.dataType.simpleString()}"
+            + (f" COMMENT {_sql_string(comment)}" if comment else "")
+            + f" {position})"
+        )
+        log.warning(
+            "%s: added nullable column %s (declared in %s)", table, field.name, table.ddl_path.name
+        )
+    return [f.name for _, f in missing]
 
 
 def attach_tables(spark: SparkSession, warehouse_root: str) -> list[TableRef]:

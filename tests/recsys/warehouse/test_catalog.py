@@ -3,20 +3,25 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from recsys.settings import PROJECT_ROOT, WarehouseSettings
 from recsys.warehouse.catalog import (
+    add_missing_columns,
     apply_ddl,
     attach_tables,
     create_views,
+    ddl_columns,
     ddl_statement,
+    declared_schema,
     view_files,
     view_name,
 )
 from recsys.warehouse.tables import (
+    AB_METRIC_STATS,
     ALL_TABLES,
     BRONZE_ITEMS,
     SERVE_RECOMMENDATIONS_LATEST,
@@ -76,6 +81,63 @@ def test_schema_drift_is_refused(
     finally:
         attach_tables(spark, warehouse_settings.warehouse_root)
     assert spark.catalog.tableExists(BRONZE_ITEMS.qualified_name)
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=str)
+def test_ddl_columns_cut_every_declared_column_list(table: TableRef) -> None:
+    columns = ddl_columns(table.ddl_path.read_text())
+    assert [m[1] for m in _COLUMN.finditer(columns)] == [c[0] for c in declared_columns(table)]
+
+
+def test_ddl_columns_skip_quotes_and_line_comments() -> None:
+    ddl = "-- a (comment\nCREATE TABLE t (\n  a INT COMMENT 'x) \\' y',\n  b DECIMAL(10, 2)\n)"
+    ddl += " USING DELTA"
+    assert ddl_columns(ddl) == "\n  a INT COMMENT 'x) \\' y',\n  b DECIMAL(10, 2)\n"
+    with pytest.raises(ValueError, match="ddl"):
+        ddl_columns("CREATE TABLE t (a INT")
+
+
+def test_declared_schema_is_spark_parse_of_the_ddl(spark: SparkSession) -> None:
+    fields = declared_schema(spark, AB_METRIC_STATS).fields
+    assert [
+        (f.name, f.dataType.simpleString(), f.nullable, f.metadata.get("comment", ""))
+        for f in fields
+    ] == declared_columns(AB_METRIC_STATS)
+
+
+def _older_table(spark: SparkSession, root: str, drop: set[str]) -> str:
+    """``ab.metric_stats`` as a warehouse without the ``drop`` columns holds it, with one row."""
+    lines = ddl_columns(AB_METRIC_STATS.ddl_path.read_text()).splitlines()
+    kept = ",\n".join(
+        line.rstrip().rstrip(",") for line in lines if line.strip() and line.split()[0] not in drop
+    )
+    location = AB_METRIC_STATS.location(root)
+    spark.sql(f"CREATE TABLE delta.`{location}` ({kept}) USING DELTA PARTITIONED BY (ds)")
+    columns = [c for c in (m[1] for m in _COLUMN.finditer(kept))]
+    values = {"experiment_id": "'e'", "variant": "'a'", "metric": "'m'", "slice": "'all'"}
+    values |= {"look_date": "DATE'2026-01-01'", "ds": "DATE'2026-01-01'", "n": "1"}
+    values |= {"has_covariate": "false", "covariates": "NULL", "moments": "NULL"}
+    row = ", ".join(values.get(c, "0D") for c in columns)
+    spark.sql(f"INSERT INTO delta.`{location}` VALUES ({row})")
+    return location
+
+
+def test_missing_nullable_columns_are_added_in_place(spark: SparkSession, tmp_path: Path) -> None:
+    location = _older_table(spark, str(tmp_path), {"covariates", "moments"})
+    assert add_missing_columns(spark, AB_METRIC_STATS, str(tmp_path)) == ["covariates", "moments"]
+    table = spark.read.format("delta").load(location)
+    assert table.schema == declared_schema(spark, AB_METRIC_STATS)  # order, types, comments
+    row = table.first()
+    assert row is not None
+    assert (row["n"], row["covariates"], row["moments"]) == (1, None, None)
+    assert add_missing_columns(spark, AB_METRIC_STATS, str(tmp_path)) == []  # idempotent
+
+
+def test_a_missing_not_null_column_is_refused(spark: SparkSession, tmp_path: Path) -> None:
+    location = _older_table(spark, str(tmp_path), {"sum_dx"})
+    with pytest.raises(ValueError, match=r"NOT NULL columns \['sum_dx'\]"):
+        add_missing_columns(spark, AB_METRIC_STATS, str(tmp_path))
+    assert "sum_dx" not in spark.read.format("delta").load(location).columns  # nothing changed
 
 
 def test_location_with_quote_is_refused() -> None:
