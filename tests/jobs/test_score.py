@@ -149,7 +149,9 @@ def test_score_all_steps_on_tiny_data(
     assert set(model_rows[Col.MODEL_VERSION]) == {ModelBundle.latest(arts).bundle_id}
     assert model_rows[Col.SCORE].between(0, 1).all()
     warm: pd.DataFrame = model_rows[model_rows[Col.SOURCE].isin(["two_tower", "sasrec"])]
-    assert warm[Col.EXPLANATION].str.startswith("Because you watched item ").all()
+    # "item <id>" only while no test of the session has delivered titles to bronze.items for
+    # these ids (the titles come from the newest delivery): the prefix is what is fixed.
+    assert warm[Col.EXPLANATION].str.startswith("Because you watched ").all()
     others = ranked[~ranked.index.isin(warm.index)]
     assert others[Col.EXPLANATION].str.match(r"^Popular (in \w+|right now)$").all()
     assert set(ranked[Col.RUN_ID]) == {"run-1"}
