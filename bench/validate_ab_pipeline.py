@@ -1,0 +1,600 @@
+"""Planted-effect validation of the whole Spark A/B pipeline: known truth in, ab.results out.
+
+Usage::
+
+    python bench/validate_ab_pipeline.py                     # defaults: see --help
+    python bench/validate_ab_pipeline.py --units 4000 --aa 4 --planted 4 --lift 0.2 --days 3
+
+Many experiments run at once over the same units, each in its own layer with its own salt (so
+every unit is in every experiment, with independent arms): ``--aa`` A/A experiments (no effect)
+and ``--planted`` experiments whose treatment arm adds a known amount to two metrics. Per unit,
+with ``z, w`` independent standard normals drawn from hashes of the seed and the unit id:
+
+* ``value_per_unit`` (mean, one ``vp_purchase`` event with that value just after the unit's
+  first exposure): ``MEAN + SD*z + delta * sum over planted e of (T_e - 1/2)``, where ``T_e`` is
+  1 when the unit's arm of ``e`` is the treatment. ``delta`` makes the treatment mean
+  ``(1 + lift)`` times the control mean of each planted experiment; the centring keeps the other
+  experiments' effects mean-zero noise for each experiment;
+* its covariate (``covariates:`` of the metrics file: regression adjustment with the HC1 moments
+  of the Spark path): a ``vp_purchase`` event one day before first exposure worth
+  ``MEAN + SD*(rho*z + sqrt(1 - rho^2)*w)``, correlated ``rho`` with the outcome's own part;
+* ``converted`` (binomial, a ``vp_click`` event): probability ``P0 + delta_p * sum(T_e - 1/2)``,
+  the same relative lift.
+
+The data go through the real jobs on a throw-away warehouse: ``bronze.users`` deliveries (the
+units arriving on each day) -> ``jobs.assign`` -> ``ab.served`` (one list per unit on its
+arrival day) -> ``jobs.exposures`` -> ``ab.events`` (generated in Spark from ``ab.served`` and
+the arms ``jobs.assign`` wrote to ``ab.assignments``) -> ``jobs.ab_analyze`` -> ``ab.results``.
+Nothing per unit reaches the driver: the script collects only the ``ab.results`` rows (two per
+experiment). Report, per metric (binomial standard errors beside every rate):
+
+* A/A false-positive rate at ``--alpha``: fixed horizon (``p_value``) and under daily peeking
+  with the always-valid ``p_value_sequential`` (a running minimum over the daily looks, so the
+  last day's value rejects iff some daily look would have);
+* coverage of the 95 % CI (``abs_ci_low..abs_ci_high``) of the planted absolute lift;
+* detection rate (``p_value < alpha``, right sign) against the mean power that
+  :func:`ab_testing.stats.power.power_from_se` predicts from each row's SE and the true effect;
+* variance reduction of the adjustment (``variance_reduction``) against its expectation
+  ``rho^2 * SD^2 / (SD^2 + noise of the other planted experiments)``.
+
+Prints the table on stderr and ONE JSON line on stdout. Figures: ``docs/ab-validation.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+log = logging.getLogger("validate_ab_pipeline")
+
+START: Final = date(2030, 1, 1)
+SOURCE: Final = "planted"
+UNIT_OFFSET: Final = 7_000_000_000  # user ids of the generated units start here
+MEAN: Final = 10.0  # value_per_unit: base mean and per-unit SD
+SD: Final = 2.5
+P0: Final = 0.3  # converted: base probability
+WINDOW_DAYS: Final = 7
+PRE_WINDOW_DAYS: Final = 14
+VALUE: Final = "value_per_unit"
+CONVERTED: Final = "converted"
+PURCHASE: Final = "vp_purchase"
+CLICK: Final = "vp_click"
+CONTROL: Final = "control"
+TREATMENT: Final = "treatment"
+_2_53: Final = float(2**53)
+
+
+@dataclass(frozen=True, slots=True)
+class Design:
+    """The simulated experiments: sizes, effect, covariate correlation, days and seed.
+
+    Attributes:
+        units: Units (users), >= 100; each is in every experiment.
+        aa: A/A experiments (no effect), >= 0.
+        planted: Experiments with the planted lift, >= 0; ``aa + planted`` >= 1.
+        lift: Relative lift of the treatment over the control mean of a planted experiment,
+            in (0, 1].
+        rho: Correlation of the covariate with the outcome's own part, in [0, 1).
+        days: Test days = daily looks, 1-30; units arrive uniformly over them.
+        seed: Seed of every hash draw (and of the salts).
+        start: First test day.
+        alpha: Level of the tests read from ``ab.results`` (the job's default 0.05).
+    """
+
+    units: int
+    aa: int
+    planted: int
+    lift: float
+    rho: float
+    days: int
+    seed: int = 0
+    start: date = START
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name, lo in (("units", 100), ("aa", 0), ("planted", 0), ("days", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise ValueError(f"{name}: expected an int >= {lo}, got {value!r}")
+        if self.aa + self.planted < 1 or self.aa + self.planted > 9999:
+            raise ValueError(f"aa + planted: expected 1-9999, got {self.aa + self.planted}")
+        if self.days > 30:
+            raise ValueError(f"days: expected at most 30, got {self.days}")
+        if not 0.0 < self.lift <= 1.0:
+            raise ValueError(f"lift: expected a fraction in (0, 1], got {self.lift!r}")
+        if not 0.0 <= self.rho < 1.0:
+            raise ValueError(f"rho: expected a correlation in [0, 1), got {self.rho!r}")
+
+    @property
+    def aa_ids(self) -> list[str]:
+        return [f"aa_{i:04d}" for i in range(self.aa)]
+
+    @property
+    def planted_ids(self) -> list[str]:
+        return [f"pl_{i:04d}" for i in range(self.planted)]
+
+    @property
+    def experiment_ids(self) -> list[str]:
+        return self.aa_ids + self.planted_ids
+
+    @property
+    def last_day(self) -> date:
+        return self.start + timedelta(days=self.days - 1)
+
+    @property
+    def delta_value(self) -> float:
+        """Absolute planted lift of ``value_per_unit``: treatment = (1 + lift) x control."""
+        return self.lift * MEAN / (1.0 + self.lift / 2.0)
+
+    @property
+    def delta_converted(self) -> float:
+        """Absolute planted lift of ``converted`` (a probability difference)."""
+        return self.lift * P0 / (1.0 + self.lift / 2.0)
+
+    def truth(self, experiment_id: str, metric: str) -> float:
+        """True treatment - control difference of ``metric`` in ``experiment_id``."""
+        if experiment_id not in self.planted_ids:
+            return 0.0
+        return self.delta_value if metric == VALUE else self.delta_converted
+
+    def expected_variance_reduction(self, experiment_id: str) -> float:
+        """``rho^2`` diluted by the within-arm variance the other planted experiments add."""
+        others = self.planted - (experiment_id in self.planted_ids)
+        noise = others * self.delta_value**2 / 4.0
+        return self.rho**2 * SD**2 / (SD**2 + noise)
+
+
+# -- configuration files ----------------------------------------------------------------------
+
+
+def experiments_yaml(design: Design) -> str:
+    """One layer per experiment (all buckets), 50/50 control/treatment, own salts."""
+    end = design.start + timedelta(days=design.days)
+    lines = [
+        "version: 1",
+        f"holdout: {{salt: vp{design.seed}-holdout, buckets: 0}}",
+        "layers:",
+    ]
+    for exp in design.experiment_ids:
+        lines += [
+            f"  - id: l_{exp}",
+            f"    salt: vp{design.seed}-layer-{exp}",
+            "    experiments:",
+            f"      - id: {exp}",
+            f"        salt: vp{design.seed}-{exp}",
+            f"        start: {design.start.isoformat()}",
+            f"        end: {end.isoformat()}",
+            "        buckets: [0, 10000]",
+            "        variants:",
+            f"          - {{id: {CONTROL}, weight: 1, control: true}}",
+            f"          - {{id: {TREATMENT}, weight: 1}}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def metrics_yaml() -> str:
+    """The two metrics, for every experiment (``default``)."""
+    return f"""version: 1
+metrics:
+  - name: {VALUE}
+    kind: mean
+    numerator: {{event: {PURCHASE}, agg: sum}}
+    window_days: {WINDOW_DAYS}
+    covariates: [{{event: {PURCHASE}, agg: sum, pre_window_days: {PRE_WINDOW_DAYS}}}]
+  - name: {CONVERTED}
+    kind: binomial
+    numerator: {{event: {CLICK}, agg: any}}
+    window_days: {WINDOW_DAYS}
+experiments:
+  default: [{VALUE}, {CONVERTED}]
+"""
+
+
+# -- generated tables (Spark) -----------------------------------------------------------------
+
+
+def _uniform(seed: int, tag: str, unit: Column) -> Column:
+    """A uniform draw in (0, 1) per unit: 53 bits of XXH64(seed, tag, unit)."""
+    from pyspark.sql import functions as F
+
+    bits = F.shiftrightunsigned(F.xxhash64(F.lit(seed), F.lit(tag), unit), 11)
+    return (bits.cast("double") + F.lit(0.5)) / F.lit(_2_53)
+
+
+def _normal(seed: int, tag: str, unit: Column) -> Column:
+    """A standard normal draw per unit (Box-Muller on two hash uniforms)."""
+    from pyspark.sql import functions as F
+
+    u1, u2 = _uniform(seed, tag + ".1", unit), _uniform(seed, tag + ".2", unit)
+    return F.sqrt(F.lit(-2.0) * F.log(u1)) * F.cos(F.lit(2.0 * math.pi) * u2)
+
+
+def population(spark: SparkSession, design: Design, run_id: str) -> DataFrame:
+    """``bronze.users`` rows: each unit delivered on its arrival day (uniform over the days)."""
+    from pyspark.sql import functions as F
+
+    from recsys.warehouse.tables import BRONZE_USERS, Col
+
+    user = F.col("id") + F.lit(UNIT_OFFSET)
+    day = F.floor(_uniform(design.seed, "arrival", user) * F.lit(design.days)).cast("int")
+    return (
+        spark.range(design.units)
+        .select(
+            user.alias(Col.USER_ID),
+            F.lit(None).cast("timestamp").alias(Col.FIRST_SEEN_TS),
+            F.lit(None).cast("timestamp").alias(Col.LAST_SEEN_TS),
+            F.lit(0).cast("long").alias(Col.N_INTERACTIONS),
+            F.lit(None).cast("string").alias(Col.GENDER),
+            F.lit(None).cast("int").alias(Col.AGE),
+            F.lit(None).cast("string").alias(Col.OCCUPATION),
+            F.lit(None).cast("string").alias(Col.ZIP_CODE),
+            F.lit(SOURCE).alias(Col.SOURCE),
+            F.lit(run_id).alias(Col.RUN_ID),
+            F.date_add(F.lit(design.start), day).alias(Col.DS),
+        )
+        .select(*spark.table(BRONZE_USERS.qualified_name).columns)
+    )
+
+
+def served(spark: SparkSession, design: Design) -> DataFrame:
+    """``ab.served``: one list per unit on its arrival day, before 23:00 UTC."""
+    from pyspark.sql import functions as F
+
+    from recsys.warehouse.tables import AB_SERVED, BRONZE_USERS, Col
+
+    users = spark.table(BRONZE_USERS.qualified_name).where(_mine(design))
+    unit = F.col(Col.USER_ID).cast("string")
+    seconds = F.floor(_uniform(design.seed, "served", unit) * F.lit(23 * 3600)).cast("long")
+    ts = F.timestamp_seconds(F.unix_timestamp(F.col(Col.DS).cast("timestamp")) + seconds)
+    return users.select(
+        unit.alias(Col.UNIT_ID),
+        F.lit("home").alias(Col.SURFACE),
+        ts.alias(Col.SERVED_TS),
+        F.lit("model").alias(Col.REC_SET),
+        F.array(F.lit(1).cast("long")).alias(Col.ITEM_IDS),
+        F.lit("vp").alias(Col.MODEL_VERSION),
+        F.lit(SOURCE).alias(Col.SOURCE),
+        F.col(Col.DS),
+    ).select(*spark.table(AB_SERVED.qualified_name).columns)
+
+
+def _mine(design: Design) -> Column:
+    from pyspark.sql import functions as F
+
+    from recsys.warehouse.tables import Col
+
+    days = (F.col(Col.DS) >= F.lit(design.start)) & (F.col(Col.DS) <= F.lit(design.last_day))
+    return days & (F.col(Col.SOURCE) == F.lit(SOURCE))
+
+
+def events(spark: SparkSession, design: Design) -> DataFrame:
+    """``ab.events`` of every unit, its planted effects read from the arms in ``ab.assignments``.
+
+    ``shift`` is ``sum over planted experiments of (T_e - 1/2)`` of the unit, from the arms
+    ``jobs.assign`` wrote; the events sit at fixed offsets from the unit's served list, which
+    is its first exposure in every experiment.
+    """
+    from pyspark.sql import functions as F
+
+    from recsys.warehouse.tables import AB_ASSIGNMENTS, AB_EVENTS, AB_SERVED, Col
+
+    days = (F.col(Col.DS) >= F.lit(design.start)) & (F.col(Col.DS) <= F.lit(design.last_day))
+    arms = spark.table(AB_ASSIGNMENTS.qualified_name).where(
+        days & F.col(Col.EXPERIMENT_ID).isin(design.planted_ids or ["-"])
+    )
+    shifts = arms.groupBy(Col.UNIT_ID).agg(
+        F.sum(F.when(F.col(Col.IS_CONTROL), F.lit(-0.5)).otherwise(F.lit(0.5))).alias("_shift")
+    )
+    units = (
+        spark.table(AB_SERVED.qualified_name)
+        .where(_mine(design))
+        .join(shifts, Col.UNIT_ID, "left")
+        .select(Col.UNIT_ID, Col.SERVED_TS, F.coalesce(F.col("_shift"), F.lit(0.0)).alias("s"))
+    )
+    unit, s = F.col(Col.UNIT_ID), F.col("s")
+    z, w = _normal(design.seed, "z", unit), _normal(design.seed, "w", unit)
+    rho = design.rho
+    outcome = F.lit(MEAN) + F.lit(SD) * z + F.lit(design.delta_value) * s
+    covariate = F.lit(MEAN) + F.lit(SD) * (F.lit(rho) * z + F.lit(math.sqrt(1 - rho**2)) * w)
+    p = F.least(F.greatest(F.lit(P0) + F.lit(design.delta_converted) * s, F.lit(0.0)), F.lit(1.0))
+    clicked = _uniform(design.seed, "click", unit) < p
+    at = F.col(Col.SERVED_TS)
+
+    def event(kind: str, ts: Column, value: Column | None) -> Column:
+        return F.struct(
+            F.lit(kind).alias(Col.EVENT_TYPE),
+            ts.alias(Col.EVENT_TS),
+            (value if value is not None else F.lit(None)).cast("double").alias(Col.VALUE),
+        )
+
+    listed = F.array(
+        event(PURCHASE, at - F.expr("INTERVAL 1 DAY"), covariate),
+        event(PURCHASE, at + F.expr("INTERVAL 1 MINUTE"), outcome),
+        F.when(clicked, event(CLICK, at + F.expr("INTERVAL 2 MINUTES"), None)),
+    )
+    out = units.select(unit, F.explode(listed).alias("e")).where(F.col("e").isNotNull())
+    return out.select(
+        unit,
+        F.col("e")[Col.EVENT_TYPE].alias(Col.EVENT_TYPE),
+        F.col("e")[Col.EVENT_TS].alias(Col.EVENT_TS),
+        F.col("e")[Col.VALUE].alias(Col.VALUE),
+        F.lit(None).cast("long").alias(Col.ITEM_ID),
+        F.lit(SOURCE).alias(Col.SOURCE),
+        F.to_date(F.col("e")[Col.EVENT_TS]).alias(Col.DS),
+    ).select(*spark.table(AB_EVENTS.qualified_name).columns)
+
+
+# -- the pipeline -----------------------------------------------------------------------------
+
+
+def _job(name: str, main: Any, argv: list[str]) -> None:
+    status = main(argv)
+    if status != 0:
+        raise RuntimeError(f"{name} {' '.join(argv)}: exit status {status}")
+
+
+def run_pipeline(
+    spark: SparkSession, design: Design, work: Path, run_id: str = "validate"
+) -> Iterator[tuple[str, Any]]:
+    """Generate, run the jobs, and yield stage timings then ``("rows", the ab.results rows)``.
+
+    The rows are those of the design's experiments on the last day, slice ``all`` (dicts).
+    Writes replace only the design's partitions (its days and the ``planted`` source) and its
+    experiments' rows, so a shared warehouse keeps its other rows.
+    """
+    from pyspark.sql import functions as F
+
+    from jobs import ab_analyze, assign, exposures
+    from recsys.warehouse.io import replace_rows
+    from recsys.warehouse.tables import AB_EVENTS, AB_RESULTS, AB_SERVED, BRONZE_USERS, Col
+
+    work.mkdir(parents=True, exist_ok=True)
+    config, metrics = work / "experiments.yaml", work / "metrics.yaml"
+    config.write_text(experiments_yaml(design))
+    metrics.write_text(metrics_yaml())
+    first, last = design.start.isoformat(), design.last_day.isoformat()
+    days = ["--from-ds", first, "--ds", last]
+    t = time.perf_counter()
+
+    def lap(stage: str) -> tuple[str, float]:
+        nonlocal t
+        now = time.perf_counter()
+        seconds, t = round(now - t, 1), now
+        log.info("%s: %.1f s", stage, seconds)
+        return f"{stage}_seconds", seconds
+
+    replace_rows(population(spark, design, run_id), BRONZE_USERS, _mine(design))
+    yield lap("population")
+    _job("jobs.assign", assign.main, ["--config", str(config), *days, "--source", SOURCE])
+    yield lap("assign")
+    replace_rows(served(spark, design), AB_SERVED, _mine(design))
+    _job("jobs.exposures", exposures.main, [*days, "--source", SOURCE, "--run-id", run_id])
+    yield lap("exposures")
+    pre = design.start - timedelta(days=1)
+    owned = (F.col(Col.DS) >= F.lit(pre)) & (F.col(Col.DS) <= F.lit(design.last_day))
+    replace_rows(events(spark, design), AB_EVENTS, owned & (F.col(Col.SOURCE) == F.lit(SOURCE)))
+    yield lap("events")
+    argv = ["--config", str(config), "--metrics", str(metrics), "--ds", last]
+    argv += ["--reports-dir", str(work / "reports"), "--alpha", str(design.alpha)]
+    argv += ["--run-id", run_id]
+    _job("jobs.ab_analyze", ab_analyze.main, argv)
+    yield lap("ab_analyze")
+    results = spark.table(AB_RESULTS.qualified_name).where(
+        (F.col(Col.DS) == F.lit(design.last_day))
+        & F.col(Col.EXPERIMENT_ID).isin(design.experiment_ids)
+        & (F.col(Col.SLICE) == F.lit("all"))
+    )
+    # Two rows per experiment: aggregates only.
+    yield "rows", [r.asDict() for r in results.collect()]
+
+
+# -- the figures (pure Python) ----------------------------------------------------------------
+
+
+def _rate(hits: Sequence[bool]) -> dict[str, float | int | None]:
+    """Share of True with its binomial standard error sqrt(r(1-r)/n)."""
+    n = len(hits)
+    if n == 0:
+        return {"rate": None, "se": None, "n": 0}
+    r = sum(hits) / n
+    return {"rate": round(r, 4), "se": round(math.sqrt(r * (1 - r) / n), 4), "n": n}
+
+
+def summarise(design: Design, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The validation figures from ``ab.results`` rows (slice ``all``) of the design.
+
+    Raises:
+        ValueError: an experiment or metric of the design has no analysable row.
+    """
+    from ab_testing.stats.power import power_from_se
+
+    by_key = {(r["experiment_id"], r["metric"]): r for r in rows}
+    alpha = design.alpha
+    out: dict[str, Any] = {}
+    for metric in (VALUE, CONVERTED):
+        missing = [e for e in design.experiment_ids if (e, metric) not in by_key]
+        bad = [
+            e
+            for e in design.experiment_ids
+            if (e, metric) in by_key and by_key[(e, metric)]["p_value"] is None
+        ]
+        if missing or bad:
+            raise ValueError(f"rows: {metric} not analysed for {sorted(missing + bad)[:5]}")
+        aa = [by_key[(e, metric)] for e in design.aa_ids]
+        pl = [by_key[(e, metric)] for e in design.planted_ids]
+        truth = {e: design.truth(e, metric) for e in design.planted_ids}
+        predicted = [
+            float(power_from_se(truth[r["experiment_id"]], r["abs_se"], alpha=alpha)) for r in pl
+        ]
+        detected = [r["p_value"] < alpha and r["abs_lift"] > 0 for r in pl]
+        mean_power = sum(predicted) / len(predicted) if predicted else math.nan
+        figures: dict[str, Any] = {
+            "method": sorted({str(r["method"]) for r in aa + pl}),
+            "aa_false_positive_fixed": _rate([r["p_value"] < alpha for r in aa]),
+            "aa_false_positive_peeking": _rate([r["p_value_sequential"] < alpha for r in aa]),
+            "aa_mean_z": round(sum(r["statistic"] for r in aa) / len(aa), 3) if aa else None,
+            "ci_coverage_planted": _rate(
+                [r["abs_ci_low"] <= truth[r["experiment_id"]] <= r["abs_ci_high"] for r in pl]
+            ),
+            "detection": _rate(detected),
+            "predicted_power": round(mean_power, 4) if predicted else None,
+            "detection_minus_power_pp": (
+                round(100 * (sum(detected) / len(detected) - mean_power), 2) if pl else None
+            ),
+            "detection_se_at_power_pp": (
+                round(100 * math.sqrt(mean_power * (1 - mean_power) / len(pl)), 2) if pl else None
+            ),
+            "true_abs_lift": design.truth(design.planted_ids[0], metric) if pl else 0.0,
+        }
+        if metric == VALUE:
+            everything = aa + pl
+            expected = [design.expected_variance_reduction(r["experiment_id"]) for r in everything]
+            measured = [float(r["variance_reduction"]) for r in everything]
+            figures["aa_false_positive_fixed_unadjusted"] = _rate(
+                [r["p_value_unadjusted"] < alpha for r in aa]
+            )
+            figures["variance_reduction"] = round(sum(measured) / len(measured), 4)
+            figures["variance_reduction_sd"] = round(_sd(measured), 4)
+            figures["variance_reduction_expected"] = round(sum(expected) / len(expected), 4)
+            figures["rho_squared"] = round(design.rho**2, 4)
+        out[metric] = figures
+    srm = [r["srm_p_value"] < alpha for r in rows if r["metric"] == VALUE]
+    out["srm_p_below_alpha"] = _rate(srm)
+    return out
+
+
+def _sd(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    m = sum(values) / len(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def table(figures: dict[str, Any]) -> str:
+    """A short human-readable table of :func:`summarise`'s figures."""
+
+    def pct(rate: dict[str, Any]) -> str:
+        if rate["rate"] is None:
+            return "-"
+        return f"{100 * rate['rate']:5.1f} % ± {100 * rate['se']:.1f} (n {rate['n']})"
+
+    lines = [f"{'figure':34} {VALUE:28} {CONVERTED:28} goal"]
+    rows = [
+        ("A/A false positives, fixed", "aa_false_positive_fixed", "3-7 %"),
+        ("A/A false positives, daily peeks", "aa_false_positive_peeking", "3-7 % (<= 5)"),
+        ("CI coverage of planted lift", "ci_coverage_planted", "93-97 %"),
+        ("detection rate", "detection", "power ± 5 pp"),
+    ]
+    for label, key, goal in rows:
+        v, c = figures[VALUE][key], figures[CONVERTED][key]
+        lines.append(f"{label:34} {pct(v):28} {pct(c):28} {goal}")
+    v, c = figures[VALUE], figures[CONVERTED]
+
+    def power(f: dict[str, Any]) -> str:
+        if f["predicted_power"] is None:
+            return "-"
+        return f"{100 * f['predicted_power']:5.1f} % ({f['detection_minus_power_pp']:+.1f} pp)"
+
+    lines.append(f"{'predicted power (diff)':34} {power(v):28} {power(c):28}")
+    lines.append(
+        f"{'variance reduction (adjustment)':34} {v['variance_reduction']:.4f} "
+        f"(expected {v['variance_reduction_expected']:.4f}, rho² {v['rho_squared']})"
+    )
+    return "\n".join(lines)
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    doc = __doc__ or ""
+    parser = argparse.ArgumentParser(prog="validate_ab_pipeline", description=doc.split("\n\n")[0])
+    parser.add_argument("--units", type=int, default=20_000, help="units, each in every experiment")
+    parser.add_argument("--aa", type=int, default=100, help="A/A experiments")
+    parser.add_argument("--planted", type=int, default=100, help="experiments with the lift")
+    parser.add_argument("--lift", type=float, default=0.01, help="planted relative lift")
+    parser.add_argument("--rho", type=float, default=0.5, help="covariate-outcome correlation")
+    parser.add_argument("--days", type=int, default=7, help="test days = daily looks")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work-dir", type=Path, help="parent of the throw-away warehouse")
+    parser.add_argument("--keep", action="store_true", help="keep the warehouse and reports")
+    args = parser.parse_args(argv)
+    try:
+        args.design = Design(
+            args.units, args.aa, args.planted, args.lift, args.rho, args.days, args.seed
+        )
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    design: Design = args.design
+    root = Path(tempfile.mkdtemp(prefix="validate-ab-", dir=args.work_dir))
+    os.environ["RECSYS_WAREHOUSE"] = str(root / "warehouse")
+    os.environ.setdefault("RECSYS_SPARK_UI", "false")
+    from jobs.common import configure_logging
+    from recsys.settings import load_settings
+    from recsys.warehouse.catalog import apply_ddl
+    from recsys.warehouse.session import build_spark
+
+    configure_logging()
+    settings = load_settings()
+    spark = build_spark(settings, app_name="validate_ab_pipeline", attach=False)
+    started = time.perf_counter()
+    load = [os.getloadavg()]
+    try:
+        apply_ddl(spark, settings.warehouse_root)
+        record: dict[str, Any] = {"bench": "validate_ab_pipeline"}
+        record["params"] = {
+            "units": design.units,
+            "aa": design.aa,
+            "planted": design.planted,
+            "lift": design.lift,
+            "rho": design.rho,
+            "days": design.days,
+            "seed": design.seed,
+            "alpha": design.alpha,
+        }
+        rows: list[dict[str, Any]] = []
+        for key, value in run_pipeline(spark, design, root / "work"):
+            if key == "rows":
+                rows = value
+            else:
+                record[key] = value
+            load.append(os.getloadavg())
+        record["result_rows"] = len(rows)
+        record.update(summarise(design, rows))
+        record["seconds"] = round(time.perf_counter() - started, 1)
+        record["spark_master"] = spark.sparkContext.master
+        record["cores"] = os.cpu_count()
+        record["loadavg_1m"] = [round(x[0], 2) for x in load]
+        print(table(record), file=sys.stderr, flush=True)
+        print(json.dumps(record), flush=True)
+    finally:
+        spark.stop()
+        if args.keep:
+            log.info("kept %s", root)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
