@@ -19,7 +19,7 @@ with ``z, w`` independent standard normals drawn from hashes of the seed and the
   of the Spark path): a ``vp_purchase`` event one day before first exposure worth
   ``MEAN + SD*(rho*z + sqrt(1 - rho^2)*w)``, correlated ``rho`` with the outcome's own part;
 * ``converted`` (binomial, a ``vp_click`` event): probability ``P0 + delta_p * sum(T_e - 1/2)``,
-  the same relative lift.
+  its own relative lift (``--conversion-lift``).
 
 The data go through the real jobs on a throw-away warehouse: ``bronze.users`` deliveries (the
 units arriving on each day) -> ``jobs.assign`` -> ``ab.served`` (one list per unit on its
@@ -94,6 +94,7 @@ class Design:
         seed: Seed of every hash draw (and of the salts).
         start: First test day.
         alpha: Level of the tests read from ``ab.results`` (the job's default 0.05).
+        conversion_lift: Relative lift of ``converted`` in (0, 1]; None: ``lift``.
     """
 
     units: int
@@ -105,6 +106,7 @@ class Design:
     seed: int = 0
     start: date = START
     alpha: float = 0.05
+    conversion_lift: float | None = None
 
     def __post_init__(self) -> None:
         for name, lo in (("units", 100), ("aa", 0), ("planted", 0), ("days", 1), ("seed", 0)):
@@ -115,8 +117,10 @@ class Design:
             raise ValueError(f"aa + planted: expected 1-9999, got {self.aa + self.planted}")
         if self.days > 30:
             raise ValueError(f"days: expected at most 30, got {self.days}")
-        if not 0.0 < self.lift <= 1.0:
-            raise ValueError(f"lift: expected a fraction in (0, 1], got {self.lift!r}")
+        for name in ("lift", "conversion_lift"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ValueError(f"{name}: expected a fraction in (0, 1], got {value!r}")
         if not 0.0 <= self.rho < 1.0:
             raise ValueError(f"rho: expected a correlation in [0, 1), got {self.rho!r}")
 
@@ -144,7 +148,8 @@ class Design:
     @property
     def delta_converted(self) -> float:
         """Absolute planted lift of ``converted`` (a probability difference)."""
-        return self.lift * P0 / (1.0 + self.lift / 2.0)
+        lift = self.lift if self.conversion_lift is None else self.conversion_lift
+        return lift * P0 / (1.0 + lift / 2.0)
 
     def truth(self, experiment_id: str, metric: str) -> float:
         """True treatment - control difference of ``metric`` in ``experiment_id``."""
@@ -471,6 +476,12 @@ def summarise(design: Design, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             figures["variance_reduction"] = round(sum(measured) / len(measured), 4)
             figures["variance_reduction_sd"] = round(_sd(measured), 4)
             figures["variance_reduction_expected"] = round(sum(expected) / len(expected), 4)
+            # Every experiment adjusts the same units' (x, y): one sample R^2, whose SE for a
+            # bivariate normal is about 2 rho (1 - rho^2) / sqrt(n), diluted like rho^2.
+            rho = design.rho
+            dilution = sum(expected) / len(expected) / rho**2 if rho > 0 else 0.0
+            se = 2 * rho * (1 - rho**2) / math.sqrt(design.units) * dilution
+            figures["variance_reduction_expected_se"] = round(se, 4)
             figures["rho_squared"] = round(design.rho**2, 4)
         out[metric] = figures
     srm = [r["srm_p_value"] < alpha for r in rows if r["metric"] == VALUE]
@@ -513,7 +524,8 @@ def table(figures: dict[str, Any]) -> str:
     lines.append(f"{'predicted power (diff)':34} {power(v):28} {power(c):28}")
     lines.append(
         f"{'variance reduction (adjustment)':34} {v['variance_reduction']:.4f} "
-        f"(expected {v['variance_reduction_expected']:.4f}, rho² {v['rho_squared']})"
+        f"(expected {v['variance_reduction_expected']:.4f} ± "
+        f"{v['variance_reduction_expected_se']:.4f}, rho² {v['rho_squared']})"
     )
     return "\n".join(lines)
 
@@ -527,7 +539,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--units", type=int, default=20_000, help="units, each in every experiment")
     parser.add_argument("--aa", type=int, default=100, help="A/A experiments")
     parser.add_argument("--planted", type=int, default=100, help="experiments with the lift")
-    parser.add_argument("--lift", type=float, default=0.01, help="planted relative lift")
+    parser.add_argument(
+        "--lift", type=float, default=0.007, help=f"planted relative lift of {VALUE}"
+    )
+    parser.add_argument(
+        "--conversion-lift", type=float, default=0.05, help=f"planted relative lift of {CONVERTED}"
+    )
     parser.add_argument("--rho", type=float, default=0.5, help="covariate-outcome correlation")
     parser.add_argument("--days", type=int, default=7, help="test days = daily looks")
     parser.add_argument("--seed", type=int, default=0)
@@ -536,7 +553,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     try:
         args.design = Design(
-            args.units, args.aa, args.planted, args.lift, args.rho, args.days, args.seed
+            args.units,
+            args.aa,
+            args.planted,
+            args.lift,
+            args.rho,
+            args.days,
+            args.seed,
+            conversion_lift=args.conversion_lift,
         )
     except ValueError as err:
         parser.error(str(err))
@@ -567,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "aa": design.aa,
             "planted": design.planted,
             "lift": design.lift,
+            "conversion_lift": design.conversion_lift,
             "rho": design.rho,
             "days": design.days,
             "seed": design.seed,
@@ -584,6 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         record["seconds"] = round(time.perf_counter() - started, 1)
         record["spark_master"] = spark.sparkContext.master
         record["cores"] = os.cpu_count()
+        record["spark_shuffle_partitions"] = spark.conf.get("spark.sql.shuffle.partitions")
         record["loadavg_1m"] = [round(x[0], 2) for x in load]
         print(table(record), file=sys.stderr, flush=True)
         print(json.dumps(record), flush=True)
