@@ -537,8 +537,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     doc = __doc__ or ""
     parser = argparse.ArgumentParser(prog="validate_ab_pipeline", description=doc.split("\n\n")[0])
     parser.add_argument("--units", type=int, default=20_000, help="units, each in every experiment")
-    parser.add_argument("--aa", type=int, default=100, help="A/A experiments")
-    parser.add_argument("--planted", type=int, default=100, help="experiments with the lift")
+    parser.add_argument("--aa", type=int, default=50, help="A/A experiments")
+    parser.add_argument("--planted", type=int, default=50, help="experiments with the lift")
     parser.add_argument(
         "--lift", type=float, default=0.007, help=f"planted relative lift of {VALUE}"
     )
