@@ -9,14 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bench.validate_ab_pipeline import (
-    CONVERTED,
-    VALUE,
-    Design,
-    experiments_yaml,
-    run_pipeline,
-    summarise,
-)
+from bench._planted import CONVERTED, VALUE, Design, summarise
+from bench.validate_ab_pipeline import experiments_yaml, run_pipeline
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -43,7 +37,9 @@ def test_pipeline_recovers_a_large_planted_lift(spark: SparkSession, tmp_path: P
         if experiment in TINY.planted_ids:
             assert r["abs_ci_low"] <= truth <= r["abs_ci_high"]
             assert r["p_value"] < 1e-4
-            assert r["rel_lift"] == pytest.approx(TINY.lift, abs=4 * r["abs_se"] / r["mean_control"])
+            assert r["rel_lift"] == pytest.approx(
+                TINY.lift, abs=4 * r["abs_se"] / r["mean_control"]
+            )
         else:
             assert abs(r["statistic"]) < 4  # A/A: centred on zero
     value = [by_key[(e, VALUE)] for e in TINY.experiment_ids]
