@@ -213,18 +213,21 @@ def assign_df(df: DataFrame, config: ExperimentsConfig, unit_col: str, on: date)
         Col.VARIANT_BUCKET,
         _case([(is_exp[e.id], bucket_col(e.salt, Col.UNIT_ID)) for e in experiments]),
     )
-    variant = _case(
-        [(is_exp[e.id], _variant_col(e, F.col(Col.VARIANT_BUCKET))) for e in experiments]
+    rows = rows.withColumn(
+        Col.VARIANT,
+        _case([(is_exp[e.id], _variant_col(e, F.col(Col.VARIANT_BUCKET))) for e in experiments]),
     )
+    # Read from the variant column, not by nesting its CASE in each branch: that expression
+    # grows with the square of the live experiments, slow to plan with hundreds of them.
     is_control = F.coalesce(
-        _case([(is_exp[e.id], variant == F.lit(e.control.id)) for e in experiments]),
+        _case([(is_exp[e.id], F.col(Col.VARIANT) == F.lit(e.control.id)) for e in experiments]),
         F.lit(False),
     )
     return rows.select(
         Col.UNIT_ID,
         Col.EXPERIMENT_ID,
         Col.LAYER_ID,
-        variant.alias(Col.VARIANT),
+        Col.VARIANT,
         is_control.alias(Col.IS_CONTROL),
         Col.BUCKET,
         Col.VARIANT_BUCKET,

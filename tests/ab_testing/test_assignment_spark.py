@@ -305,3 +305,41 @@ def test_write_assignments_replaces_the_day_in_one_commit(spark: SparkSession) -
     table = spark.table(AB_ASSIGNMENTS.qualified_name).where(day)
     assert table.count() == n
     assert {r[Col.RUN_ID] for r in table.select(Col.RUN_ID).distinct().collect()} == {"run-2"}
+
+
+def _layers_config(n: int) -> ExperimentsConfig:
+    """``n`` layers of one 50/50 experiment each (all buckets, own salts)."""
+    layers = [
+        {
+            "id": f"l{i}",
+            "salt": f"layer-salt-{i}",
+            "experiments": [
+                {
+                    "id": f"e{i}",
+                    "salt": f"exp-salt-{i}",
+                    "start": DAY,
+                    "end": date(DAY.year + 1, 1, 1),
+                    "buckets": [0, 10000],
+                    "variants": [
+                        {"id": "control", "weight": 1, "control": True},
+                        {"id": "treat", "weight": 1},
+                    ],
+                }
+            ],
+        }
+        for i in range(n)
+    ]
+    return parse_config({"version": 1, "layers": layers})
+
+
+def test_assign_df_plan_grows_linearly_with_experiments(spark: SparkSession) -> None:
+    # is_control once nested the whole variant CASE in each of its branches: a plan quadratic
+    # in the live experiments, which took minutes to plan and compile with a couple of hundred.
+    units = spark.createDataFrame([("u1",)], "unit_id string")
+
+    def plan_size(n: int) -> int:
+        df = assign_df(units, _layers_config(n), Col.UNIT_ID, DAY)
+        return len(df._jdf.queryExecution().optimizedPlan().toString())
+
+    small, large = plan_size(10), plan_size(40)
+    assert large / small < 8  # linear: about 4; quadratic: about 16
