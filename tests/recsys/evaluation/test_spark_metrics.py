@@ -77,8 +77,8 @@ def assert_same(a: list[MetricRow], b: list[MetricRow]) -> None:
 
 
 def test_hand_case_parity(spark: SparkSession) -> None:
-    p = hand_frames()
-    s = to_spark(spark, p)
+    p: dict[str, Any] = dict(hand_frames())
+    s: dict[str, Any] = dict(to_spark(spark, p))
     slices: dict[str, Any] = {
         "light": UserSlice({1, 3}),
         "cold": ItemSlice(["e", "f"]),
@@ -91,8 +91,8 @@ def test_hand_case_parity(spark: SparkSession) -> None:
 
 
 def test_single_metric_functions_parity(spark: SparkSession) -> None:
-    p = hand_frames()
-    s = to_spark(spark, p)
+    p: dict[str, Any] = dict(hand_frames())
+    s: dict[str, Any] = dict(to_spark(spark, p))
     # The five accuracy wrappers share one path (checked in full by the evaluate parity tests).
     for name in ("ndcg_at_k", "map_at_k"):
         assert getattr(sm, name)(s["recs"], s["truth"], 3) == pytest.approx(
@@ -161,4 +161,4 @@ def test_spark_rejects_wrong_types(spark: SparkSession) -> None:
         evaluate_spark(r, t)
     ok = spark.createDataFrame([(1, "a", 1)], "user_id long, item_id string, rank int")
     with pytest.raises(TypeError, match="truth: expected a Spark DataFrame"):
-        sm.recall_at_k(ok, pd.DataFrame({"user_id": [1], "item_id": ["a"]}))
+        sm.recall_at_k(ok, pd.DataFrame({"user_id": [1], "item_id": ["a"]}))  # type: ignore[arg-type]
