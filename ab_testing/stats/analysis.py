@@ -35,6 +35,7 @@ from ab_testing.stats.sufficient import (
     CupedStats,
     RatioStats,
     SampleStats,
+    regression_outcome,
 )
 from ab_testing.stats.ttest import welch_t_test
 
@@ -53,7 +54,7 @@ def select_test(spec: MetricSpec, stats: AnyStats) -> tuple[TestFn, Callable[[An
     if isinstance(stats, RegressionStats):
         if spec.use_cuped and stats.covariates:
             return regression_test, keep
-        stats, keep = stats.outcome, lambda s: s.outcome
+        stats, keep = regression_outcome(stats), regression_outcome
         if isinstance(stats, RatioStats):
             return delta_ratio_test, keep
     if isinstance(stats, CupedStats):
