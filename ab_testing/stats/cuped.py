@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ab_testing.stats._num import Array, Mask, Num, arr, out, safe_div
-from ab_testing.stats.comparison import Comparison, compare, validate_test_args, welch_df
-from ab_testing.stats.ratio import linearised_variance, ratio_invalid
+from ab_testing.stats.comparison import Arm, Comparison, compare_arms, validate_test_args
+from ab_testing.stats.ratio import linearised_variance, zero_denominator
 
 if TYPE_CHECKING:
     from ab_testing.settings import Alternative, Reason
@@ -106,11 +106,12 @@ def cuped_ratio_theta(control: CupedRatioStats, treatment: CupedRatioStats) -> N
     return out(_pooled_theta(_ratio_arm(control), _ratio_arm(treatment)))
 
 
-def _adjusted(a: _Arm, theta: Array, pooled_mean_x: Array) -> tuple[Array, Array]:
-    """Adjusted arm estimate and its variance: Var(Y - θX)/n = (σ_y² - 2θσ_xy + θ²σ_x²)/n."""
+def _adjusted(a: _Arm, theta: Array, pooled_mean_x: Array) -> Arm:
+    """The arm adjusted to the pooled covariate mean: estimate ``mean - θ (mean_x - pooled)``,
+    per-unit variance Var(Y - θX) = σ_y² - 2θσ_xy + θ²σ_x²; the unadjusted estimate shown."""
     est = a.estimate - theta * (a.mean_x - pooled_mean_x)
     var = np.maximum(a.variance - 2.0 * theta * a.covariance + theta**2 * a.variance_x, 0.0)
-    return est, safe_div(var, a.n)
+    return Arm(a.units, out(a.estimate), est, var)
 
 
 def _cuped_compare(
@@ -120,29 +121,20 @@ def _cuped_compare(
     *,
     alpha: float,
     alternative: Alternative,
-    invalid: list[tuple[Reason, Mask]],
+    invalid: tuple[tuple[Reason, Mask], ...] = (),
 ) -> Comparison:
     """The CUPED comparison of two arms: pooled θ, both arms adjusted to the pooled covariate
     mean, Welch degrees of freedom on the adjusted values; unadjusted estimates shown."""
     theta = _pooled_theta(c, t)
     pooled_x = safe_div(c.sum_x + t.sum_x, c.n + t.n)
-    est_c, var_c = _adjusted(c, theta, pooled_x)
-    est_t, var_t = _adjusted(t, theta, pooled_x)
-    return compare(
-        method=method,
-        n_c=c.units,
-        n_t=t.units,
-        shown_mean_c=out(c.estimate),
-        shown_mean_t=out(t.estimate),
-        est_c=est_c,
-        est_t=est_t,
-        var_c=var_c,
-        var_t=var_t,
-        df=welch_df(var_c, c.n, var_t, t.n),
+    return compare_arms(
+        method,
+        _adjusted(c, theta, pooled_x),
+        _adjusted(t, theta, pooled_x),
         alpha=alpha,
         alternative=alternative,
-        theta=theta,
         invalid=invalid,
+        theta=theta,
     )
 
 
@@ -166,10 +158,7 @@ def cuped_t_test(
     """
     validate_test_args(alpha, alternative)
     c, t = _mean_arm(control), _mean_arm(treatment)
-    invalid: list[tuple[Reason, Mask]] = [("insufficient_sample", (c.n < 2) | (t.n < 2))]
-    return _cuped_compare(
-        "cuped_welch_t", c, t, alpha=alpha, alternative=alternative, invalid=invalid
-    )
+    return _cuped_compare("cuped_welch_t", c, t, alpha=alpha, alternative=alternative)
 
 
 def cuped_ratio_test(
@@ -194,7 +183,7 @@ def cuped_ratio_test(
     validate_test_args(alpha, alternative)
     c, t = _ratio_arm(control), _ratio_arm(treatment)
     den_c, den_t = arr(control.ratio_stats.mean_den), arr(treatment.ratio_stats.mean_den)
-    invalid = ratio_invalid(c.n, t.n, den_c, den_t)
+    invalid = (zero_denominator(den_c, den_t),)
     return _cuped_compare(
         "cuped_delta_ratio", c, t, alpha=alpha, alternative=alternative, invalid=invalid
     )

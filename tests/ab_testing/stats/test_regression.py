@@ -353,7 +353,7 @@ def test_matches_welch_scipy_reference_without_covariates(rng: np.random.Generat
     assert res.adjusted.statistic == pytest.approx(ref.statistic, rel=1e-12)
 
 
-def test_from_cuped_uses_the_existing_sums(rng: np.random.Generator) -> None:
+def test_cuped_moments_use_the_existing_sums(rng: np.random.Generator) -> None:
     y_c, x_c = rng.normal(size=200), rng.normal(size=200)
     y_t, x_t = rng.normal(size=210) + 0.1, rng.normal(size=210)
     want = regression_adjusted_test(
