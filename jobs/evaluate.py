@@ -63,8 +63,7 @@ from recsys.training.artifacts import Artifact, latest_artifact
 from recsys.training.baselines import ALS_GRID, als_train_positives, tune_als
 from recsys.training.blocks import EvalTask, drop_known, in_blocks, ranked, top_k_fast, user_block
 from recsys.training.bundle import ModelBundle, check_bundle_id
-from recsys.training.registry import artifacts_root
-from recsys.training.scoring import (
+from recsys.training.inference import (
     covisit_scores_spark,
     merged_pool,
     ndcg_at,
@@ -75,6 +74,7 @@ from recsys.training.scoring import (
     sequence_scores,
     two_tower_scorer,
 )
+from recsys.training.registry import artifacts_root
 from recsys.training.trainers import SplitData, load_split
 from recsys.warehouse.io import replace_rows
 from recsys.warehouse.session import build_spark

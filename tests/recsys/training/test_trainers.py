@@ -31,8 +31,8 @@ from recsys.training.baselines import (
     tune_als,
 )
 from recsys.training.covisit import CovisitConfig
+from recsys.training.inference import known_mask, top_k
 from recsys.training.loops import NDCG10, TrainConfig, fit
-from recsys.training.scoring import known_mask, top_k
 from recsys.training.tiny import write_tiny_features
 from recsys.training.trainers import (
     SplitData,
