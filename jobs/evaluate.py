@@ -48,7 +48,6 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common import configure_logging
-from jobs.train import load_model_as
 from recsys.evaluation import ItemSlice, MetricRow, UserSlice, evaluate, ndcg_per_user
 from recsys.evaluation.uncertainty import paired_ratio, standard_error
 from recsys.models.device import pick_device
@@ -63,6 +62,7 @@ from recsys.training.artifacts import Artifact, latest_artifact
 from recsys.training.baselines import ALS_GRID, als_train_positives, tune_als
 from recsys.training.blocks import EvalTask, drop_known, in_blocks, ranked, top_k_fast, user_block
 from recsys.training.bundle import ModelBundle, check_bundle_id
+from recsys.training.loops import load_model_as
 from recsys.training.registry import artifacts_root
 from recsys.training.scoring import (
     covisit_scores_spark,

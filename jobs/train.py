@@ -46,26 +46,18 @@ from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
 from recsys.settings import load_settings
 from recsys.training import samples as S
-from recsys.training.artifacts import (
-    Artifact,
-    check_feature_spec,
-    latest_artifact,
-    save_artifact,
-)
+from recsys.training.artifacts import Artifact, latest_artifact, save_artifact
 from recsys.training.bundle import ModelBundle, RankerInputs
 from recsys.training.covisit import CovisitConfig
 from recsys.training.covisit_spark import stored_settings
 from recsys.training.loops import (
     MODEL_NAMES,
     ModelName,
-    ModuleT,
     TrainConfig,
-    as_module,
-    build_model,
+    load_model_as,
 )
 from recsys.training.registry import artifacts_root
 from recsys.training.trainers import (
-    SplitData,
     Trained,
     load_split,
     train_ranker,
@@ -197,22 +189,6 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
         a.ranker_covisit == "on",
         a.validation_users,
     )
-
-
-def load_model(artifact: Artifact, split: SplitData) -> torch.nn.Module:
-    """Rebuild an artifact's module after checking its feature spec against ``split``."""
-    check_feature_spec(artifact, split.feature_spec())
-    name: ModelName = artifact.model_name  # type: ignore[assignment]
-    model = build_model(name, artifact.config)
-    model.load_state_dict(artifact.load_state_dict())
-    model.eval()
-    return model
-
-
-def load_model_as(artifact: Artifact, split: SplitData, kind: type[ModuleT]) -> ModuleT:
-    """:func:`load_model`, refusing an artifact whose module is not a ``kind`` (``TypeError``)."""
-    what = f"{artifact.model_name} artifact {artifact.version}"
-    return as_module(load_model(artifact, split), kind, what)
 
 
 def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:

@@ -36,7 +36,6 @@ KNOWN_DEBT: Final[frozenset[tuple[str, ...]]] = frozenset(
     {
         ("recsys.training.blocks", "recsys.scoring.kernels"),
         ("recsys.training.scoring", "recsys.scoring.kernels"),
-        ("jobs.evaluate", "jobs.train"),
         ("ab_testing.stats.moments", "ab_testing.stats.sufficient"),
     }
 )
