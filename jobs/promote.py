@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final
 
 from pyspark.sql import functions as F
 
-from jobs.common import configure_logging
+from jobs.common import Job, run_job
 from recsys.settings import load_settings
 from recsys.training.bundle import (
     BundleMismatchError,
@@ -314,22 +314,15 @@ def run(args: PromoteArgs, warehouse_root: str) -> list[GateDecision]:
     return decided
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        args = parse_args(argv)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    try:
-        run(args, load_settings().warehouse_root)
-    except (FileNotFoundError, MissingEvaluationError) as err:
-        log.error("%s", err)
-        return 1
-    except ValueError as err:  # BundleMismatchError: a bundle that does not hold together
-        log.error("%s", err)
-        return 2
+def _promote(job: Job[PromoteArgs]) -> int:
+    run(job.config, load_settings().warehouse_root)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # A ValueError here is a BundleMismatchError: a bundle that does not hold together.
+    exits = (((FileNotFoundError, MissingEvaluationError), 1), (ValueError, 2))
+    return run_job(log, argv, parse_args, _promote, app_name="promote", exits=exits)
 
 
 if __name__ == "__main__":

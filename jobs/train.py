@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from jobs.common import configure_logging
+from jobs.common import Job, run_job
 from recsys.models.device import pick_device
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
@@ -287,21 +286,21 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
     return artifact
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_args(argv)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    started = time.perf_counter()
-    try:
-        run(config, load_settings().warehouse_root)
-    except (FileNotFoundError, ValueError) as err:
-        log.error("%s", err)
-        return 2
-    log.info("done in %.1f s", time.perf_counter() - started)
+def _train(job: Job[TrainJobConfig]) -> int:
+    run(job.config, load_settings().warehouse_root)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_job(
+        log,
+        argv,
+        parse_args,
+        _train,
+        app_name="train",
+        exits=(((FileNotFoundError, ValueError), 2),),
+        log_done=True,
+    )
 
 
 if __name__ == "__main__":
