@@ -43,9 +43,9 @@ from jobs.common import (
     add_source,
     check_names,
     day_range,
+    job_main,
     job_parser,
     run_id_or_new,
-    run_job,
 )
 from recsys.warehouse.tables import AB_ASSIGNMENTS, BRONZE_USERS, Col
 
@@ -193,9 +193,7 @@ def _assign(job: Job[AssignJob]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    exits = ((NoPopulationError, 1),)
-    return run_job(log, argv, parse_args, _assign, app_name="assign", exits=exits)
+main = job_main("assign", parse_args, _assign, exits=((NoPopulationError, 1),))
 
 
 if __name__ == "__main__":

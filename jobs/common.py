@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -218,3 +218,28 @@ def run_job(
     if code == 0 and log_done:
         log.info("done in %.1f s", job.seconds())
     return code
+
+
+class JobMain(Protocol):
+    """A job's ``main``: command-line arguments (None: ``sys.argv[1:]``) -> exit code."""
+
+    def __call__(self, argv: Sequence[str] | None = None) -> int: ...
+
+
+def job_main(
+    name: str,
+    parse: Callable[[Sequence[str] | None], ConfigT],
+    body: Callable[[Job[ConfigT]], int],
+    *,
+    exits: ExitCodes = (),
+    log_done: bool = False,
+) -> JobMain:
+    """The ``main`` of job ``name``: :func:`run_job` with the logger ``jobs.<name>`` and the
+    Spark app name ``name``."""
+    log = logging.getLogger(f"jobs.{name}")
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run_job(log, argv, parse, body, app_name=name, exits=exits, log_done=log_done)
+
+    main.__doc__ = f"jobs.{name}: arguments -> exit code (0 done, 1 refused, 2 bad input)."
+    return main

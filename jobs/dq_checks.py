@@ -39,8 +39,8 @@ from jobs.common import (
     add_ds,
     add_run_id,
     check_run_id,
+    job_main,
     job_parser,
-    run_job,
 )
 from recsys.quality import CheckResult, Thresholds, evaluate
 from recsys.quality.observe import observe
@@ -153,8 +153,7 @@ def _check(job: Job[DqArgs]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_job(log, argv, parse_args, _check, app_name="dq_checks")
+main = job_main("dq_checks", parse_args, _check)
 
 
 if __name__ == "__main__":

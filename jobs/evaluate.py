@@ -47,7 +47,7 @@ import torch
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.common import Job, run_job
+from jobs.common import Job, job_main
 from recsys.evaluation import ItemSlice, MetricRow, UserSlice, evaluate, ndcg_per_user
 from recsys.evaluation.uncertainty import paired_ratio, standard_error
 from recsys.models.device import pick_device
@@ -444,15 +444,7 @@ def _evaluate(job: Job[EvalJobConfig]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_job(
-        log,
-        argv,
-        parse_args,
-        _evaluate,
-        app_name="evaluate",
-        exits=(((FileNotFoundError, ValueError), 2),),
-    )
+main = job_main("evaluate", parse_args, _evaluate, exits=(((FileNotFoundError, ValueError), 2),))
 
 
 if __name__ == "__main__":

@@ -66,9 +66,9 @@ from jobs.common import (
     add_source,
     check_names,
     day_range,
+    job_main,
     job_parser,
     run_id_or_new,
-    run_job,
 )
 from recsys.quality.exposure_checks import (
     CHECK_NAME,
@@ -313,9 +313,7 @@ def _exposures(job: Job[ExposuresJob]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    exits = ((NoAssignmentsError, 1),)
-    return run_job(log, argv, parse_args, _exposures, app_name="exposures", exits=exits)
+main = job_main("exposures", parse_args, _exposures, exits=((NoAssignmentsError, 1),))
 
 
 if __name__ == "__main__":

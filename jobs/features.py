@@ -38,8 +38,8 @@ from jobs.common import (
     Job,
     add_ds,
     add_source,
+    job_main,
     job_parser,
-    run_job,
 )
 from recsys.features.content import with_content_embedding
 from recsys.features.examples import READ_ROLES, ExampleConfig, check_roles, ranker_examples
@@ -349,9 +349,7 @@ def _features(job: Job[FeatureJobConfig]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    exits = ((MissingDeliveryError, 2),)
-    return run_job(log, argv, parse_args, _features, app_name="features", exits=exits)
+main = job_main("features", parse_args, _features, exits=((MissingDeliveryError, 2),))
 
 
 if __name__ == "__main__":

@@ -39,8 +39,8 @@ from jobs.common import (
     add_run_id,
     add_source,
     check_run_id,
+    job_main,
     job_parser,
-    run_job,
 )
 from recsys.ingest.layouts import LAYOUT_FILES
 from recsys.settings import FileKind, Layout
@@ -355,8 +355,7 @@ def _generate(job: Job[GenerateConfig]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_job(log, argv, parse_args, _generate, app_name="generate_synthetic")
+main = job_main("generate_synthetic", parse_args, _generate)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ from jobs.common import (
     add_ds,
     add_run_id,
     add_source,
+    job_main,
     job_parser,
-    run_job,
 )
 from recsys.ingest.layouts import FileSpec, IngestInputError, detect_layout, locate_files
 from recsys.ingest.pipeline import (
@@ -266,10 +266,10 @@ def _ingest(job: Job[IngestConfig]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # after the arguments: bad data (too many bad lines, unreadable files) exits 1
-    exits = (((TooManyBadRowsError, IngestInputError), 1),)
-    return run_job(log, argv, _checked_args, _ingest, app_name="ingest", exits=exits)
+# after the arguments: bad data (too many bad lines, unreadable files) exits 1
+main = job_main(
+    "ingest", _checked_args, _ingest, exits=(((TooManyBadRowsError, IngestInputError), 1),)
+)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final
 
 from pyspark.sql import functions as F
 
-from jobs.common import Job, run_job
+from jobs.common import Job, job_main
 from recsys.settings import load_settings
 from recsys.training.bundle import (
     BundleMismatchError,
@@ -319,10 +319,13 @@ def _promote(job: Job[PromoteArgs]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # A ValueError here is a BundleMismatchError: a bundle that does not hold together.
-    exits = (((FileNotFoundError, MissingEvaluationError), 1), (ValueError, 2))
-    return run_job(log, argv, parse_args, _promote, app_name="promote", exits=exits)
+# a ValueError of the body is a BundleMismatchError: a bundle that does not hold together
+main = job_main(
+    "promote",
+    parse_args,
+    _promote,
+    exits=(((FileNotFoundError, MissingEvaluationError), 1), (ValueError, 2)),
+)
 
 
 if __name__ == "__main__":

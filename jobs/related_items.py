@@ -34,9 +34,9 @@ from jobs.common import (
     add_ds,
     add_run_id,
     add_source,
+    job_main,
     job_parser,
     run_id_or_new,
-    run_job,
 )
 from recsys.surfaces.publish import publish_day
 from recsys.surfaces.related import RelatedConfig, similar_pairs, with_reasons
@@ -219,9 +219,7 @@ def _related(job: Job[RelatedJobConfig]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    exits = ((MissingInputError, 2),)
-    return run_job(log, argv, parse_args, _related, app_name="related_items", exits=exits)
+main = job_main("related_items", parse_args, _related, exits=((MissingInputError, 2),))
 
 
 if __name__ == "__main__":

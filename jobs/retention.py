@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Final
 from jobs.common import (
     Job,
     add_ds,
+    job_main,
     job_parser,
-    run_job,
 )
 from recsys.warehouse.completion import KEY_COLUMNS, Pipeline
 from recsys.warehouse.io import with_conflict_retry
@@ -445,8 +445,7 @@ def _retention(job: Job[RetentionConfig]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_job(log, argv, parse_args, _retention, app_name="retention")
+main = job_main("retention", parse_args, _retention)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ from typing import Final
 if __package__ in (None, "") and __name__ == "__main__":  # spark-submit jobs/score.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.common import Job, check_run_id, run_job
+from jobs.common import Job, check_run_id, job_main
 
 log = logging.getLogger("jobs.score")
 
@@ -237,16 +237,13 @@ def _score(job: Job[ScoreJobConfig]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_job(
-        log,
-        argv,
-        parse_args,
-        _score,
-        app_name="score",
-        exits=(((FileNotFoundError, ValueError), 2), (DataQualityGateError, 1)),
-        log_done=True,
-    )
+main = job_main(
+    "score",
+    parse_args,
+    _score,
+    exits=(((FileNotFoundError, ValueError), 2), (DataQualityGateError, 1)),
+    log_done=True,
+)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from jobs.common import Job, run_job
+from jobs.common import Job, job_main
 from recsys.models.device import pick_device
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
@@ -291,16 +291,9 @@ def _train(job: Job[TrainJobConfig]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_job(
-        log,
-        argv,
-        parse_args,
-        _train,
-        app_name="train",
-        exits=(((FileNotFoundError, ValueError), 2),),
-        log_done=True,
-    )
+main = job_main(
+    "train", parse_args, _train, exits=(((FileNotFoundError, ValueError), 2),), log_done=True
+)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,9 @@ from jobs.common import (
     add_ds,
     add_run_id,
     add_source,
+    job_main,
     job_parser,
     run_id_or_new,
-    run_job,
 )
 from recsys.surfaces.publish import publish_day
 from recsys.surfaces.sources import MissingInputError, delivery, resolve_delivery
@@ -212,9 +212,7 @@ def _trending(job: Job[TrendingJobConfig]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    exits = ((MissingInputError, 2),)
-    return run_job(log, argv, parse_args, _trending, app_name="trending", exits=exits)
+main = job_main("trending", parse_args, _trending, exits=((MissingInputError, 2),))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from jobs.common import (
     add_source,
     check_run_id,
     day_range,
+    job_main,
     job_parser,
     run_id_or_new,
     run_job,
@@ -123,3 +124,18 @@ def test_one_run_id_rule() -> None:
     for bad in ("a b", "", "x" * 201, "r1\n", "a/b"):
         with pytest.raises(ValueError, match="run_id: expected"):
             run_id_or_new(bad)
+
+
+def test_job_main_logs_as_jobs_name(caplog: pytest.LogCaptureFixture) -> None:
+    def body(job: Job[int]) -> int:
+        assert job.app_name == "kit_test"
+        raise MissingError("no input")
+
+    main = job_main("kit_test", parse, body, exits=EXITS)
+    with caplog.at_level(logging.INFO):
+        assert main(["bad"]) == 2
+        assert main(["x"]) == 2
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("jobs.kit_test", "--n: expected a number, got 'bad'"),
+        ("jobs.kit_test", "no input"),
+    ]
