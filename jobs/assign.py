@@ -35,18 +35,7 @@ from pyspark.sql import functions as F
 
 from ab_testing.assignment_spark import assign_df, write_assignments
 from ab_testing.config import ExperimentsConfig, load_config
-from jobs.common import (
-    Job,
-    add_ds,
-    add_from_ds,
-    add_run_id,
-    add_source,
-    check_names,
-    day_range,
-    job_main,
-    job_parser,
-    run_id_or_new,
-)
+from jobs import common
 from recsys.warehouse.tables import AB_ASSIGNMENTS, BRONZE_USERS, Col
 
 if TYPE_CHECKING:
@@ -75,12 +64,12 @@ class AssignJob:
     from_ds: date | None = None
 
     def __post_init__(self) -> None:
-        day_range(self.from_ds, self.ds)  # raises ValueError on a bad range
+        common.day_range(self.from_ds, self.ds)  # raises ValueError on a bad range
 
     @property
     def days(self) -> tuple[date, ...]:
         """The days to assign, in order."""
-        return day_range(self.from_ds, self.ds)
+        return common.day_range(self.from_ds, self.ds)
 
 
 def parse_args(argv: Sequence[str] | None) -> AssignJob:
@@ -90,16 +79,16 @@ def parse_args(argv: Sequence[str] | None) -> AssignJob:
         ValueError: the config file is missing or invalid, ``--source``/``--run-id`` is
             malformed, or ``--from-ds`` is after ``--ds`` or over 366 days before it.
     """
-    parser = job_parser("jobs.assign", __doc__)
+    parser = common.job_parser("jobs.assign", __doc__)
     parser.add_argument("--config", required=True, type=Path, help="experiments YAML file")
-    add_ds(parser, required=True)
-    add_from_ds(parser)
-    add_source(parser, "bronze.users delivery name (default: the latest)")
-    add_run_id(parser)
+    common.add_ds(parser, required=True)
+    common.add_from_ds(parser)
+    common.add_source(parser, "bronze.users delivery name (default: the latest)")
+    common.add_run_id(parser)
     args = parser.parse_args(argv)
-    run_id = run_id_or_new(args.run_id)
-    check_names((("source", args.source),))
-    day_range(args.from_ds, args.ds)  # before the config is read: the cheaper check first
+    run_id = common.run_id_or_new(args.run_id)
+    common.check_names((("source", args.source),))
+    common.day_range(args.from_ds, args.ds)  # before the config is read: the cheaper check first
     return AssignJob(load_config(args.config), args.ds, args.source, run_id, args.from_ds)
 
 
@@ -176,7 +165,7 @@ def run(spark: SparkSession, job: AssignJob) -> dict[date, dict[tuple[str, str],
     return counts
 
 
-def _assign(job: Job[AssignJob]) -> int:
+def _assign(job: common.Job[AssignJob]) -> int:
     counts = run(job.spark, job.config)
     for day, per_arm in counts.items():
         for (experiment, variant), n in sorted(per_arm.items()):
@@ -193,7 +182,7 @@ def _assign(job: Job[AssignJob]) -> int:
     return 0
 
 
-main = job_main("assign", parse_args, _assign, exits=((NoPopulationError, 1),))
+main = common.job_main("assign", parse_args, _assign, exits=((NoPopulationError, 1),))
 
 
 if __name__ == "__main__":

@@ -34,14 +34,7 @@ from typing import Final
 
 from pyspark.sql import functions as F
 
-from jobs.common import (
-    Job,
-    add_ds,
-    add_run_id,
-    check_run_id,
-    job_main,
-    job_parser,
-)
+from jobs import common
 from recsys.quality import CheckResult, Thresholds, evaluate
 from recsys.quality.observe import observe
 from recsys.warehouse.io import replace_rows
@@ -79,15 +72,15 @@ class DqArgs:
     run_id: str | None = None
 
     def __post_init__(self) -> None:
-        check_run_id(self.run_id)  # the scoring run's id, as jobs.score --run-id accepts it
+        common.check_run_id(self.run_id)  # the scoring run's id, as jobs.score --run-id accepts it
 
 
 def parse_args(argv: Sequence[str] | None) -> DqArgs:
     """Command line -> :class:`DqArgs`; ValueError on bad values."""
     d = Thresholds()
-    p = job_parser("jobs.dq_checks", __doc__)
-    add_ds(p, required=True)
-    add_run_id(p, help="scoring run whose staged day is checked")
+    p = common.job_parser("jobs.dq_checks", __doc__)
+    common.add_ds(p, required=True)
+    common.add_run_id(p, help="scoring run whose staged day is checked")
     p.add_argument("--split-id", default="leave_last_out")
     p.add_argument("--min-user-coverage", type=float, default=d.min_user_coverage)
     p.add_argument("--max-null-rate", type=float, default=d.max_null_rate)
@@ -132,7 +125,7 @@ def run(args: DqArgs) -> list[CheckResult]:
     return results
 
 
-def _check(job: Job[DqArgs]) -> int:
+def _check(job: common.Job[DqArgs]) -> int:
     ds = job.config.ds
     results = run(job.config)
     for r in results:
@@ -153,7 +146,7 @@ def _check(job: Job[DqArgs]) -> int:
     return 0
 
 
-main = job_main("dq_checks", parse_args, _check)
+main = common.job_main("dq_checks", parse_args, _check)
 
 
 if __name__ == "__main__":

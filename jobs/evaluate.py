@@ -47,7 +47,7 @@ import torch
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.common import Job, job_main
+from jobs import common
 from recsys.evaluation import ItemSlice, MetricRow, UserSlice, evaluate, ndcg_per_user
 from recsys.evaluation.uncertainty import paired_ratio, standard_error
 from recsys.models.device import pick_device
@@ -437,14 +437,16 @@ def run(config: EvalJobConfig, warehouse_root: str) -> pd.DataFrame:
     return summary_table(rows).join(comparison_table(per_user))
 
 
-def _evaluate(job: Job[EvalJobConfig]) -> int:
+def _evaluate(job: common.Job[EvalJobConfig]) -> int:
     table = run(job.config, load_settings().warehouse_root)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round(4).to_string())
     return 0
 
 
-main = job_main("evaluate", parse_args, _evaluate, exits=(((FileNotFoundError, ValueError), 2),))
+main = common.job_main(
+    "evaluate", parse_args, _evaluate, exits=(((FileNotFoundError, ValueError), 2),)
+)
 
 
 if __name__ == "__main__":

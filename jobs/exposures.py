@@ -58,18 +58,7 @@ from ab_testing.assignment_spark import (
     rec_set_mismatches,
     record_exposures,
 )
-from jobs.common import (
-    Job,
-    add_ds,
-    add_from_ds,
-    add_run_id,
-    add_source,
-    check_names,
-    day_range,
-    job_main,
-    job_parser,
-    run_id_or_new,
-)
+from jobs import common
 from recsys.quality.exposure_checks import (
     CHECK_NAME,
     DEFAULT_MAX_MISMATCH_SHARE,
@@ -113,13 +102,13 @@ class ExposuresJob:
     max_mismatch_share: float = DEFAULT_MAX_MISMATCH_SHARE
 
     def __post_init__(self) -> None:
-        day_range(self.from_ds, self.ds)  # raises ValueError on a bad range
+        common.day_range(self.from_ds, self.ds)  # raises ValueError on a bad range
         check_share("max_rec_set_mismatch_share", self.max_mismatch_share)
 
     @property
     def days(self) -> tuple[date, ...]:
         """The days to record, in order."""
-        return day_range(self.from_ds, self.ds)
+        return common.day_range(self.from_ds, self.ds)
 
 
 def parse_args(argv: Sequence[str] | None) -> ExposuresJob:
@@ -129,11 +118,11 @@ def parse_args(argv: Sequence[str] | None) -> ExposuresJob:
         ValueError: ``--source`` or ``--run-id`` is malformed, or ``--from-ds`` is after
             ``--ds`` or over 366 days before it.
     """
-    parser = job_parser("jobs.exposures", __doc__)
-    add_ds(parser, required=True)
-    add_from_ds(parser)
-    add_source(parser, "only ab.served rows of this source (default: all)")
-    add_run_id(parser, help="id stamped on quarantined rows (default: a new UUID)")
+    parser = common.job_parser("jobs.exposures", __doc__)
+    common.add_ds(parser, required=True)
+    common.add_from_ds(parser)
+    common.add_source(parser, "only ab.served rows of this source (default: all)")
+    common.add_run_id(parser, help="id stamped on quarantined rows (default: a new UUID)")
     parser.add_argument(
         "--max-rec-set-mismatch-share",
         type=float,
@@ -142,8 +131,8 @@ def parse_args(argv: Sequence[str] | None) -> ExposuresJob:
         "rec_set than the assigned variant's before the DQ check fails (default 0.01)",
     )
     args = parser.parse_args(argv)
-    run_id = run_id_or_new(args.run_id)
-    check_names((("source", args.source),))
+    run_id = common.run_id_or_new(args.run_id)
+    common.check_names((("source", args.source),))
     return ExposuresJob(args.ds, args.source, run_id, args.from_ds, args.max_rec_set_mismatch_share)
 
 
@@ -306,14 +295,14 @@ def check_served_sets(
     return results
 
 
-def _exposures(job: Job[ExposuresJob]) -> int:
+def _exposures(job: common.Job[ExposuresJob]) -> int:
     for day, per_day in run(job.spark, job.config).items():
         source = job.config.source or "all"
         log.info("%s ds=%s (source %s): %s", AB_EXPOSURES, day, source, per_day)
     return 0
 
 
-main = job_main("exposures", parse_args, _exposures, exits=((NoAssignmentsError, 1),))
+main = common.job_main("exposures", parse_args, _exposures, exits=((NoAssignmentsError, 1),))
 
 
 if __name__ == "__main__":

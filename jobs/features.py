@@ -34,13 +34,7 @@ from typing import TYPE_CHECKING
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from jobs.common import (
-    Job,
-    add_ds,
-    add_source,
-    job_main,
-    job_parser,
-)
+from jobs import common
 from recsys.features.content import with_content_embedding
 from recsys.features.examples import READ_ROLES, ExampleConfig, check_roles, ranker_examples
 from recsys.features.item_features import ItemFeatureConfig, item_features
@@ -137,9 +131,9 @@ def parse_args(argv: Sequence[str] | None) -> FeatureJobConfig:
     Raises:
         ValueError: an argument is malformed or inconsistent, naming it and its value.
     """
-    parser = job_parser("jobs.features", __doc__)
-    add_ds(parser, help="feature run date YYYY-MM-DD")
-    add_source(parser, "bronze delivery name", default=DEFAULT_SOURCE, delivery_ds=True)
+    parser = common.job_parser("jobs.features", __doc__)
+    common.add_ds(parser, help="feature run date YYYY-MM-DD")
+    common.add_source(parser, "bronze delivery name", default=DEFAULT_SOURCE, delivery_ds=True)
     parser.add_argument(
         "--split", choices=["leave_last_out", "time_cutoff"], default="leave_last_out"
     )
@@ -316,7 +310,7 @@ def load(spark: SparkSession, features: Features, config: FeatureJobConfig) -> d
     return counts
 
 
-def _features(job: Job[FeatureJobConfig]) -> int:
+def _features(job: common.Job[FeatureJobConfig]) -> int:
     config = job.config
     if not config.content:
         log.warning(
@@ -349,7 +343,7 @@ def _features(job: Job[FeatureJobConfig]) -> int:
     return 0
 
 
-main = job_main("features", parse_args, _features, exits=((MissingDeliveryError, 2),))
+main = common.job_main("features", parse_args, _features, exits=((MissingDeliveryError, 2),))
 
 
 if __name__ == "__main__":

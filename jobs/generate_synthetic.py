@@ -32,16 +32,7 @@ from typing import TYPE_CHECKING, Final
 
 from pyspark.sql import functions as F
 
-from jobs.common import (
-    NAME_PATTERN,
-    Job,
-    add_ds,
-    add_run_id,
-    add_source,
-    check_run_id,
-    job_main,
-    job_parser,
-)
+from jobs import common
 from recsys.ingest.layouts import LAYOUT_FILES
 from recsys.settings import FileKind, Layout
 from recsys.synthetic import (
@@ -103,9 +94,9 @@ class GenerateConfig:
         if not isinstance(self.ds, date):
             raise ValueError(f"ds: expected a datetime.date, got {self.ds!r}")
         # a lower-case name, as recsys.settings.IngestConfig's source
-        if not NAME_PATTERN.fullmatch(self.source) or self.source != self.source.lower():
+        if not common.NAME_PATTERN.fullmatch(self.source) or self.source != self.source.lower():
             raise ValueError(f"source: expected [a-z0-9][a-z0-9_.-]{{0,63}}, got {self.source!r}")
-        check_run_id(self.run_id)
+        common.check_run_id(self.run_id)
         if self.synthetic.end > midnight(self.ds):
             raise ValueError(
                 f"end: events must precede the delivery date {self.ds}, "
@@ -142,7 +133,7 @@ def parse_args(argv: Sequence[str] | None) -> GenerateConfig:
         ValueError: a value is out of range, naming the argument.
     """
     d = SyntheticConfig()
-    parser = job_parser("jobs.generate_synthetic", __doc__)
+    parser = common.job_parser("jobs.generate_synthetic", __doc__)
     parser.add_argument("--users", type=int, default=d.n_users, help="number of users")
     parser.add_argument("--items", type=int, default=d.n_items, help="number of items")
     parser.add_argument(
@@ -183,9 +174,9 @@ def parse_args(argv: Sequence[str] | None) -> GenerateConfig:
         type=int,
         help=f"Spark partitions (default: one per {ROWS_PER_PARTITION:,} draws)",
     )
-    add_ds(parser, help="delivery date YYYY-MM-DD")
-    add_source(parser, "delivery name", default="synthetic")
-    add_run_id(parser)
+    common.add_ds(parser, help="delivery date YYYY-MM-DD")
+    common.add_source(parser, "delivery name", default="synthetic")
+    common.add_run_id(parser)
     parser.add_argument("--csv-out", type=Path, help="also write ml-latest-small CSVs here")
     parser.add_argument("--csv-only", action="store_true", help="write only the CSVs")
     args = parser.parse_args(argv)
@@ -336,7 +327,7 @@ def generate(spark: SparkSession, job: GenerateConfig) -> Generated:
     return Generated(run_id, config.n_items, config.n_users, n_interactions)
 
 
-def _generate(job: Job[GenerateConfig]) -> int:
+def _generate(job: common.Job[GenerateConfig]) -> int:
     config = job.config
     out = generate(job.spark, config)
     c = config.synthetic
@@ -355,7 +346,7 @@ def _generate(job: Job[GenerateConfig]) -> int:
     return 0
 
 
-main = job_main("generate_synthetic", parse_args, _generate)
+main = common.job_main("generate_synthetic", parse_args, _generate)
 
 
 if __name__ == "__main__":

@@ -32,14 +32,7 @@ from typing import TYPE_CHECKING, Final
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from jobs.common import (
-    Job,
-    add_ds,
-    add_run_id,
-    add_source,
-    job_main,
-    job_parser,
-)
+from jobs import common
 from recsys.ingest.layouts import FileSpec, IngestInputError, detect_layout, locate_files
 from recsys.ingest.pipeline import (
     Classified,
@@ -102,12 +95,12 @@ class FileCount:
 
 def parse_args(argv: Sequence[str] | None) -> IngestConfig:
     """Command line -> validated :class:`IngestConfig` (the edge where input is checked)."""
-    parser = job_parser("jobs.ingest", __doc__)
+    parser = common.job_parser("jobs.ingest", __doc__)
     parser.add_argument("--input", required=True, type=Path, help="MovieLens directory")
-    add_ds(parser, help="delivery date YYYY-MM-DD")
+    common.add_ds(parser, help="delivery date YYYY-MM-DD")
     parser.add_argument("--layout", choices=[x.value for x in Layout], help="default: detected")
-    add_source(parser, "delivery name (default: the layout name)")
-    add_run_id(parser)
+    common.add_source(parser, "delivery name (default: the layout name)")
+    common.add_run_id(parser)
     parser.add_argument(
         "--max-bad-fraction",
         type=float,
@@ -252,7 +245,7 @@ def _checked_args(argv: Sequence[str] | None) -> IngestConfig:
     return config
 
 
-def _ingest(job: Job[IngestConfig]) -> int:
+def _ingest(job: common.Job[IngestConfig]) -> int:
     config = job.config
     counts = load(job.spark, config, extract(job.spark, config))
     total = sum(c.n_quarantined for c in counts)
@@ -267,7 +260,7 @@ def _ingest(job: Job[IngestConfig]) -> int:
 
 
 # after the arguments: bad data (too many bad lines, unreadable files) exits 1
-main = job_main(
+main = common.job_main(
     "ingest", _checked_args, _ingest, exits=(((TooManyBadRowsError, IngestInputError), 1),)
 )
 

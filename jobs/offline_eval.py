@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Final
 
-from jobs.common import Job, run_job
+from jobs import common
 from recsys.ingest.layouts import detect_layout
 from recsys.settings import PROJECT_ROOT
 from recsys.training.loops import MODEL_NAMES
@@ -161,7 +161,7 @@ def plan(config: OfflineEvalConfig) -> list[Step]:
     return steps
 
 
-def _steps(job: Job[OfflineEvalConfig]) -> int:
+def _steps(job: common.Job[OfflineEvalConfig]) -> int:
     config = job.config
     config.warehouse.mkdir(parents=True, exist_ok=True)
     os.environ[WAREHOUSE_ENV] = str(config.warehouse)
@@ -184,7 +184,7 @@ def _steps(job: Job[OfflineEvalConfig]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every step; 0 when all succeed, else the failing step's code (the rest are skipped)."""
-    return run_job(log, argv, parse_args, _steps, app_name="offline_eval")
+    return common.run_job(log, argv, parse_args, _steps, app_name="offline_eval")
 
 
 if __name__ == "__main__":

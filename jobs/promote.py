@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final
 
 from pyspark.sql import functions as F
 
-from jobs.common import Job, job_main
+from jobs import common
 from recsys.settings import load_settings
 from recsys.training.bundle import (
     BundleMismatchError,
@@ -314,13 +314,13 @@ def run(args: PromoteArgs, warehouse_root: str) -> list[GateDecision]:
     return decided
 
 
-def _promote(job: Job[PromoteArgs]) -> int:
+def _promote(job: common.Job[PromoteArgs]) -> int:
     run(job.config, load_settings().warehouse_root)
     return 0
 
 
 # a ValueError of the body is a BundleMismatchError: a bundle that does not hold together
-main = job_main(
+main = common.job_main(
     "promote",
     parse_args,
     _promote,

@@ -29,15 +29,7 @@ from typing import TYPE_CHECKING
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from jobs.common import (
-    Job,
-    add_ds,
-    add_run_id,
-    add_source,
-    job_main,
-    job_parser,
-    run_id_or_new,
-)
+from jobs import common
 from recsys.surfaces.publish import publish_day
 from recsys.surfaces.related import RelatedConfig, similar_pairs, with_reasons
 from recsys.surfaces.sources import MissingInputError, delivery, resolve_delivery
@@ -110,26 +102,24 @@ def parse_args(argv: Sequence[str] | None) -> RelatedJobConfig:
         ValueError: an argument is out of range, naming it and its value.
     """
     defaults = RelatedConfig()
-    parser = job_parser("jobs.related_items", __doc__)
-    add_ds(parser, help="scoring day YYYY-MM-DD")
+    parser = common.job_parser("jobs.related_items", __doc__)
+    common.add_ds(parser, help="scoring day YYYY-MM-DD")
     parser.add_argument("--model-version", help="default: the only version of the day")
     parser.add_argument("--top-k", type=int, default=defaults.top_k)
     parser.add_argument("--split-id", default=DEFAULT_SPLIT_ID)
-    add_source(parser, "bronze delivery name", default=DEFAULT_SOURCE, delivery_ds=True)
+    common.add_source(parser, "bronze delivery name", default=DEFAULT_SOURCE, delivery_ds=True)
     parser.add_argument("--min-co-users", type=int, default=defaults.min_co_users)
     parser.add_argument("--block-rows", type=int, default=defaults.block_rows)
     parser.add_argument("--partitions", type=int, default=defaults.partitions)
-    add_run_id(parser)
+    common.add_run_id(parser)
     args = parser.parse_args(argv)
-    try:
-        related = RelatedConfig(
-            top_k=args.top_k,
-            block_rows=args.block_rows,
-            partitions=args.partitions,
-            min_co_users=args.min_co_users,
-        )
-    except TypeError as err:
-        raise ValueError(str(err)) from None
+    # argparse gives ints and floats, so the config's TypeErrors cannot happen here
+    related = RelatedConfig(
+        top_k=args.top_k,
+        block_rows=args.block_rows,
+        partitions=args.partitions,
+        min_co_users=args.min_co_users,
+    )
     return RelatedJobConfig(
         ds=args.ds,
         model_version=args.model_version,
@@ -137,7 +127,7 @@ def parse_args(argv: Sequence[str] | None) -> RelatedJobConfig:
         source=args.source,
         source_ds=args.source_ds,
         related=related,
-        run_id=run_id_or_new(args.run_id),
+        run_id=common.run_id_or_new(args.run_id),
     )
 
 
@@ -198,7 +188,7 @@ def transform(inputs: Inputs, pairs: DataFrame, config: RelatedJobConfig) -> Dat
     return related.withColumn(Col.MODEL_VERSION, F.lit(inputs.model_version))
 
 
-def _related(job: Job[RelatedJobConfig]) -> int:
+def _related(job: common.Job[RelatedJobConfig]) -> int:
     config = job.config
     inputs = extract(job.spark, config)
     pairs = similar_pairs(inputs.embeddings, config.related).persist(StorageLevel.MEMORY_AND_DISK)
@@ -219,7 +209,7 @@ def _related(job: Job[RelatedJobConfig]) -> int:
     return 0
 
 
-main = job_main("related_items", parse_args, _related, exits=((MissingInputError, 2),))
+main = common.job_main("related_items", parse_args, _related, exits=((MissingInputError, 2),))
 
 
 if __name__ == "__main__":

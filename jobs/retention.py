@@ -45,12 +45,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from jobs.common import (
-    Job,
-    add_ds,
-    job_main,
-    job_parser,
-)
+from jobs import common
 from recsys.warehouse.completion import KEY_COLUMNS, Pipeline
 from recsys.warehouse.io import with_conflict_retry
 from recsys.warehouse.tables import (
@@ -393,8 +388,8 @@ def parse_args(argv: Sequence[str] | None) -> RetentionConfig:
     Raises:
         ValueError: an argument is out of range, naming it and its value.
     """
-    parser = job_parser("jobs.retention", __doc__)
-    add_ds(parser, help="the run's day YYYY-MM-DD; horizons count back from it")
+    parser = common.job_parser("jobs.retention", __doc__)
+    common.add_ds(parser, help="the run's day YYYY-MM-DD; horizons count back from it")
     parser.add_argument("--features-days", type=int, default=DEFAULT_FEATURES_DAYS)
     parser.add_argument("--serve-days", type=int, default=DEFAULT_SERVE_DAYS)
     parser.add_argument("--served-days", type=int, default=DEFAULT_SERVED_DAYS)
@@ -427,7 +422,7 @@ def parse_args(argv: Sequence[str] | None) -> RetentionConfig:
     )
 
 
-def _retention(job: Job[RetentionConfig]) -> int:
+def _retention(job: common.Job[RetentionConfig]) -> int:
     from recsys.settings import load_settings
 
     config = job.config
@@ -445,7 +440,7 @@ def _retention(job: Job[RetentionConfig]) -> int:
     return 0
 
 
-main = job_main("retention", parse_args, _retention)
+main = common.job_main("retention", parse_args, _retention)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ from typing import Final
 if __package__ in (None, "") and __name__ == "__main__":  # spark-submit jobs/score.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.common import Job, check_run_id, job_main
+from jobs import common
 
 log = logging.getLogger("jobs.score")
 
@@ -95,7 +95,7 @@ class ScoreJobConfig:
         if not self.split_id or not self.split_id.replace("_", "").isalnum():
             raise ValueError(f"split_id: expected an identifier, got {self.split_id!r}")
         # Airflow run ids look like manual__2026-01-05T00:00:00+00:00; the id is only data.
-        check_run_id(self.run_id)
+        common.check_run_id(self.run_id)
         for name in ("two_tower_version", "sasrec_version", "ranker_version"):
             v = getattr(self, name)
             if v is not None and (not v or "/" in v or v.startswith(".")):
@@ -230,14 +230,14 @@ def run(config: ScoreJobConfig, warehouse_root: str) -> dict[str, int]:
     return counts
 
 
-def _score(job: Job[ScoreJobConfig]) -> int:
+def _score(job: common.Job[ScoreJobConfig]) -> int:
     from recsys.settings import load_settings
 
     run(job.config, load_settings().warehouse_root)
     return 0
 
 
-main = job_main(
+main = common.job_main(
     "score",
     parse_args,
     _score,

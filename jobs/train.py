@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from jobs.common import Job, job_main
+from jobs import common
 from recsys.models.device import pick_device
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
@@ -286,12 +286,12 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
     return artifact
 
 
-def _train(job: Job[TrainJobConfig]) -> int:
+def _train(job: common.Job[TrainJobConfig]) -> int:
     run(job.config, load_settings().warehouse_root)
     return 0
 
 
-main = job_main(
+main = common.job_main(
     "train", parse_args, _train, exits=(((FileNotFoundError, ValueError), 2),), log_done=True
 )
 

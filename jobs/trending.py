@@ -31,15 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from jobs.common import (
-    Job,
-    add_ds,
-    add_run_id,
-    add_source,
-    job_main,
-    job_parser,
-    run_id_or_new,
-)
+from jobs import common
 from recsys.surfaces.publish import publish_day
 from recsys.surfaces.sources import MissingInputError, delivery, resolve_delivery
 from recsys.surfaces.trending import default_as_of, trending, widen_windows
@@ -98,9 +90,9 @@ def parse_args(argv: Sequence[str] | None) -> TrendingJobConfig:
         ValueError: an argument is out of range, naming it and its value.
     """
     defaults = TrendingConfig()
-    parser = job_parser("jobs.trending", __doc__)
-    add_ds(parser, help="publication day YYYY-MM-DD")
-    add_source(parser, "bronze delivery name", default=DEFAULT_SOURCE, delivery_ds=True)
+    parser = common.job_parser("jobs.trending", __doc__)
+    common.add_ds(parser, help="publication day YYYY-MM-DD")
+    common.add_source(parser, "bronze delivery name", default=DEFAULT_SOURCE, delivery_ds=True)
     parser.add_argument(
         "--as-of",
         type=lambda s: as_utc(datetime.fromisoformat(s)),
@@ -124,19 +116,17 @@ def parse_args(argv: Sequence[str] | None) -> TrendingJobConfig:
         help="widen the windows until the overall list has this many items (0: never)",
     )
     parser.add_argument("--max-doublings", type=int, default=5, help="most window doublings")
-    add_run_id(parser)
+    common.add_run_id(parser)
     args = parser.parse_args(argv)
-    try:
-        scoring = TrendingConfig(
-            recent_days=args.recent_days,
-            baseline_days=args.baseline_days,
-            half_life_days=args.half_life_days,
-            min_support=args.min_support,
-            prior=args.prior,
-            top_k=args.top_k,
-        )
-    except TypeError as err:
-        raise ValueError(str(err)) from None
+    # argparse gives ints and floats, so the config's TypeErrors cannot happen here
+    scoring = TrendingConfig(
+        recent_days=args.recent_days,
+        baseline_days=args.baseline_days,
+        half_life_days=args.half_life_days,
+        min_support=args.min_support,
+        prior=args.prior,
+        top_k=args.top_k,
+    )
     return TrendingJobConfig(
         ds=args.ds,
         source=args.source,
@@ -145,7 +135,7 @@ def parse_args(argv: Sequence[str] | None) -> TrendingJobConfig:
         trending=scoring,
         min_items=args.min_items,
         max_doublings=args.max_doublings,
-        run_id=run_id_or_new(args.run_id),
+        run_id=common.run_id_or_new(args.run_id),
     )
 
 
@@ -196,7 +186,7 @@ def load(lists: DataFrame, config: TrendingJobConfig) -> int:
     return publish_day(lists, SERVE_TRENDING, config.ds, config.run_id)
 
 
-def _trending(job: Job[TrendingJobConfig]) -> int:
+def _trending(job: common.Job[TrendingJobConfig]) -> int:
     config = job.config
     interactions, items, as_of = extract(job.spark, config)
     scoring = windows(interactions, as_of, config)
@@ -212,7 +202,7 @@ def _trending(job: Job[TrendingJobConfig]) -> int:
     return 0
 
 
-main = job_main("trending", parse_args, _trending, exits=((MissingInputError, 2),))
+main = common.job_main("trending", parse_args, _trending, exits=((MissingInputError, 2),))
 
 
 if __name__ == "__main__":
