@@ -125,8 +125,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="Spark local[N] and DuckDB threads (cores)")
     parser.add_argument("--driver-memory", help="Spark driver heap, e.g. 4g (default: settings)")
     parser.add_argument("--duckdb-memory", default="4GB", help="DuckDB memory_limit")
-    parser.add_argument("--tmp-dir", type=Path, help="parent of the throw-away data directory")
-    parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    _harness.add_args(parser)
     args = parser.parse_args(argv)
     for flag in ("units", "events", "days", "files", "repeats"):
         if getattr(args, flag) < 1:

@@ -48,8 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--top-n", type=int, default=None, help="default: CovisitConfig's")
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tmp-dir", default=None)
-    p.add_argument("--keep", action="store_true", help="keep the temp warehouse")
+    _harness.add_args(p)
     a = p.parse_args(argv)
     arms = tuple(x.strip() for x in a.arms.split(",") if x.strip())
     if not arms or any(x not in ARMS for x in arms):

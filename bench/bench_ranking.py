@@ -126,15 +126,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--candidates", type=int, default=100, help="candidates per user (rank)")
     parser.add_argument("--rank-items", type=int, default=20_000)
     parser.add_argument("--top-n", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=1, help="timed runs per arm; fastest kept")
-    parser.add_argument(
-        "--torch-threads",
-        type=int,
-        default=0,
-        help="threads of the single-process arms (torch, rank_local); 0 = library default (cores)",
-    )
-    parser.add_argument("--tmp-dir", type=Path, help="parent of the throw-away directory")
-    parser.add_argument("--keep", action="store_true", help="keep the data, print its path")
+    _harness.add_args(parser, single_process="torch, rank_local")
     args = parser.parse_args(argv)
     args.batch_list = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
     args.thread_list = [int(x) for x in args.worker_threads.split(",") if x.strip()]
