@@ -45,6 +45,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+if __package__ in (None, ""):  # python bench/bench_ab_pipeline.py: the repository root first
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from ab_testing.metrics_config import EventAggregate, MetricDefinition
 from bench import _harness, _measure
 
