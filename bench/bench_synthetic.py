@@ -23,15 +23,11 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # python bench/bench_synthetic.py: the repository root first
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _measure
-
-if TYPE_CHECKING:
-    pass
 
 
 def _size_bytes(root: Path) -> int:
