@@ -220,6 +220,19 @@ def run_job(
     return code
 
 
+def on_warehouse(run: Callable[[ConfigT, str], object]) -> Callable[[Job[ConfigT]], int]:
+    """A job body that calls ``run(config, warehouse_root)`` (the configured warehouse's root,
+    :func:`recsys.settings.load_settings`) and exits 0; ``run`` starts its own Spark session."""
+
+    def body(job: Job[ConfigT]) -> int:
+        from recsys.settings import load_settings
+
+        run(job.config, load_settings().warehouse_root)
+        return 0
+
+    return body
+
+
 class JobMain(Protocol):
     """A job's ``main``: command-line arguments (None: ``sys.argv[1:]``) -> exit code."""
 

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Final
 from pyspark.sql import functions as F
 
 from jobs import common
-from recsys.settings import load_settings
 from recsys.training.bundle import (
     BundleMismatchError,
     ModelBundle,
@@ -314,16 +313,11 @@ def run(args: PromoteArgs, warehouse_root: str) -> list[GateDecision]:
     return decided
 
 
-def _promote(job: common.Job[PromoteArgs]) -> int:
-    run(job.config, load_settings().warehouse_root)
-    return 0
-
-
 # a ValueError of the body is a BundleMismatchError: a bundle that does not hold together
 main = common.job_main(
     "promote",
     parse_args,
-    _promote,
+    common.on_warehouse(run),
     exits=(((FileNotFoundError, MissingEvaluationError), 1), (ValueError, 2)),
 )
 

@@ -230,17 +230,10 @@ def run(config: ScoreJobConfig, warehouse_root: str) -> dict[str, int]:
     return counts
 
 
-def _score(job: common.Job[ScoreJobConfig]) -> int:
-    from recsys.settings import load_settings
-
-    run(job.config, load_settings().warehouse_root)
-    return 0
-
-
 main = common.job_main(
     "score",
     parse_args,
-    _score,
+    common.on_warehouse(run),
     exits=(((FileNotFoundError, ValueError), 2), (DataQualityGateError, 1)),
     log_done=True,
 )

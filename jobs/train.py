@@ -43,7 +43,6 @@ from jobs import common
 from recsys.models.device import pick_device
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
-from recsys.settings import load_settings
 from recsys.training import samples as S
 from recsys.training.artifacts import Artifact, latest_artifact, save_artifact
 from recsys.training.bundle import ModelBundle, RankerInputs
@@ -286,13 +285,12 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
     return artifact
 
 
-def _train(job: common.Job[TrainJobConfig]) -> int:
-    run(job.config, load_settings().warehouse_root)
-    return 0
-
-
 main = common.job_main(
-    "train", parse_args, _train, exits=(((FileNotFoundError, ValueError), 2),), log_done=True
+    "train",
+    parse_args,
+    common.on_warehouse(run),
+    exits=(((FileNotFoundError, ValueError), 2),),
+    log_done=True,
 )
 
 

@@ -18,6 +18,7 @@ from jobs.common import (
     day_range,
     job_main,
     job_parser,
+    on_warehouse,
     run_id_or_new,
     run_job,
 )
@@ -139,3 +140,16 @@ def test_job_main_logs_as_jobs_name(caplog: pytest.LogCaptureFixture) -> None:
         ("jobs.kit_test", "--n: expected a number, got 'bad'"),
         ("jobs.kit_test", "no input"),
     ]
+
+
+def test_on_warehouse_runs_with_the_configured_root() -> None:
+    from recsys.settings import load_settings
+
+    seen: list[tuple[int, str]] = []
+
+    def run(config: int, root: str) -> None:
+        seen.append((config, root))
+
+    body = on_warehouse(run)
+    assert body(Job("x", 5)) == 0
+    assert seen == [(5, load_settings().warehouse_root)]
