@@ -1,7 +1,9 @@
 """The job kit: what every job shares.
 
-- :func:`run_job`: a job's ``main`` preamble and exit codes (logging, parse with exit 2 on a bad
-  argument, the Spark session on first use, exceptions mapped to exit codes, the elapsed time).
+- :func:`job_main` / :func:`run_job`: a job's ``main`` preamble and exit codes (logging, parse
+  with exit 2 on a bad argument, the Spark session on first use, exceptions mapped to exit
+  codes, the elapsed time). A job is then a config dataclass, ``parse_args`` and a body
+  (``extract`` / ``transform`` / ``load``): ``main = common.job_main("x", parse_args, body)``.
 - One argument vocabulary: :func:`job_parser`, :func:`add_ds`, :func:`add_from_ds`,
   :func:`add_source`, :func:`add_run_id`; :func:`day_range` for ``--from-ds``..``--ds``;
   :data:`NAME_PATTERN` for names (``--source`` ...) and :data:`RUN_ID_PATTERN` for run ids.
