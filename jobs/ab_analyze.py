@@ -235,10 +235,22 @@ def arm_model_versions(
 
 def record_arm_versions(
     spark: SparkSession, args: AnalyzeArgs, chosen: Sequence[Experiment], owned: Column
-) -> dict[str, list[ArmModelVersion]]:
+) -> dict[str, list[ArmModelVersion]] | None:
     """Replace the owned rows of ``ab.arm_model_versions``; the reports' arm versions with their
     latest offline metrics, read back through ``ab.offline_vs_online`` (every chosen
-    experiment has a list, empty when nothing was served to its exposed units)."""
+    experiment has a list, empty when nothing was served to its exposed units).
+
+    None, with an error logged and nothing written, when the warehouse predates the table (the
+    view is created only when its tables exist): the results stand, the reports go without
+    the section until ``make setup`` (``jobs.setup_warehouse``) creates it.
+    """
+    if not spark.catalog.tableExists(AB_OFFLINE_VS_ONLINE.qualified_name):
+        log.error(
+            "%s or %s is missing: run `make setup`; reports have no offline vs online section",
+            AB_ARM_MODEL_VERSIONS,
+            AB_OFFLINE_VS_ONLINE,
+        )
+        return None
     replace_rows(arm_model_versions(spark, args, chosen), AB_ARM_MODEL_VERSIONS, owned)
     columns = (
         Col.EXPERIMENT_ID,

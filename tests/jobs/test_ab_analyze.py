@@ -441,3 +441,19 @@ def test_arm_model_versions_and_offline_vs_online(spark: SparkSession, tmp_path:
     html = (reports / ids[0] / ARM_DS.isoformat() / "report.html").read_text()
     assert 'id="offline-online-table"' in html
     assert "arm0u" not in markdown + html  # aggregates only
+
+
+def test_without_the_arm_table_the_analysis_goes_on(spark: SparkSession, tmp_path: Path) -> None:
+    # A warehouse set up before ab.arm_model_versions: no view, so nothing to record or read.
+    from recsys.warehouse.catalog import create_views
+
+    config = two_experiments(tmp_path, ("e_old_one", "e_old_two"))
+    args = ab_analyze.parse_args(analyse_argv(config, ARM_DS, tmp_path, "e_old_one"))
+    chosen = list(args.experiments.experiments)
+    owned = ab_analyze.owned_rows(ARM_DS, ["e_old_one"])
+    spark.sql("DROP VIEW ab.offline_vs_online")
+    try:
+        assert ab_analyze.record_arm_versions(spark, args, chosen, owned) is None
+    finally:
+        create_views(spark)
+    assert spark.catalog.tableExists("ab.offline_vs_online")
