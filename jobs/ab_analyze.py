@@ -190,37 +190,43 @@ def arm_model_versions(
     A served row (``ab.served``, every source) counts for an arm when its unit's first exposure
     to the experiment (``ab.exposures``, on or before ``--ds``) is in that arm and not later than
     the row, and the row's day is in the experiment's looks (start to ``--ds`` or its last day).
-    Grouped per (arm, model_version, rec_set) in Spark: only one row per arm and version exists
-    to be read back. ``share`` is the version's fraction of the arm's servings, in (0, 1].
+    One join for all chosen experiments, grouped per (experiment, arm, model_version, rec_set)
+    in Spark: only one row per arm and version exists to be read back. ``share`` is the
+    version's fraction of the arm's servings, in (0, 1].
     """
-    served = spark.table(AB_SERVED.qualified_name)
-    exposures = spark.table(AB_EXPOSURES.qualified_name)
-    parts = []
-    for exp in chosen:
-        looks = looks_for(exp, args.ds)
-        units = exposures.where(
-            (F.col(Col.EXPERIMENT_ID) == F.lit(exp.id))
+    first, last = "_first_look", "_last_look"
+    looks = {e.id: looks_for(e, args.ds) for e in chosen}
+    windows = spark.createDataFrame(
+        [(exp_id, days[0], days[-1]) for exp_id, days in looks.items()],
+        f"{Col.EXPERIMENT_ID} string, {first} date, {last} date",
+    )
+    units = (
+        spark.table(AB_EXPOSURES.qualified_name)
+        .where(
+            F.col(Col.EXPERIMENT_ID).isin(sorted(looks))
             & (F.to_date(Col.FIRST_EXPOSURE_TS) <= F.lit(args.ds))
-        ).select(Col.UNIT_ID, Col.VARIANT, Col.FIRST_EXPOSURE_TS)
-        days = served.where(
-            (F.col(Col.DS) >= F.lit(looks[0])) & (F.col(Col.DS) <= F.lit(looks[-1]))
         )
-        after_first = F.col(Col.SERVED_TS) >= F.col(Col.FIRST_EXPOSURE_TS)
-        parts.append(
-            days.join(units, Col.UNIT_ID)
-            .where(after_first)
-            .groupBy(Col.VARIANT, Col.MODEL_VERSION, Col.REC_SET)
-            .agg(
-                F.count(F.lit(1)).alias(Col.EXPOSURES),
-                F.countDistinct(Col.UNIT_ID).alias(Col.N_UNITS),
-                F.min(Col.DS).alias(Col.FIRST_SERVED_DS),
-                F.max(Col.DS).alias(Col.LAST_SERVED_DS),
-            )
-            .withColumn(Col.EXPERIMENT_ID, F.lit(exp.id))
+        .select(Col.EXPERIMENT_ID, Col.UNIT_ID, Col.VARIANT, Col.FIRST_EXPOSURE_TS)
+        .join(F.broadcast(windows), Col.EXPERIMENT_ID)
+    )
+    served = spark.table(AB_SERVED.qualified_name).where(
+        (F.col(Col.DS) >= F.lit(min(d[0] for d in looks.values())))
+        & (F.col(Col.DS) <= F.lit(max(d[-1] for d in looks.values())))
+    )
+    counted = (F.col(Col.SERVED_TS) >= F.col(Col.FIRST_EXPOSURE_TS)) & F.col(Col.DS).between(
+        F.col(first), F.col(last)
+    )
+    versions = (
+        served.join(units, Col.UNIT_ID)
+        .where(counted)
+        .groupBy(Col.EXPERIMENT_ID, Col.VARIANT, Col.MODEL_VERSION, Col.REC_SET)
+        .agg(
+            F.count(F.lit(1)).alias(Col.EXPOSURES),
+            F.countDistinct(Col.UNIT_ID).alias(Col.N_UNITS),
+            F.min(Col.DS).alias(Col.FIRST_SERVED_DS),
+            F.max(Col.DS).alias(Col.LAST_SERVED_DS),
         )
-    versions = parts[0]
-    for part in parts[1:]:
-        versions = versions.unionByName(part)
+    )
     arm = Window.partitionBy(Col.EXPERIMENT_ID, Col.VARIANT)
     versions = versions.withColumns(
         {

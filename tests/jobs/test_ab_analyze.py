@@ -392,11 +392,16 @@ def test_arm_model_versions_and_offline_vs_online(spark: SparkSession, tmp_path:
     # The second experiment's analysis leaves the first one's arm versions as they were.
     assert ab_analyze.main([*analyse_argv(config, ARM_DS, reports, ids[1]), "--run-id", "a2"]) == 0
     assert arm_rows(spark, ids[0]) == first
-    assert {key: r["exposures"] for key, r in arm_rows(spark, ids[1]).items()} == wants[1]
-    # A rerun replaces the first one's rows: same rows, its new run id.
-    assert ab_analyze.main([*analyse_argv(config, ARM_DS, reports, ids[0]), "--run-id", "a3"]) == 0
-    rerun = arm_rows(spark, ids[0])
-    assert {k: {**r, "run_id": "a1"} for k, r in rerun.items()} == first
+    second = arm_rows(spark, ids[1])
+    assert {key: r["exposures"] for key, r in second.items()} == wants[1]
+    # A rerun of both in one run (one join) replaces their rows: same rows, the new run id.
+    assert ab_analyze.main([*analyse_argv(config, ARM_DS, reports, *ids), "--run-id", "a3"]) == 0
+    for experiment_id, before in zip(ids, (first, second), strict=True):
+        rerun = arm_rows(spark, experiment_id)
+        assert {r["run_id"] for r in rerun.values()} == {"a3"}
+        assert {k: {**r, "run_id": "-"} for k, r in rerun.items()} == {
+            k: {**r, "run_id": "-"} for k, r in before.items()
+        }
 
     view = spark.table("ab.offline_vs_online").where(
         (F.col("ds") == F.lit(ARM_DS))
