@@ -17,6 +17,13 @@ writers that commit to the same ``ds`` partition at once can meet a Delta write 
 loser retries (``recsys.warehouse.io.with_conflict_retry``), and as each replaces disjoint rows
 the result equals a sequential run. One experiment that cannot be analysed yields result
 rows with a reason and never stops the others.
+
+Beside ``ab.results`` the job records the model versions behind each arm in
+``ab.arm_model_versions`` (same owned rows, same replace): the served rows (``ab.served``) of each
+arm's exposed units from their first exposure to ``--ds``, counted per (model_version, rec_set)
+with their share of the arm's servings (fallback lists have no version). The reports read them
+back through the view ``ab.offline_vs_online`` with each version's latest offline metrics and show
+them beside the online lift ("Offline vs online").
 """
 
 from __future__ import annotations
@@ -26,12 +33,12 @@ import logging
 import math
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from ab_testing.analysis_input import experiment_data
@@ -39,7 +46,13 @@ from ab_testing.config import load_config
 from ab_testing.config_model import Experiment, ExperimentsConfig
 from ab_testing.metrics_config import MetricsConfig, load_metrics
 from ab_testing.outcomes import sufficient_stats
-from ab_testing.report import ReportData, daily_points, write_html, write_markdown
+from ab_testing.report import (
+    ArmModelVersion,
+    ReportData,
+    daily_points,
+    write_html,
+    write_markdown,
+)
 from ab_testing.settings import AnalysisConfig
 from ab_testing.stats import ExperimentData, ResultRow, analyze_experiments
 from ab_testing.stats.analysis import error_row
@@ -48,10 +61,13 @@ from recsys.settings import PROJECT_ROOT
 from recsys.warehouse.io import replace_rows
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
+    AB_ARM_MODEL_VERSIONS,
     AB_EVENTS,
     AB_EXPOSURES,
     AB_METRIC_STATS,
+    AB_OFFLINE_VS_ONLINE,
     AB_RESULTS,
+    AB_SERVED,
     BRONZE_USERS,
     Col,
 )
@@ -166,6 +182,113 @@ def compute_stats(
     return stats.withColumn(Col.DS, F.lit(args.ds))
 
 
+def arm_model_versions(
+    spark: SparkSession, args: AnalyzeArgs, chosen: Sequence[Experiment]
+) -> DataFrame:
+    """``ab.arm_model_versions`` rows of ``--ds``: the versions served to each chosen arm.
+
+    A served row (``ab.served``, every source) counts for an arm when its unit's first exposure
+    to the experiment (``ab.exposures``, on or before ``--ds``) is in that arm and not later than
+    the row, and the row's day is in the experiment's looks (start to ``--ds`` or its last day).
+    One join for all chosen experiments, grouped per (experiment, arm, model_version, rec_set)
+    in Spark: only one row per arm and version exists to be read back. ``share`` is the
+    version's fraction of the arm's servings, in (0, 1].
+    """
+    first, last = "_first_look", "_last_look"
+    looks = {e.id: looks_for(e, args.ds) for e in chosen}
+    windows = spark.createDataFrame(
+        [(exp_id, days[0], days[-1]) for exp_id, days in looks.items()],
+        f"{Col.EXPERIMENT_ID} string, {first} date, {last} date",
+    )
+    units = (
+        spark.table(AB_EXPOSURES.qualified_name)
+        .where(
+            F.col(Col.EXPERIMENT_ID).isin(sorted(looks))
+            & (F.to_date(Col.FIRST_EXPOSURE_TS) <= F.lit(args.ds))
+        )
+        .select(Col.EXPERIMENT_ID, Col.UNIT_ID, Col.VARIANT, Col.FIRST_EXPOSURE_TS)
+        .join(F.broadcast(windows), Col.EXPERIMENT_ID)
+    )
+    served = spark.table(AB_SERVED.qualified_name).where(
+        (F.col(Col.DS) >= F.lit(min(d[0] for d in looks.values())))
+        & (F.col(Col.DS) <= F.lit(max(d[-1] for d in looks.values())))
+    )
+    counted = (F.col(Col.SERVED_TS) >= F.col(Col.FIRST_EXPOSURE_TS)) & F.col(Col.DS).between(
+        F.col(first), F.col(last)
+    )
+    versions = (
+        served.join(units, Col.UNIT_ID)
+        .where(counted)
+        .groupBy(Col.EXPERIMENT_ID, Col.VARIANT, Col.MODEL_VERSION, Col.REC_SET)
+        .agg(
+            F.count(F.lit(1)).alias(Col.EXPOSURES),
+            F.countDistinct(Col.UNIT_ID).alias(Col.N_UNITS),
+            F.min(Col.DS).alias(Col.FIRST_SERVED_DS),
+            F.max(Col.DS).alias(Col.LAST_SERVED_DS),
+        )
+    )
+    arm = Window.partitionBy(Col.EXPERIMENT_ID, Col.VARIANT)
+    versions = versions.withColumns(
+        {
+            Col.SHARE: F.col(Col.EXPOSURES) / F.sum(Col.EXPOSURES).over(arm),
+            Col.RUN_ID: F.lit(args.run_id),
+            Col.DS: F.lit(args.ds),
+        }
+    )
+    schema = spark.table(AB_ARM_MODEL_VERSIONS.qualified_name).schema
+    return versions.select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
+
+
+def record_arm_versions(
+    spark: SparkSession, args: AnalyzeArgs, chosen: Sequence[Experiment], owned: Column
+) -> dict[str, list[ArmModelVersion]] | None:
+    """Replace the owned rows of ``ab.arm_model_versions``; the reports' arm versions with their
+    latest offline metrics, read back through ``ab.offline_vs_online`` (every chosen
+    experiment has a list, empty when nothing was served to its exposed units).
+
+    None, with an error logged and nothing written, when the warehouse predates the table (the
+    view is created only when its tables exist): the results stand, the reports go without
+    the section until ``make setup`` (``jobs.setup_warehouse``) creates it.
+    """
+    if not spark.catalog.tableExists(AB_OFFLINE_VS_ONLINE.qualified_name):
+        log.error(
+            "%s or %s is missing: run `make setup`; reports have no offline vs online section",
+            AB_ARM_MODEL_VERSIONS,
+            AB_OFFLINE_VS_ONLINE,
+        )
+        return None
+    replace_rows(arm_model_versions(spark, args, chosen), AB_ARM_MODEL_VERSIONS, owned)
+    columns = (
+        Col.EXPERIMENT_ID,
+        Col.VARIANT,
+        Col.MODEL_VERSION,
+        Col.REC_SET,
+        Col.EXPOSURES,
+        Col.SHARE,
+        Col.OFFLINE_METRICS,
+        Col.OFFLINE_DS,
+        Col.OFFLINE_MODEL_NAME,
+    )
+    # One row per arm, version and metric of the chosen experiments: aggregates only.
+    rows = spark.table(AB_OFFLINE_VS_ONLINE.qualified_name).where(owned).select(*columns).collect()
+    versions: dict[str, dict[tuple[str, str | None, str], ArmModelVersion]] = {
+        e.id: {} for e in chosen
+    }
+    for r in rows:
+        key = (r[Col.VARIANT], r[Col.MODEL_VERSION], r[Col.REC_SET])
+        versions[r[Col.EXPERIMENT_ID]][key] = ArmModelVersion(
+            variant=r[Col.VARIANT],
+            model_version=r[Col.MODEL_VERSION],
+            rec_set=r[Col.REC_SET],
+            exposures=int(r[Col.EXPOSURES]),
+            share=float(r[Col.SHARE]),
+            offline={str(k): float(v) for k, v in (r[Col.OFFLINE_METRICS] or {}).items()},
+            offline_ds=r[Col.OFFLINE_DS],
+            offline_model=r[Col.OFFLINE_MODEL_NAME],
+        )
+    return {exp_id: list(arms.values()) for exp_id, arms in versions.items()}
+
+
 def analyse(
     args: AnalyzeArgs, chosen: Sequence[Experiment], rows: Sequence[dict[str, object]]
 ) -> tuple[list[ResultRow], dict[str, tuple[ExperimentData, list[date]]]]:
@@ -218,6 +341,7 @@ def write_reports(
     args: AnalyzeArgs,
     rows: Sequence[ResultRow],
     inputs: dict[str, tuple[ExperimentData, list[date]]],
+    arm_versions: Mapping[str, Sequence[ArmModelVersion]] | None = None,
 ) -> list[Path]:
     written = []
     for exp_id, (data, looks) in inputs.items():
@@ -245,6 +369,7 @@ def write_reports(
             covariates=covariates,
             source="ab.metric_stats ds=" + args.ds.isoformat(),
             expected_weights=data.expected_weights,
+            arm_versions=None if arm_versions is None else arm_versions.get(exp_id, ()),
         )
         out = args.reports_dir / exp_id / args.ds.isoformat()
         out.mkdir(parents=True, exist_ok=True)
@@ -271,7 +396,8 @@ def _analyze(ctx: Job[AnalyzeArgs]) -> int:
     rows = [r.asDict() for r in spark.table(AB_METRIC_STATS.qualified_name).where(owned).collect()]
     results, inputs = analyse(args, chosen, rows)
     replace_rows(results_frame(spark, results, args.ds, args.run_id), AB_RESULTS, owned)
-    for path in write_reports(args, results, inputs):
+    versions = record_arm_versions(spark, args, chosen, owned)
+    for path in write_reports(args, results, inputs, versions):
         log.info("report: %s", path)
     for r in results:
         if r.slice == "all":

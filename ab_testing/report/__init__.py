@@ -7,7 +7,7 @@ Reports carry aggregates only: rows suppressed for small slices show no numbers.
 from ab_testing.report.daily import daily_points
 from ab_testing.report.html import render_html, write_html
 from ab_testing.report.markdown import render_markdown, write_markdown
-from ab_testing.report.model import DailyPoint, ReportData
+from ab_testing.report.model import ArmModelVersion, DailyPoint, ReportData
 from ab_testing.report.tables import DECISION_MEANINGS
 from ab_testing.report.units import (
     UnitDataError,
@@ -19,6 +19,7 @@ from ab_testing.report.units import (
 
 __all__ = [
     "DECISION_MEANINGS",
+    "ArmModelVersion",
     "DailyPoint",
     "ReportData",
     "UnitDataError",

@@ -11,8 +11,11 @@ import jinja2
 from ab_testing.report.model import ReportData
 from ab_testing.report.plots import cumulative_plot_svg, forest_plot_svg, scope_svg_ids
 from ab_testing.report.tables import (
+    OFFLINE_COLUMNS,
     decision_counts,
     methods_notes,
+    offline_online_note,
+    offline_online_table,
     results_tables,
     srm_message,
     summary_table,
@@ -84,6 +87,15 @@ _TEMPLATE: Final = """<!DOCTYPE html>
 <h2>Decision summary (overall population)</h2>
 {{ table(summary, "summary-table") }}
 </section>
+{%- if offline_online is not none %}
+<section id="offline-online">
+<h2>Offline vs online</h2>
+{%- if offline_online %}
+{{ table(offline_online, "offline-online-table") }}
+{%- endif %}
+<p class="note" id="offline-online-note">{{ offline_online_note }}</p>
+</section>
+{%- endif %}
 <section id="forest-section">
 <h2>Relative lift by metric</h2>
 <figure id="forest-plot" class="plot">
@@ -127,6 +139,7 @@ always-valid (sequential) p-value: the band is not corrected for daily peeking.<
 
 _NUMERIC: Final = frozenset(
     {"n control", "n variant", "Mean control", "Mean variant", "p", "Adj. p", "Seq. p", "Power"}
+    | {title for title, _ in OFFLINE_COLUMNS}
 )
 _ENV: Final = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 
@@ -148,9 +161,10 @@ def render_html(report: ReportData) -> str:
     """The report as one self-contained HTML document.
 
     Stable element ids for automated checks: ``report-header``, ``srm-banner`` (only when
-    the SRM check failed), ``summary-table``, ``forest-plot``, ``cumulative-lift`` (only
-    with a daily series; one ``div.cumulative-plot`` per metric), ``results-table-<k>``
-    (one per slice, ``data-slice`` attribute) and ``methods``.
+    the SRM check failed), ``summary-table``, ``offline-online`` (only with arm versions; its
+    ``offline-online-table`` when any version was served), ``forest-plot``,
+    ``cumulative-lift`` (only with a daily series; one ``div.cumulative-plot`` per metric),
+    ``results-table-<k>`` (one per slice, ``data-slice`` attribute) and ``methods``.
     """
     if not isinstance(report, ReportData):
         raise TypeError(f"report must be a ReportData, got {report!r}")
@@ -171,6 +185,12 @@ def render_html(report: ReportData) -> str:
         srm=report.srm_failed,
         srm_text=srm_message(report) if report.srm_failed else "",
         summary=summary_table(report),
+        offline_online=(
+            None
+            if report.arm_versions is None
+            else (offline_online_table(report) if report.arm_versions else ())
+        ),
+        offline_online_note=offline_online_note(report) if report.arm_versions is not None else "",
         forest=scope_svg_ids(forest_plot_svg(report), "forest"),
         level=f"{1 - alpha:.0%}",
         cumulative=cumulative,

@@ -12,6 +12,8 @@ from ab_testing.report.plots import cumulative_plot_svg, forest_plot_svg
 from ab_testing.report.tables import (
     decision_counts,
     methods_notes,
+    offline_online_note,
+    offline_online_table,
     results_tables,
     srm_message,
     summary_table,
@@ -68,6 +70,11 @@ def render_markdown(report: ReportData, plot_prefix: str = "report") -> str:
     if report.srm_failed:
         lines += [f"> **SRM CHECK FAILED.** {srm_message(report)}", ""]
     lines += ["## Decision summary (overall population)", "", *_table(summary_table(report)), ""]
+    if report.arm_versions is not None:
+        lines += ["## Offline vs online", ""]
+        if report.arm_versions:
+            lines += [*_table(offline_online_table(report)), ""]
+        lines += [_cell(offline_online_note(report)), ""]
     lines += ["## Relative lift by metric", "", f"![Forest plot of relative lift]({forest[1]})"]
     lines += ["", "## Cumulative lift by day", ""]
     if not cumulative:

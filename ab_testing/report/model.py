@@ -58,6 +58,61 @@ class DailyPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class ArmModelVersion:
+    """One model version served to one arm over the analysis window, and its offline evaluation.
+
+    Attributes:
+        variant: the arm (variant id) the units were analysed in.
+        model_version: the version served (a bundle id, or a baseline fit id); None for
+            fallback lists, which carry no version.
+        rec_set: the recommendation set served (e.g. ``model``, ``popularity``).
+        exposures: servings of this version and set to the arm's exposed units (>= 1).
+        share: ``exposures`` / all servings to the arm, a fraction in (0, 1].
+        offline: the latest offline evaluation's metrics on the overall slice, keyed
+            ``"<metric>@<k>"`` (e.g. ``"ndcg@10"``), values in [0, 1] (novelty in bits);
+            empty when the version was never evaluated offline.
+        offline_ds: the evaluation ds of those metrics; None when not evaluated.
+        offline_model: the evaluated model's name (e.g. ``two_tower+ranker``); None when
+            not evaluated.
+    """
+
+    variant: str
+    model_version: str | None
+    rec_set: str
+    exposures: int
+    share: float
+    offline: Mapping[str, float] = field(default_factory=dict)
+    offline_ds: date | None = None
+    offline_model: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("variant", self.variant)
+        _check_name("rec_set", self.rec_set)
+        if self.model_version is not None:
+            _check_name("model_version", self.model_version)
+        if isinstance(self.exposures, bool) or not isinstance(self.exposures, int):
+            raise TypeError(f"exposures must be an int, got {self.exposures!r}")
+        if self.exposures < 1:
+            raise ValueError(f"exposures must be >= 1, got {self.exposures!r}")
+        _check_float("share", self.share)
+        if not 0 < self.share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {self.share!r}")
+        object.__setattr__(self, "offline", dict(self.offline))
+        for key, value in self.offline.items():
+            _check_name("offline key", key)
+            _check_float(f"offline[{key!r}]", value)
+        if self.offline_ds is not None and not isinstance(self.offline_ds, date):
+            raise TypeError(f"offline_ds must be a datetime.date or None, got {self.offline_ds!r}")
+        if self.offline_model is not None:
+            _check_name("offline_model", self.offline_model)
+
+    @property
+    def evaluated(self) -> bool:
+        """True when the version has an offline evaluation."""
+        return bool(self.offline)
+
+
+@dataclass(frozen=True, slots=True)
 class ReportData:
     """Everything one experiment's report shows; aggregates only, never unit-level data.
 
@@ -76,6 +131,9 @@ class ReportData:
             the SRM counts), shown after the standard ones.
         expected_weights: the design's split per variant (any positive scale); when given,
             the SRM banner shows observed against expected units per variant.
+        arm_versions: the model versions served to each arm with their offline metrics
+            (``ab.offline_vs_online``), for the "Offline vs online" section; None (the
+            default) omits the section, an empty sequence says no served row named a version.
     """
 
     rows: Sequence[ResultRow]
@@ -88,6 +146,7 @@ class ReportData:
     source: str | None = None
     notes: Sequence[str] = ()
     expected_weights: Mapping[str, float] = field(default_factory=dict)
+    arm_versions: Sequence[ArmModelVersion] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", tuple(self.rows))
@@ -118,6 +177,11 @@ class ReportData:
         for spec in self.metrics:
             if not isinstance(spec, MetricSpec):
                 raise TypeError(f"metrics must hold MetricSpec, got {spec!r}")
+        if self.arm_versions is not None:
+            object.__setattr__(self, "arm_versions", tuple(self.arm_versions))
+            for arm in self.arm_versions:
+                if not isinstance(arm, ArmModelVersion):
+                    raise TypeError(f"arm_versions must hold ArmModelVersion, got {arm!r}")
         if not isinstance(self.config, AnalysisConfig):
             raise TypeError(f"config must be an AnalysisConfig, got {self.config!r}")
         for name in ("start_date", "end_date"):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final
 from ab_testing.settings import DECISIONS
 
 if TYPE_CHECKING:
-    from ab_testing.report.model import ReportData
+    from ab_testing.report.model import ArmModelVersion, ReportData
     from ab_testing.stats.experiment import ResultRow
 
 DASH: Final = "—"
@@ -75,6 +75,16 @@ RESULT_COLUMNS: Final = (
     "Power",
     "Decision",
 )
+
+#: (column title, key in :attr:`ArmModelVersion.offline`) of the offline metrics shown beside the
+#: online result: the overall slice of the version's latest offline evaluation.
+OFFLINE_COLUMNS: Final = (
+    ("NDCG@10 (offline)", "ndcg@10"),
+    ("Recall@10 (offline)", "recall@10"),
+    ("Recall@100 (offline)", "recall@100"),
+)
+NOT_EVALUATED: Final = "not evaluated offline"
+NO_VERSION: Final = "none (fallback list)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +243,92 @@ def results_tables(report: ReportData) -> list[tuple[str, Table]]:
         )
         for slice_, rows in by_slice.items()
     ]
+
+
+def _online_cell(report: ReportData, arm: ArmModelVersion, metric: str) -> str:
+    """The arm's overall relative lift vs control with its CI and p; the control is the
+    reference."""
+    if arm.variant == report.control:
+        return "reference (control)"
+    row = next(
+        (r for r in report.overall_rows if r.metric == metric and r.variant == arm.variant), None
+    )
+    if row is None or row.decision == "suppressed" or not math.isfinite(row.rel_lift):
+        return DASH if row is None else decision_label(row, report.config.min_units_per_slice)
+    lift = fmt_interval(row.rel_lift, row.rel_ci_low, row.rel_ci_high, percent=True)
+    return f"{lift}; p {_summary_p(row)}; {row.decision}"
+
+
+def offline_online_table(report: ReportData) -> Table:
+    """One row per arm and model version served to it: the version, its share of the arm's
+    exposures, its latest offline metrics, and the arm's online relative lift per metric
+    (overall slice). Arms in variant order (control first), versions by share.
+
+    Raises:
+        ValueError: the report has no arm versions (``report.arm_versions`` is None).
+    """
+    if report.arm_versions is None:
+        raise ValueError("report.arm_versions: None, the report has no offline vs online data")
+    metrics = list(dict.fromkeys(r.metric for r in report.overall_rows if r.metric != "*"))
+    order = {v: i for i, v in enumerate([report.control, *report.expected_weights])}
+    arms = sorted(
+        report.arm_versions,
+        key=lambda a: (
+            order.get(a.variant, len(order)),
+            a.variant,
+            -a.share,
+            a.model_version or "",
+        ),
+    )
+    columns = (
+        "Arm",
+        "Model version",
+        "Set",
+        "Share of arm's exposures",
+        *(title for title, _ in OFFLINE_COLUMNS),
+        "Offline evaluation",
+        *(f"{m}: online rel. lift [CI]" for m in metrics),
+    )
+    rows: list[tuple[str, ...]] = []
+    for arm in arms:
+        if arm.evaluated:
+            offline = tuple(fmt_num(arm.offline.get(key), 4) for _, key in OFFLINE_COLUMNS)
+            ds = arm.offline_ds.isoformat() if arm.offline_ds else "?"
+            evaluation = f"ds {ds}, {arm.offline_model or '?'}"
+        else:
+            offline = (NOT_EVALUATED,) * len(OFFLINE_COLUMNS)
+            evaluation = NOT_EVALUATED
+        rows.append(
+            (
+                arm.variant,
+                arm.model_version or NO_VERSION,
+                arm.rec_set,
+                f"{arm.share:.1%} ({arm.exposures:,})",
+                *offline,
+                evaluation,
+                *(_online_cell(report, arm, m) for m in metrics),
+            )
+        )
+    classes = tuple("control" if a.variant == report.control else "variant" for a in arms)
+    return Table(columns, tuple(rows), classes)
+
+
+def offline_online_note(report: ReportData) -> str:
+    """What the offline vs online table shows, or why it is empty."""
+    if not report.arm_versions:
+        return (
+            "No served rows were found for this experiment's exposed units (ab.served): the "
+            "model versions behind its arms are unknown."
+        )
+    return (
+        "Model versions are those actually served to each arm's exposed units from their first "
+        "exposure to the analysis day (ab.served), with their share of the arm's servings; "
+        "fallback lists carry no version. Offline metrics are the overall slice of each "
+        "version's latest offline evaluation (eval.offline_metrics, full ranking on held-out "
+        "interactions). The online lift is per arm (intent to treat): an arm served several "
+        "versions shows the same lift on each version's row; p is the adjusted one "
+        "(non-inferiority for guardrails)."
+    )
 
 
 def decision_counts(report: ReportData) -> str:

@@ -61,6 +61,7 @@ AB_EXPOSURES: Final = TableRef("ab.exposures")
 AB_EVENTS: Final = TableRef("ab.events")
 AB_METRIC_STATS: Final = TableRef("ab.metric_stats")
 AB_RESULTS: Final = TableRef("ab.results")
+AB_ARM_MODEL_VERSIONS: Final = TableRef("ab.arm_model_versions")
 FEATURES_INTERACTIONS_SPLIT: Final = TableRef("features.interactions_split")
 FEATURES_USER_FEATURES: Final = TableRef("features.user_features")
 FEATURES_ITEM_FEATURES: Final = TableRef("features.item_features")
@@ -79,6 +80,9 @@ SERVE_TRENDING: Final = TableRef("serve.trending")
 #: :func:`recsys.warehouse.catalog.create_views`); not tables, so not in :data:`ALL_TABLES`.
 SERVE_RECOMMENDATIONS_LATEST: Final = TableRef("serve.recommendations_latest")
 SERVE_RELATED_ITEMS_LATEST: Final = TableRef("serve.related_items_latest")
+#: View (``sql/ab/offline_vs_online.view.sql``): each arm's served model versions, their latest
+#: offline metrics and the arm's online result, per analysis day, experiment and metric.
+AB_OFFLINE_VS_ONLINE: Final = TableRef("ab.offline_vs_online")
 OPS_MODEL_DECISIONS: Final = TableRef("ops.model_decisions")
 OPS_DQ_CHECKS: Final = TableRef("ops.dq_checks")
 OPS_COMPLETED_RUNS: Final = TableRef("ops.completed_runs")
@@ -95,6 +99,7 @@ ALL_TABLES: Final[tuple[TableRef, ...]] = (
     AB_EVENTS,
     AB_METRIC_STATS,
     AB_RESULTS,
+    AB_ARM_MODEL_VERSIONS,
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_USER_FEATURES,
     FEATURES_ITEM_FEATURES,
@@ -230,6 +235,16 @@ class Col:
     PIPELINE: Final = "pipeline"
     COMPLETED_TS: Final = "completed_ts"
     TABLE_VERSIONS: Final = "table_versions"
+    EXPOSURES: Final = "exposures"
+    N_UNITS: Final = "n_units"
+    SHARE: Final = "share"
+    FIRST_SERVED_DS: Final = "first_served_ds"
+    LAST_SERVED_DS: Final = "last_served_ds"
+    OFFLINE_MODEL_NAME: Final = "offline_model_name"
+    OFFLINE_SPLIT_ID: Final = "offline_split_id"
+    OFFLINE_DS: Final = "offline_ds"
+    OFFLINE_EVALUATED_AT: Final = "offline_evaluated_at"
+    OFFLINE_METRICS: Final = "offline_metrics"
 
 
 class RecSet:

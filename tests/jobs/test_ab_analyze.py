@@ -282,3 +282,183 @@ def test_two_analysis_processes_at_once_equal_a_sequential_run(
         assert ab_analyze.main(analyse_argv(config, ds, tmp_path / "s", experiment_id)) == 0
     for table, rows in concurrent.items():
         assert_same_rows(rows, day_rows(spark, table, ds, ids))
+
+
+# Offline vs online: the versions served to each arm (ab.served), recorded beside ab.results.
+ARM_DS = date(2026, 5, 6)
+TT1, TT2, POP = "tt1+rk1-armtest", "tt2+rk2-armtest", "popularity-2026-04-30-armtest"
+
+
+def seed_served(spark: SparkSession, experiment_id: str) -> dict[tuple[str, Any, str], int]:
+    """Served rows for the experiment's exposed units; the servings each arm version should count.
+
+    Control is served POP; treat TT1 up to 3 May, TT2 from 4 May, and every tenth unit a
+    fallback (no version). Rows before a unit's first exposure or after ARM_DS count for nothing.
+    """
+    exposed = (
+        spark.table("ab.exposures")
+        .where(F.col("experiment_id") == F.lit(experiment_id))
+        .select("unit_id", "variant", "first_exposure_ts")
+        .collect()
+    )
+    rows: list[tuple[Any, ...]] = []
+    want: dict[tuple[str, Any, str], int] = {}
+    for k, (unit, variant, first) in enumerate(sorted(exposed)):
+        times = [first - timedelta(hours=1), first]  # the first is before the exposure: not counted
+        times += [datetime(2026, 5, d, 12) for d in range(first.day + 1, 8)]  # 7 May: after ARM_DS
+        for ts in times:
+            if variant == "control":
+                version, rec_set = POP, "popularity"
+            elif k % 10 == 1:
+                version, rec_set = None, "popularity"
+            else:
+                version, rec_set = (TT1 if ts.day <= 3 else TT2), "model"
+            rows.append((unit, "home", ts, rec_set, [1, 2, 3], version, "test", ts.date()))
+            if first <= ts and ts.date() <= ARM_DS:
+                want[(variant, version, rec_set)] = want.get((variant, version, rec_set), 0) + 1
+    schema = spark.table("ab.served").schema
+    spark.createDataFrame(rows, schema).writeTo("ab.served").append()
+    return want
+
+
+def seed_offline_metrics(spark: SparkSession) -> None:
+    """TT1 evaluated twice (the later run counts) and POP once; TT2 never."""
+    rows = []
+    for version, name, day, ndcg in (
+        (TT1, "two_tower+ranker", date(2026, 4, 20), 0.0101),
+        (TT1, "two_tower+ranker", date(2026, 4, 30), 0.0642),
+        (POP, "popularity", date(2026, 4, 30), 0.0317),
+    ):
+        at = datetime.combine(day, datetime.min.time()) + timedelta(hours=6)
+        for slice_, metric, k, value in (
+            ("all", "ndcg", 10, ndcg),
+            ("all", "recall", 10, ndcg * 1.5),
+            ("light_users", "ndcg", 10, 0.9),
+        ):
+            rows.append(
+                (
+                    name,
+                    version,
+                    "leave_last_out",
+                    "{}",
+                    slice_,
+                    metric,
+                    k,
+                    value,
+                    100,
+                    "r" + str(day),
+                    at,
+                    day,
+                )
+            )
+    schema = spark.table("eval.offline_metrics").schema
+    spark.createDataFrame(rows, schema).writeTo("eval.offline_metrics").append()
+
+
+def arm_rows(spark: SparkSession, experiment_id: str) -> dict[tuple[str, Any, str], Row]:
+    day = spark.table("ab.arm_model_versions").where(
+        (F.col("ds") == F.lit(ARM_DS)) & (F.col("experiment_id") == F.lit(experiment_id))
+    )
+    return {(r.variant, r.model_version, r.rec_set): r.asDict() for r in day.collect()}
+
+
+def test_arm_model_versions_and_offline_vs_online(spark: SparkSession, tmp_path: Path) -> None:
+    ids = ("e_arm_one", "e_arm_two")
+    wants = []
+    for k, experiment_id in enumerate(ids):
+        seed_tables(spark, experiment_id, f"arm{k}u", datetime(2026, 5, 1, 9), 200, 40 + k)
+        wants.append(seed_served(spark, experiment_id))
+    seed_offline_metrics(spark)
+    config = two_experiments(tmp_path, ids)
+    reports = tmp_path / "reports"
+    assert ab_analyze.main([*analyse_argv(config, ARM_DS, reports, ids[0]), "--run-id", "a1"]) == 0
+    first = arm_rows(spark, ids[0])
+    assert {key: r["exposures"] for key, r in first.items()} == wants[0]
+    assert set(first) == {
+        ("control", POP, "popularity"),
+        ("treat", TT1, "model"),
+        ("treat", TT2, "model"),
+        ("treat", None, "popularity"),
+    }
+    for variant in ("control", "treat"):
+        shares = [r["share"] for (v, _, _), r in first.items() if v == variant]
+        assert sum(shares) == pytest.approx(1.0)
+    assert first[("control", POP, "popularity")]["n_units"] == 100
+    assert first[("treat", TT2, "model")]["first_served_ds"] == date(2026, 5, 4)
+    assert first[("treat", TT1, "model")]["last_served_ds"] == date(2026, 5, 3)
+    assert first[("treat", TT2, "model")]["last_served_ds"] == ARM_DS  # not 7 May
+    assert {r["run_id"] for r in first.values()} == {"a1"}
+
+    # The second experiment's analysis leaves the first one's arm versions as they were.
+    assert ab_analyze.main([*analyse_argv(config, ARM_DS, reports, ids[1]), "--run-id", "a2"]) == 0
+    assert arm_rows(spark, ids[0]) == first
+    second = arm_rows(spark, ids[1])
+    assert {key: r["exposures"] for key, r in second.items()} == wants[1]
+    # A rerun of both in one run (one join) replaces their rows: same rows, the new run id.
+    assert ab_analyze.main([*analyse_argv(config, ARM_DS, reports, *ids), "--run-id", "a3"]) == 0
+    for experiment_id, before in zip(ids, (first, second), strict=True):
+        rerun = arm_rows(spark, experiment_id)
+        assert {r["run_id"] for r in rerun.values()} == {"a3"}
+        assert {k: {**r, "run_id": "-"} for k, r in rerun.items()} == {
+            k: {**r, "run_id": "-"} for k, r in before.items()
+        }
+
+    view = spark.table("ab.offline_vs_online").where(
+        (F.col("ds") == F.lit(ARM_DS))
+        & (F.col("experiment_id") == F.lit(ids[0]))
+        & (F.col("metric") == F.lit("clicks_per_user"))
+    )
+    by_version = {r.model_version: r for r in view.collect()}
+    assert set(by_version) == {POP, TT1, TT2, None}
+    tt1 = by_version[TT1]
+    # The latest evaluation, overall slice, with its evaluation ds.
+    assert (tt1.offline_ndcg_at_10, tt1.offline_ds) == (0.0642, date(2026, 4, 30))
+    assert tt1.offline_metrics == {"ndcg@10": 0.0642, "recall@10": pytest.approx(0.0963)}
+    assert tt1.offline_model_name == "two_tower+ranker"
+    assert by_version[TT2].offline_ds is None
+    assert by_version[TT2].offline_metrics is None
+    online = (
+        spark.table("ab.results")
+        .where(
+            (F.col("ds") == F.lit(ARM_DS))
+            & (F.col("experiment_id") == F.lit(ids[0]))
+            & (F.col("metric") == F.lit("clicks_per_user"))
+            & (F.col("slice") == F.lit("all"))
+        )
+        .first()
+    )
+    assert online is not None
+    assert (tt1.rel_lift, tt1.rel_ci_low, tt1.p_value) == (
+        online.rel_lift,
+        online.rel_ci_low,
+        online.p_value,
+    )
+    assert by_version[TT2].rel_lift == online.rel_lift  # the lift is the arm's
+    control = by_version[POP]
+    assert control.is_control
+    assert control.rel_lift is None
+    assert control.offline_ndcg_at_10 == 0.0317
+
+    markdown = (reports / ids[0] / ARM_DS.isoformat() / "report.md").read_text()
+    section = markdown[markdown.index("## Offline vs online") : markdown.index("## Relative lift")]
+    for needle in (TT1, TT2, POP, "0.0642", "0.0317", "not evaluated offline", "fallback"):
+        assert needle in section
+    html = (reports / ids[0] / ARM_DS.isoformat() / "report.html").read_text()
+    assert 'id="offline-online-table"' in html
+    assert "arm0u" not in markdown + html  # aggregates only
+
+
+def test_without_the_arm_table_the_analysis_goes_on(spark: SparkSession, tmp_path: Path) -> None:
+    # A warehouse set up before ab.arm_model_versions: no view, so nothing to record or read.
+    from recsys.warehouse.catalog import create_views
+
+    config = two_experiments(tmp_path, ("e_old_one", "e_old_two"))
+    args = ab_analyze.parse_args(analyse_argv(config, ARM_DS, tmp_path, "e_old_one"))
+    chosen = list(args.experiments.experiments)
+    owned = ab_analyze.owned_rows(ARM_DS, ["e_old_one"])
+    spark.sql("DROP VIEW ab.offline_vs_online")
+    try:
+        assert ab_analyze.record_arm_versions(spark, args, chosen, owned) is None
+    finally:
+        create_views(spark)
+    assert spark.catalog.tableExists("ab.offline_vs_online")

@@ -16,7 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ab_testing.report import DailyPoint, ReportData, render_html, render_markdown
+from ab_testing.report import (
+    ArmModelVersion,
+    DailyPoint,
+    ReportData,
+    render_html,
+    render_markdown,
+)
 from ab_testing.report.units import UnitMetric, UnitSchema, experiment_from_units
 from ab_testing.settings import AnalysisConfig
 from ab_testing.stats import analyze_experiment
@@ -129,3 +135,37 @@ def srm_html(srm_report: ReportData) -> str:
 @pytest.fixture(scope="session")
 def markdown(report: ReportData) -> str:
     return render_markdown(report)
+
+
+#: The arms' served versions: control one evaluated baseline; treatment an evaluated bundle, a
+#: newer bundle never evaluated offline, and fallback lists without a version.
+ARM_VERSIONS = (
+    ArmModelVersion(
+        "treatment",
+        "tt1+rk1",
+        "model",
+        3000,
+        0.75,
+        {"ndcg@10": 0.0642, "recall@10": 0.0911, "recall@100": 0.3125},
+        date(2024, 5, 31),
+        "two_tower+ranker",
+    ),
+    ArmModelVersion("treatment", None, "popularity", 100, 0.025),
+    ArmModelVersion("treatment", "tt2+rk2", "model", 900, 0.225),
+    ArmModelVersion(
+        "control",
+        "popularity-2024-05-31",
+        "popularity",
+        4000,
+        1.0,
+        {"ndcg@10": 0.0317, "recall@10": 0.0523, "recall@100": 0.2071},
+        date(2024, 5, 31),
+        "popularity",
+    ),
+)
+
+
+@pytest.fixture(scope="session")
+def versions_report(report: ReportData) -> ReportData:
+    """The report with the model versions behind its arms (the offline vs online section)."""
+    return dataclasses.replace(report, arm_versions=ARM_VERSIONS)

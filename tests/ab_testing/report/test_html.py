@@ -12,8 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ab_testing.report import DailyPoint, ReportData, daily_points, render_html, write_html
-from ab_testing.report.tables import DASH
+from ab_testing.report import (
+    ArmModelVersion,
+    DailyPoint,
+    ReportData,
+    daily_points,
+    render_html,
+    write_html,
+)
+from ab_testing.report.tables import DASH, NOT_EVALUATED
 from ab_testing.settings import AnalysisConfig
 from ab_testing.stats import Cell, ExperimentData, MetricSpec, SampleStats, analyze_experiment
 
@@ -208,6 +215,53 @@ def test_report_data_validation(report: ReportData) -> None:
         DailyPoint(point.day, "m", "v", 0.1, 0.2, 0.0)
     with pytest.raises(ValueError, match="metric must be a non-empty str"):
         DailyPoint(point.day, "", "v", 0.1, 0.0, 0.2)
+    with pytest.raises(TypeError, match="arm_versions must hold ArmModelVersion"):
+        ReportData(report.rows, arm_versions=[("treatment", "v1")])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"share": 0.0}, ValueError, "share must be in"),
+        ({"share": 1.5}, ValueError, "share must be in"),
+        ({"exposures": 0}, ValueError, "exposures must be >= 1"),
+        ({"exposures": 2.0}, TypeError, "exposures must be an int"),
+        ({"model_version": ""}, ValueError, "model_version must be a non-empty str"),
+        ({"offline": {"ndcg@10": "0.1"}}, TypeError, "offline"),
+        ({"offline_ds": "2024-05-31"}, TypeError, "offline_ds"),
+    ],
+)
+def test_arm_model_version_validation(
+    kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    fields: dict[str, object] = {
+        "variant": "treatment",
+        "model_version": "v1",
+        "rec_set": "model",
+        "exposures": 10,
+        "share": 0.5,
+    }
+    with pytest.raises(error, match=match):
+        ArmModelVersion(**{**fields, **kwargs})  # type: ignore[arg-type]
+
+
+def test_offline_vs_online_section(versions_report: ReportData, html: str) -> None:
+    page = render_html(versions_report)
+    parsed = _parse(page)
+    assert "offline-online" in parsed.ids
+    header, *rows = parsed.tables["offline-online-table"]
+    assert header[:2] == ["Arm", "Model version"]
+    assert [r[1] for r in rows] == [
+        "popularity-2024-05-31",
+        "tt1+rk1",
+        "tt2+rk2",
+        "none (fallback list)",
+    ]
+    assert rows[1][4] == "0.0642"
+    assert rows[2][4:8] == [NOT_EVALUATED] * 4
+    assert rows[0][8] == "reference (control)"
+    assert page.index('id="offline-online"') < page.index('id="forest-plot"')
+    assert 'id="offline-online"' not in html  # no version data: no section
 
 
 def test_daily_points_match_the_analysis() -> None:

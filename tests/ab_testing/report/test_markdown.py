@@ -8,7 +8,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ab_testing.report import ReportData, render_markdown, write_markdown
-from ab_testing.report.tables import DASH, RESULT_COLUMNS, SUMMARY_COLUMNS
+from ab_testing.report.tables import (
+    DASH,
+    NOT_EVALUATED,
+    RESULT_COLUMNS,
+    SUMMARY_COLUMNS,
+    fmt_interval,
+)
 
 
 def _tables(markdown: str) -> list[list[list[str]]]:
@@ -93,3 +99,54 @@ def test_cells_are_escaped(report: ReportData) -> None:
     assert "a\\|b &lt;i>x&lt;/i>" in text
     assert "No daily series" in text
     assert all(len(row) == len(RESULT_COLUMNS) for row in _tables(text)[1])
+
+
+def test_offline_vs_online_rows_per_arm_and_version(versions_report: ReportData) -> None:
+    markdown = render_markdown(versions_report)
+    section = markdown[markdown.index("## Offline vs online") : markdown.index("## Relative lift")]
+    (table,) = _tables(section)
+    header, *rows = table
+    assert header[:8] == [
+        "Arm",
+        "Model version",
+        "Set",
+        "Share of arm's exposures",
+        "NDCG@10 (offline)",
+        "Recall@10 (offline)",
+        "Recall@100 (offline)",
+        "Offline evaluation",
+    ]
+    assert header[8:] == [
+        f"{m}: online rel. lift [CI]"
+        for m in ("conversion", "revenue", "clicks/impressions", "latency")
+    ]
+    # Control first, then the treatment's versions by share; the fallback has no version.
+    assert [r[:4] for r in rows] == [
+        ["control", "popularity-2024-05-31", "popularity", "100.0% (4,000)"],
+        ["treatment", "tt1+rk1", "model", "75.0% (3,000)"],
+        ["treatment", "tt2+rk2", "model", "22.5% (900)"],
+        ["treatment", "none (fallback list)", "popularity", "2.5% (100)"],
+    ]
+    control, evaluated, newer, fallback = rows
+    assert control[4:8] == ["0.0317", "0.0523", "0.2071", "ds 2024-05-31, popularity"]
+    assert evaluated[4:8] == ["0.0642", "0.0911", "0.3125", "ds 2024-05-31, two_tower+ranker"]
+    # A version without an offline evaluation says so in every offline cell, never blank.
+    assert newer[4:8] == [NOT_EVALUATED] * 4
+    assert fallback[4:8] == [NOT_EVALUATED] * 4
+    assert set(control[8:]) == {"reference (control)"}
+    revenue = next(r for r in versions_report.overall_rows if r.metric == "revenue")
+    lift = fmt_interval(revenue.rel_lift, revenue.rel_ci_low, revenue.rel_ci_high, percent=True)
+    # The lift is the arm's: every treatment version's row shows it, with p and the decision.
+    for row in (evaluated, newer, fallback):
+        assert row[9].startswith(lift + "; p ")
+        assert row[9].endswith("(adjusted); ship")
+        assert "(non-inferiority)" in row[11]
+    assert "intent to treat" in section
+
+
+def test_offline_vs_online_only_with_versions(markdown: str, report: ReportData) -> None:
+    assert "Offline vs online" not in markdown  # no version data (e.g. the CLI): no section
+    empty = render_markdown(dataclasses.replace(report, arm_versions=()))
+    section = empty[empty.index("## Offline vs online") : empty.index("## Relative lift")]
+    assert _tables(section) == []
+    assert "No served rows were found" in section
