@@ -13,6 +13,17 @@ the recommendations, e.g. a ``time_cutoff`` split's cutoff) becomes the first re
 midnight; ``speed`` data days pass per replay day (1 = real time). Interactions at or after
 ``data_start`` are the held-out future; earlier ones are the users' history.
 
+**Per-user origins** (``origins`` of :func:`replay`). A split that holds out each user's own
+last interactions (``leave_last_out``) has no global cutoff: one global clock puts some users'
+held-out interactions before the experiment and others' after it, and the replay then measures
+a different population and window than offline evaluation. With ``origins`` (user_id, event_ts:
+the first instant of the user's held-out window) each user has its own clock::
+
+    replay_ts = start 00:00 UTC + (data_ts - origin_of_user) / speed
+
+so every user's held-out interactions start on the first replay day and its history falls in the
+pre-period. Users without an origin (nothing held out) have no clicks and no pre-period clicks.
+
 **Serving.** On each replay day ``d`` in ``[start, end]``, every unit assigned to the experiment on
 ``d`` (``ab.assignments``) is served once, at ``d`` 00:00 UTC on ``surface``: the top
 ``list_size`` items (by ``rank``) of its variant's recommendation set (:func:`rec_set_for`: a
@@ -90,6 +101,7 @@ _USER: Final = "_user"
 _REPLAY_TS: Final = "_replay_ts"
 _FIRST: Final = "_first_served"
 _RN: Final = "_rn"
+_ORIGIN: Final = "_origin"
 
 
 def _int_in(name: str, value: object, lo: int, hi: int) -> int:
@@ -105,7 +117,8 @@ class ReplayConfig:
     Attributes:
         start: First replay (serving) day, UTC.
         end: Last replay day, inclusive (``>= start``); nothing after its end is known.
-        data_start: Data instant (timezone-aware) mapped to ``start`` 00:00 UTC.
+        data_start: Data instant (timezone-aware) mapped to ``start`` 00:00 UTC (unused when
+            :func:`replay` gets per-user ``origins``).
         speed: Data days per replay day, 1-3650.
         list_size: Items served per list (top ranks), 1-1000.
         click_window_days: Days after a serving in which consuming a served item is its click,
@@ -179,12 +192,20 @@ def rec_set_col(variant: Column) -> Column:
     return out
 
 
-def replay_time(data_ts: Column, config: ReplayConfig) -> Column:
-    """Column twin of :meth:`ReplayConfig.to_replay` for a TIMESTAMP column (microseconds)."""
+def replay_time(data_ts: Column, config: ReplayConfig, origin: Column | None = None) -> Column:
+    """Column twin of :meth:`ReplayConfig.to_replay` for a TIMESTAMP column (microseconds).
+
+    Args:
+        data_ts: Data instants (TIMESTAMP).
+        config: The replay.
+        origin: Per-row data instant (TIMESTAMP) mapped to ``start`` 00:00 instead of
+            ``config.data_start``; None: ``data_start`` for every row.
+    """
     t0 = config.data_start.astimezone(UTC)
     t0_us = (t0 - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     start_us = (config.start_ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-    delta = F.unix_micros(data_ts) - F.lit(t0_us)
+    zero = F.lit(t0_us) if origin is None else F.unix_micros(origin)
+    delta = F.unix_micros(data_ts) - zero
     # Floor division of a BIGINT by a positive int: subtract the non-negative remainder first.
     scaled = ((delta - F.pmod(delta, F.lit(config.speed))) / F.lit(config.speed)).cast("long")
     return F.timestamp_micros(F.lit(start_us) + scaled)
@@ -300,7 +321,9 @@ def _events(df: DataFrame, event_type: str, ts: str) -> DataFrame:
     )
 
 
-def consumptions(interactions: DataFrame, config: ReplayConfig) -> DataFrame:
+def consumptions(
+    interactions: DataFrame, config: ReplayConfig, origins: DataFrame | None = None
+) -> DataFrame:
     """Distinct (user_id, item_id, _replay_ts) of the interactions, on the replay calendar.
 
     Only what can matter is kept: from ``pre_days`` before ``start`` to the end of ``end``.
@@ -308,11 +331,22 @@ def consumptions(interactions: DataFrame, config: ReplayConfig) -> DataFrame:
     Args:
         interactions: user_id (BIGINT), item_id (BIGINT) and event_ts (TIMESTAMP, data time),
             e.g. ``bronze.interactions`` or ``features.interactions_split`` rows.
+        config: The replay.
+        origins: user_id, event_ts (the user's data origin, see the module docstring), at most
+            one row per user; None: the global ``data_start``. Users without a row are dropped.
     """
     _check_columns("interactions", interactions, (Col.USER_ID, Col.ITEM_ID, Col.EVENT_TS))
     lo = config.start_ts - timedelta(days=config.pre_days)
+    origin: Column | None = None
+    if origins is not None:
+        _check_columns("origins", origins, (Col.USER_ID, Col.EVENT_TS))
+        own = origins.select(Col.USER_ID, F.col(Col.EVENT_TS).alias(_ORIGIN))
+        interactions = interactions.join(own, Col.USER_ID)
+        origin = F.col(_ORIGIN)
     mapped = interactions.select(
-        Col.USER_ID, Col.ITEM_ID, replay_time(F.col(Col.EVENT_TS), config).alias(_REPLAY_TS)
+        Col.USER_ID,
+        Col.ITEM_ID,
+        replay_time(F.col(Col.EVENT_TS), config, origin).alias(_REPLAY_TS),
     )
     return mapped.where(
         (F.col(_REPLAY_TS) >= F.lit(lo)) & (F.col(_REPLAY_TS) < F.lit(config.now))
@@ -373,6 +407,7 @@ def replay(
     recommendations: DataFrame,
     interactions: DataFrame,
     config: ReplayConfig,
+    origins: DataFrame | None = None,
 ) -> ReplayOutput:
     """Serve, show and click as the module docstring describes (lazy; nothing is computed).
 
@@ -381,6 +416,8 @@ def replay(
         recommendations: ``serve.recommendations`` rows of one ds.
         interactions: user_id, item_id, event_ts (data time) of every user's interactions.
         config: The replay.
+        origins: Per-user data origins (user_id, event_ts; see the module docstring), or None
+            for the global clock of ``config.data_start``.
 
     Returns:
         Served lists (:data:`SERVED_COLUMNS`), impression + click + pre-period click events
@@ -390,7 +427,7 @@ def replay(
         raise TypeError(f"config: expected a ReplayConfig, got {config!r}")
     served, rejected = served_lists(assignments, recommendations, config)
     users = served.select(F.col(Col.UNIT_ID).cast("bigint").alias(Col.USER_ID)).distinct()
-    consumed = consumptions(interactions.join(users, Col.USER_ID, "left_semi"), config)
+    consumed = consumptions(interactions.join(users, Col.USER_ID, "left_semi"), config, origins)
     impressions = _events(
         served.select(Col.UNIT_ID, Col.SERVED_TS, F.explode(Col.ITEM_IDS).alias(Col.ITEM_ID)),
         IMPRESSION,

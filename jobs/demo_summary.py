@@ -13,6 +13,7 @@ recommendations for ``--ds``, a failed data-quality check, no results for the ex
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -21,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import functions as F
 
+from ab_testing.settings import AnalysisConfig
 from jobs.common import Job, job_main
 from recsys.settings import PROJECT_ROOT, load_settings
 from recsys.warehouse.completion import Pipeline
@@ -48,6 +50,49 @@ METRICS = (
     ("MRR", "mrr", 100),
     ("cov@100", "catalog_coverage", 100),
 )
+
+
+#: What a reader of the summary needs to judge an experiment's power (ab.results columns).
+POWER_KEYS = ("n_control", "n_variant", "power", "mde_relative")
+
+
+def power_lines(
+    rows: Sequence[dict[str, object]], target: float, goal: float
+) -> tuple[list[str], bool]:
+    """One line per result on its power, and whether any metric is underpowered.
+
+    Args:
+        rows: ``ab.results`` rows (as dicts) with :data:`POWER_KEYS` and ``metric``.
+        target: The relative effect the power is computed for (a fraction, > 0).
+        goal: The power the experiment should have, in (0, 1).
+
+    Returns:
+        ``(lines, underpowered)``. Units needed per arm scale as ``(mde / target)**2`` with the
+        current units (the standard error shrinks as one over the square root of the units).
+    """
+    if not target > 0 or not 0 < goal < 1:
+        raise ValueError(f"target, goal: need target > 0 and goal in (0, 1), got {target}, {goal}")
+    lines: list[str] = []
+    underpowered = False
+    for r in rows:
+        power, mde = r.get("power"), r.get("mde_relative")
+        n_c, n_v = r.get("n_control"), r.get("n_variant")
+        if not isinstance(power, float) or math.isnan(power):
+            lines.append(f"  {r.get('metric')}: power n/a (no standard error)")
+            continue
+        need = ""
+        if isinstance(mde, float) and mde > 0 and isinstance(n_c, int) and isinstance(n_v, int):
+            per_arm = max(n_c, n_v) * (mde / target) ** 2
+            need = f"; {target:.0%} needs ≈ {per_arm:,.0f} users per arm"
+        mde_text = f"{mde:.0%}" if isinstance(mde, float) and not math.isnan(mde) else "n/a"
+        flag = "" if power >= goal else "  UNDERPOWERED"
+        underpowered |= power < goal
+        lines.append(
+            f"  {r.get('metric')}: power {power:.0%} for a {target:.0%} relative effect "
+            f"(goal {goal:.0%}), smallest effect detectable with {goal:.0%} power {mde_text} "
+            f"with {n_c}/{n_v} users{need}{flag}"
+        )
+    return lines, underpowered
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -149,6 +194,19 @@ def _summary(ctx: Job[argparse.Namespace]) -> int:
             f"  {r[Col.METRIC]:<16} {r[Col.VARIANT]} vs {r['control']}: lift {lift}{ci}, "
             f"p {p}, sequential p {seq}, SRM p {srm}, method {r['method']} -> {r['decision']}"
         )
+    if results:
+        analysis = AnalysisConfig()
+        lines, underpowered = power_lines(
+            [r.asDict() for r in results], analysis.target_relative_effect, analysis.power
+        )
+        print("  Power (achieved, for the configured effect):")
+        print("\n".join(lines))
+        if underpowered:
+            print(
+                "  => UNDERPOWERED: this replay has too few users for the configured effect, so "
+                "its lifts (and their sign) are noise. docs/ab-demo-experiment.md explains it "
+                "and gives a sized run (python -m bench.replay_power)."
+            )
     report = args.reports_dir / args.experiment / args.analysis_ds.isoformat() / "report.html"
     print(f"\n== Report: {report}" + ("" if report.is_file() else "  (MISSING)"))
     if not report.is_file():

@@ -5,7 +5,8 @@ Usage::
     python -m jobs.replay --config ab_testing/experiments.recs.yaml \
         --experiment recs_model_vs_popularity --ds 2027-01-17 --data-start 2017-01-01T00:00:00 \
         [--speed 7] [--recs-ds 2026-11-30] [--interactions-source ml-latest-small] \
-        [--list-size 10] [--click-window-days 1] [--pre-days 14] [--surface home]
+        [--list-size 10] [--click-window-days 1] [--pre-days 14] [--surface home] \
+        [--align calendar|held_out] [--split-id leave_last_out]
 
 Replays the experiment's days from its start to ``--ds`` (or its last day): every unit assigned
 on a day (``ab.assignments``, written by ``jobs.assign`` for that day) is served its variant's
@@ -14,6 +15,13 @@ impressions and clicks come from the users' interactions in the latest ``bronze.
 delivery (of ``--interactions-source``), mapped onto the calendar by ``--data-start`` and
 ``--speed``. The rules (calendar mapping, one impression per served item, click attribution,
 pre-period clicks for CUPED) are in :mod:`ab_testing.replay`.
+
+``--align held_out`` gives each user its own clock instead (``--data-start`` is then unused):
+the first instant of the user's held-out window, the ``test`` role of ``--split-id`` in
+``features.interactions_split`` of the recommendations' ds (the split the recommendations were
+made from), becomes the first replay day's midnight. The replay's future is then exactly what
+offline evaluation holds out (docs/ab-demo-experiment.md); users with nothing held out get no
+clicks.
 
 Writes, each in one Delta commit that replaces what a previous replay wrote for the same days
 (so a rerun never duplicates): ``ab.served`` rows with ``source = 'replay'`` on the replayed days,
@@ -58,6 +66,7 @@ from recsys.warehouse.tables import (
     AB_SERVED,
     BRONZE_INTERACTIONS,
     BRONZE_QUARANTINE,
+    FEATURES_INTERACTIONS_SPLIT,
     SERVE_RECOMMENDATIONS,
     Col,
     TableRef,
@@ -68,6 +77,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobs.replay")
 
+#: ``--align values: one global clock from ``--data-start``, or a clock per user from its
+#: held-out window.
+CALENDAR = "calendar"
+HELD_OUT = "held_out"
+#: The role of the split whose first instant is a user's origin with ``--align held_out``.
+HELD_OUT_ROLE = "test"
 
 
 class MissingInputError(RuntimeError):
@@ -83,6 +98,8 @@ class ReplayJob:
     recs_ds: date | None
     interactions_source: str | None
     run_id: str
+    align: str = CALENDAR
+    split_id: str = "leave_last_out"
 
 
 def _instant(text: str) -> datetime:
@@ -102,11 +119,18 @@ def parse_args(argv: Sequence[str] | None) -> ReplayJob:
     p.add_argument("--ds", required=True, type=date.fromisoformat, help="last day to replay")
     p.add_argument(
         "--data-start",
-        required=True,
         type=_instant,
         help="data instant (ISO 8601, naive = UTC) mapped to the experiment's first day 00:00; "
-        "normally the training cutoff of the recommendations",
+        "normally the training cutoff of the recommendations (required with --align calendar)",
     )
+    p.add_argument(
+        "--align",
+        choices=(CALENDAR, HELD_OUT),
+        default=CALENDAR,
+        help="one clock from --data-start (calendar), or each user's held-out window starts on "
+        "the first day (held_out)",
+    )
+    p.add_argument("--split-id", default="leave_last_out", help="split of --align held_out")
     p.add_argument("--speed", type=int, default=1, help="data days per replay day (default 1)")
     p.add_argument("--recs-ds", type=date.fromisoformat, help="serve.recommendations ds")
     p.add_argument("--interactions-source", help="bronze.interactions delivery (default: latest)")
@@ -117,7 +141,17 @@ def parse_args(argv: Sequence[str] | None) -> ReplayJob:
     p.add_argument("--run-id", help="id stamped on quarantined rows (default: a new UUID)")
     args = p.parse_args(argv)
     run_id = args.run_id or uuid.uuid4().hex
-    check_names((("interactions_source", args.interactions_source), ("run_id", run_id)))
+    check_names(
+        (
+            ("interactions_source", args.interactions_source),
+            ("run_id", run_id),
+            ("split_id", args.split_id),
+        )
+    )
+    if args.data_start is None and args.align == CALENDAR:
+        raise ValueError("data_start: required with --align calendar, got None")
+    # With per-user origins data_start maps nobody; any instant keeps ReplayConfig valid.
+    data_start = args.data_start or datetime(1970, 1, 1, tzinfo=UTC)
     config = load_config(args.config)
     found = [e for e in config.experiments if e.id == args.experiment]
     if not found:
@@ -135,14 +169,22 @@ def parse_args(argv: Sequence[str] | None) -> ReplayJob:
     replay_config = ReplayConfig(
         start=exp.start,
         end=end,
-        data_start=args.data_start,
+        data_start=data_start,
         speed=args.speed,
         list_size=args.list_size,
         click_window_days=args.click_window_days,
         pre_days=args.pre_days,
         surface=args.surface,
     )
-    return ReplayJob(exp, replay_config, args.recs_ds, args.interactions_source, run_id)
+    return ReplayJob(
+        exp,
+        replay_config,
+        args.recs_ds,
+        args.interactions_source,
+        run_id,
+        args.align,
+        args.split_id,
+    )
 
 
 def _latest_ds(df: DataFrame, what: TableRef) -> date:
@@ -153,13 +195,32 @@ def _latest_ds(df: DataFrame, what: TableRef) -> date:
     return latest
 
 
-def inputs(spark: SparkSession, job: ReplayJob) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """(assignments, recommendations, interactions) of the replay.
+def held_out_origins(split: DataFrame, split_id: str, ds: date) -> DataFrame:
+    """(user_id, event_ts): each user's first held-out instant in ``split`` (one ds, split id).
+
+    Args:
+        split: ``features.interactions_split`` rows.
+        split_id: The split.
+        ds: Its ds.
+    """
+    mine = (
+        (F.col(Col.DS) == F.lit(ds))
+        & (F.col(Col.SPLIT_ID) == F.lit(split_id))
+        & (F.col(Col.ROLE) == F.lit(HELD_OUT_ROLE))
+    )
+    return split.where(mine).groupBy(Col.USER_ID).agg(F.min(Col.EVENT_TS).alias(Col.EVENT_TS))
+
+
+def inputs(
+    spark: SparkSession, job: ReplayJob
+) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame | None]:
+    """(assignments, recommendations, interactions, per-user origins or None) of the replay.
 
     Raises:
-        MissingInputError: no assignments on the replay days, no recommendations for the ds, or
-            no interactions delivery (or several sources on its day and no
-            ``--interactions-source``).
+        MissingInputError: no assignments on the replay days, no recommendations for the ds, no
+            interactions delivery (or several sources on its day and no
+            ``--interactions-source``), or with ``--align held_out`` no held-out rows of the
+            split on the recommendations' ds.
     """
     cfg = job.replay
     days = (F.col(Col.DS) >= F.lit(cfg.start)) & (F.col(Col.DS) <= F.lit(cfg.end))
@@ -205,7 +266,22 @@ def inputs(spark: SparkSession, job: ReplayJob) -> tuple[DataFrame, DataFrame, D
     interactions = interactions.where(
         (F.col(Col.DS) == F.lit(row[Col.DS])) & (F.col(Col.SOURCE) == F.lit(row[Col.SOURCE][0]))
     ).select(Col.USER_ID, Col.ITEM_ID, Col.EVENT_TS)
-    return assignments, recs, interactions
+    origins = None
+    if job.align == HELD_OUT:
+        split = spark.table(FEATURES_INTERACTIONS_SPLIT.qualified_name)
+        origins = held_out_origins(split, job.split_id, recs_ds)
+        if origins.limit(1).count() == 0:
+            raise MissingInputError(
+                f"{FEATURES_INTERACTIONS_SPLIT}: no {HELD_OUT_ROLE} rows of split {job.split_id} "
+                f"on ds {recs_ds} (--align held_out)"
+            )
+        log.info(
+            "origins: first %s instant per user, split %s ds %s",
+            HELD_OUT_ROLE,
+            job.split_id,
+            recs_ds,
+        )
+    return assignments, recs, interactions, origins
 
 
 def _replace(df: DataFrame, table: TableRef, condition: Column) -> None:
@@ -221,8 +297,8 @@ def _between(lo: date, hi: date) -> Column:
 def run(spark: SparkSession, job: ReplayJob) -> dict[str, int]:
     """Replay and write; returns row counts written per kind (served, impression, click, ...)."""
     cfg = job.replay
-    assignments, recs, interactions = inputs(spark, job)
-    out = replay(assignments, recs, interactions, cfg)
+    assignments, recs, interactions, origins = inputs(spark, job)
+    out = replay(assignments, recs, interactions, cfg, origins)
     replay_rows = F.col(Col.SOURCE) == F.lit(REPLAY_SOURCE)
     served = out.served.select(*SERVED_COLUMNS).persist()
     events = out.events.select(*EVENT_COLUMNS).persist()
@@ -271,12 +347,13 @@ def _replay(ctx: Job[ReplayJob]) -> int:
         log.error("%s", err)
         return 1
     cfg = job.replay
+    origin = cfg.data_start.isoformat() if job.align == CALENDAR else "each user's held-out start"
     log.info(
         "replayed %s %s..%s (data %s = %s 00:00, x%d): %s",
         job.experiment.id,
         cfg.start,
         cfg.end,
-        cfg.data_start.isoformat(),
+        origin,
         cfg.start,
         cfg.speed,
         counts,

@@ -173,3 +173,51 @@ def test_no_pre_period_and_no_fallback(spark: SparkSession) -> None:
     clicks = {(e.unit_id, e.item_id) for e in out.events.collect() if e.event_type == "click"}
     # Window 1 day (default): the 5th's consumption of 102 is the 5th serving's click.
     assert clicks == {("1", 101), ("1", 102)}
+
+
+def test_per_user_origins_put_each_users_held_out_on_the_first_day(spark: SparkSession) -> None:
+    """Leave-last-out holds out each user's own last items: one global clock misses them."""
+    assignments = spark.createDataFrame(
+        [("1", "model", START), ("2", "popularity", START), ("7", "popularity", START)],
+        "unit_id string, variant string, ds date",
+    )
+    recs = spark.createDataFrame(
+        [
+            ("model", 1, 1, 101, "m1"),
+            ("model", 1, 2, 102, "m1"),
+            ("popularity", 2, 1, 201, "p1"),
+            ("popularity", 2, 2, 202, "p1"),
+            ("popularity", 7, 1, 201, "p1"),
+            ("popularity", 7, 2, 202, "p1"),
+        ],
+        "rec_set string, user_id bigint, rank int, item_id bigint, model_version string",
+    )
+    one, two = DATA_START + timedelta(days=400), DATA_START - timedelta(days=900)
+    naive = [
+        (1, 101, one + timedelta(hours=10)),  # held out: a click at day 1, 10:00
+        (1, 555, one - timedelta(days=1)),  # history: pre-period, the day before
+        (1, 102, one - timedelta(days=30)),  # history before the pre-period: nothing
+        (2, 202, two + timedelta(days=1, hours=2)),  # held out: a click at day 2, 02:00
+        (7, 201, DATA_START + timedelta(hours=3)),  # no origin: nothing at all
+    ]
+    interactions = spark.createDataFrame(
+        [(u, i, t.replace(tzinfo=None)) for u, i, t in naive],
+        "user_id bigint, item_id bigint, event_ts timestamp",
+    )
+    origins = spark.createDataFrame(
+        [(1, one.replace(tzinfo=None)), (2, two.replace(tzinfo=None))],
+        "user_id bigint, event_ts timestamp",
+    )
+    out = replay(assignments, recs, interactions, CONFIG, origins)
+    clicks = sorted(
+        (e.unit_id, e.item_id, e.event_ts) for e in out.events.collect() if e.event_type == "click"
+    )
+    assert clicks == [
+        ("1", 101, at(4, 10)),
+        ("1", 555, at(3)),
+        ("2", 202, at(5, 2)),
+    ]
+    # The global clock of DATA_START puts the same held-out interactions far outside the replay.
+    glob = replay(assignments, recs, interactions, CONFIG)
+    got = {(e.unit_id, e.item_id) for e in glob.events.collect() if e.event_type == "click"}
+    assert got == {("7", 201)}

@@ -171,3 +171,35 @@ def test_replay_chain_gives_results(spark: SparkSession, tmp_path: Path) -> None
     assert rows[("ctr", "all")].p_value is not None
     report = tmp_path / "reports" / EXP / str(LAST) / "report.html"
     assert report.exists()
+
+
+def test_align_held_out_needs_no_data_start() -> None:
+    base = ["--config", str(ROOT / "ab_testing" / "experiments.recs.yaml")]
+    base += ["--experiment", EXP, "--ds", "2027-01-17"]
+    with pytest.raises(ValueError, match="data_start"):
+        job.parse_args(base)
+    held = job.parse_args([*base, "--align", "held_out", "--split-id", "leave_last_out"])
+    assert (held.align, held.split_id) == ("held_out", "leave_last_out")
+    assert job.parse_args([*base, "--data-start", "2010-01-01T00:00:00"]).align == "calendar"
+    with pytest.raises(ValueError, match="split_id"):
+        job.parse_args([*base, "--align", "held_out", "--split-id", "no way"])
+
+
+def test_held_out_origins_are_each_users_first_test_instant(spark: SparkSession) -> None:
+    day = date(2032, 2, 1)
+    rows = [
+        (1, datetime(2015, 1, 1), "train", "leave_last_out", day),
+        (1, datetime(2015, 1, 3), "test", "leave_last_out", day),
+        (1, datetime(2015, 1, 2), "test", "leave_last_out", day),
+        (2, datetime(2011, 5, 5), "validation", "leave_last_out", day),
+        (3, datetime(2012, 1, 1), "test", "other_split", day),
+        (4, datetime(2013, 1, 1), "test", "leave_last_out", date(2032, 1, 1)),
+    ]
+    split = spark.createDataFrame(
+        rows, "user_id bigint, event_ts timestamp, role string, split_id string, ds date"
+    )
+    got = {
+        (r.user_id, r.event_ts)
+        for r in job.held_out_origins(split, "leave_last_out", day).collect()
+    }
+    assert got == {(1, datetime(2015, 1, 2))}
