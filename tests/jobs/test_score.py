@@ -25,7 +25,6 @@ from recsys.training.artifacts import (
 )
 from recsys.training.bundle import BUNDLES_DIR, ModelBundle, RankerInputs, set_bundle_champion
 from recsys.training.registry import CHAMPION_FILE
-from recsys.training.tiny import write_tiny_features
 from recsys.warehouse.io import append
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
@@ -38,6 +37,7 @@ from recsys.warehouse.tables import (
     Col,
     RecSet,
 )
+from tests.helpers.tiny_features import write_tiny_features
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

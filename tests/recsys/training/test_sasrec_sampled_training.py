@@ -13,8 +13,8 @@ from torch import Tensor
 from recsys.models import sasrec as sasrec_module
 from recsys.models.sasrec import SASRecConfig
 from recsys.training.loops import NDCG10, TrainConfig
-from recsys.training.tiny import write_tiny_features
 from recsys.training.trainers import SplitData, load_split, train_sasrec
+from tests.helpers.tiny_features import write_tiny_features
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -33,7 +33,6 @@ from recsys.training.baselines import (
 from recsys.training.covisit import CovisitConfig
 from recsys.training.loops import NDCG10, TrainConfig, fit
 from recsys.training.scoring import known_mask, top_k
-from recsys.training.tiny import write_tiny_features
 from recsys.training.trainers import (
     SplitData,
     load_split,
@@ -42,6 +41,7 @@ from recsys.training.trainers import (
     train_two_tower,
 )
 from recsys.warehouse.tables import FEATURES_INTERACTIONS_SPLIT, Col
+from tests.helpers.tiny_features import write_tiny_features
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

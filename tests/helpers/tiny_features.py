@@ -1,6 +1,6 @@
-"""A tiny, seeded, learnable feature set written straight into the ``features.*`` tables.
+"""A tiny, seeded, learnable feature set written straight into the ``features.*`` tables (tests).
 
-For tests and demos of the training and evaluation jobs without running ingest and the feature
+For tests of the training and evaluation jobs without running ingest and the feature
 job: two user groups, each preferring one half of the catalogue and walking through it in item
 order (so the next item is predictable), one genre per half, a small content vector, and two
 cold items. Every user has ``n_positives`` positives: all but the last two are train, then one
