@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -41,6 +40,7 @@ from recsys.warehouse.tables import (
     RecSet,
     TableRef,
 )
+from tests.helpers.background import polling_in_background
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -210,33 +210,19 @@ def test_reader_serves_whole_days_while_a_publish_process_moves_to_the_next_day(
     assert score.main(["publish", "--ds", D0.isoformat(), "--run-id", "pub-d0"]) == 0
     reader = Reader(warehouse_settings.warehouse_root, sink=InMemorySink(), refresh_interval_s=0)
     assert reader.recommendations_for(1, n=3).ds == D0
-    observed: list[tuple[Any, ...]] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
 
-    def serve() -> None:
-        try:
-            while not stop.is_set():
-                time.sleep(0.01)  # leave the test process's Spark driver some of the GIL
-                for u in USERS:
-                    res = reader.recommendations_for(u, n=3)
-                    days = {i.reason.rsplit(" ", 1)[0] for i in res.items}
-                    observed.append((res.ds, res.is_fallback, days, res.item_ids, u))
-        except BaseException as err:  # any error fails the test
-            errors.append(err)
+    def serve() -> Iterator[tuple[Any, ...]]:
+        for u in USERS:
+            res = reader.recommendations_for(u, n=3)
+            days = {i.reason.rsplit(" ", 1)[0] for i in res.items}
+            yield (res.ds, res.is_fallback, days, res.item_ids, u)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    with polling_in_background(serve) as observed:
         run_together(["jobs.score", "publish", "--ds", D1.isoformat(), "--run-id", "pub-d1"])
         deadline = time.monotonic() + 60  # the reader looks for a new version on every call
         while not any(o[0] == D1 for o in observed[-len(USERS) :]) and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.2)  # a few more calls on the new day
-    finally:
-        stop.set()
-        thread.join(60)
-    assert not errors, errors
     assert observed
     for ds, fallback, days, items, user in observed:
         assert not fallback, (ds, user)
