@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pyspark.sql import functions as F
 
+from recsys.training.trainers import SplitData, load_split
 from recsys.warehouse.io import with_conflict_retry
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
@@ -147,3 +148,10 @@ def write_tiny_features(
         (FEATURES_RANKER_EXAMPLES, examples),
     ):
         _write(spark, table, [{**r, **stamp} for r in rows], ds, split_id)
+
+
+def tiny_split(spark: SparkSession, ds: date, history_len: int = 10) -> SplitData:
+    """Write the default tiny feature set for ``ds`` and load its ``leave_last_out`` split, as
+    the trainers read it (``history_len`` items of history per user)."""
+    write_tiny_features(spark, ds)
+    return load_split(spark, ds, "leave_last_out", history_len=history_len)

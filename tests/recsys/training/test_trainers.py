@@ -35,13 +35,12 @@ from recsys.training.loops import NDCG10, TrainConfig, fit
 from recsys.training.scoring import known_mask, top_k
 from recsys.training.trainers import (
     SplitData,
-    load_split,
     train_ranker,
     train_sasrec,
     train_two_tower,
 )
 from recsys.warehouse.tables import FEATURES_INTERACTIONS_SPLIT, Col
-from tests.helpers.tiny_features import write_tiny_features
+from tests.helpers.tiny_features import tiny_split, write_tiny_features
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -54,8 +53,7 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def split(spark: SparkSession) -> SplitData:
-    write_tiny_features(spark, DS)
-    return load_split(spark, DS, "leave_last_out", history_len=10)
+    return tiny_split(spark, DS)
 
 
 @pytest.fixture
