@@ -28,7 +28,7 @@ from dags.experiment_analysis import (
     pick_run_day,
     pick_source,
 )
-from tests.helpers.dag_parsing import dag_import_cost
+from tests.helpers.fresh_imports import dag_import_cost
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.exceptions import ParamValidationError
 
 from dags import common
-from tests.helpers.dag_parsing import dag_import_cost
+from tests.helpers.fresh_imports import dag_import_cost
 
 REPO = Path(__file__).resolve().parents[2]
 
