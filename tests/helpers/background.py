@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from recsys.reader import Reader, ServedList
 
 T = TypeVar("T")
 
@@ -46,3 +49,25 @@ def polling_in_background(
         raise errors[0]
     if thread.is_alive():
         raise AssertionError(f"the polling thread did not stop within {join_s} s")
+
+
+@contextmanager
+def reader_in_background(
+    reader: Reader, users: Sequence[int], n: int = 3
+) -> Iterator[list[tuple[int, ServedList]]]:
+    """Ask ``reader`` for the top ``n`` recommendations of every user of ``users``, round after
+    round, in a background thread while the ``with`` body runs (see
+    :func:`polling_in_background`); yields the ``(user, list)`` pairs observed so far."""
+
+    def poll() -> Iterator[tuple[int, ServedList]]:
+        for user in users:
+            yield user, reader.recommendations_for(user, n=n)
+
+    with polling_in_background(poll) as observed:
+        yield observed
+
+
+def reason_heads(served: ServedList) -> set[str]:
+    """The reasons of ``served``'s items, each without its last word (the tests that use it
+    write a reason as a label of the published day followed by one more word)."""
+    return {item.reason.rsplit(" ", 1)[0] for item in served.items}
