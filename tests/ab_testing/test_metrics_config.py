@@ -23,7 +23,8 @@ def test_example_file_loads_and_maps_experiments() -> None:
 
 
 def base() -> dict[str, Any]:
-    return yaml.safe_load(EXAMPLE.read_text())
+    loaded: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    return loaded
 
 
 @pytest.mark.parametrize(

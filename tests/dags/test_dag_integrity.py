@@ -12,14 +12,14 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 # Airflow's throw-away home, `dags` on sys.path and the root logger: tests/dags/conftest.py.
 from airflow.dag_processing.dagbag import DagBag
+from airflow.exceptions import ParamValidationError
 from airflow.sdk import Asset
-from airflow.sdk.definitions.param import ParamValidationError
 
 from dags import common
 from dags.experiment_analysis import (
@@ -43,6 +43,11 @@ def dagbag() -> DagBag:
     return DagBag(dag_folder=str(REPO / "dags"))
 
 
+def op_of(dag: Any, task_id: str) -> Any:
+    """A task of ``dag`` typed loosely: operator attributes differ by class (Spark, mapped)."""
+    return dag.get_task(task_id)
+
+
 def edges(dag: Any) -> set[tuple[str, str]]:
     return {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
 
@@ -64,8 +69,8 @@ def test_dag_conventions(dagbag: DagBag, dag_id: str) -> None:
         if (dag_id, task.task_id) in NOT_RETRIED:
             assert task.retries == 0, task.task_id
         else:
-            assert task.retries >= 2, task.task_id
-            assert task.retry_exponential_backoff > 0, task.task_id
+            assert (task.retries or 0) >= 2, task.task_id
+            assert (task.retry_exponential_backoff or 0) > 0, task.task_id
         assert task.on_failure_callback, task.task_id
     # The scheduler works on the serialized form: it must round-trip.
     from airflow.serialization.serialized_objects import DagSerialization
@@ -113,34 +118,34 @@ def test_recsys_daily_shape(dagbag: DagBag) -> None:
         ("related_items", "data_quality"),
         ("data_quality", "publish"),
     }
-    assert dag.get_task("publish").downstream_task_ids == set()  # the run's last write
+    assert op_of(dag, "publish").downstream_task_ids == set()  # the run's last write
     # Scoring runs on days without training (the gate's branch skipped), never after a failure.
-    assert dag.get_task("embeddings").trigger_rule == "none_failed_min_one_success"
-    publish = dag.get_task("publish")
+    assert op_of(dag, "embeddings").trigger_rule == "none_failed_min_one_success"
+    publish = op_of(dag, "publish")
     assert publish.outlets == [common.RECSYS_DAILY_OUTPUT]
     assert publish.asset_extra == {"ds": "{{ ds }}", "source": "{{ params.source }}"}
     assert [t.task_id for t in dag.tasks if t.outlets] == ["publish"]
-    assert dag.get_task("ingest").application_args == [
+    assert op_of(dag, "ingest").application_args == [
         "--input", "{{ params.input_path }}", "--ds", "{{ ds }}", "--source", "{{ params.source }}"
     ]  # fmt: skip
-    assert dag.get_task("features").application_args[:2] == ["--ds", "{{ ds }}"]
+    assert op_of(dag, "features").application_args[:2] == ["--ds", "{{ ds }}"]
     run_ids = {
         t.task_id: t.application_args[t.application_args.index("--run-id") + 1]
-        for t in dag.tasks
+        for t in cast(list[Any], dag.tasks)
         if "--run-id" in getattr(t, "application_args", [])
     }
     assert set(run_ids) >= {"embeddings", "scoring", "data_quality", "publish"}
     # Retrieval and ranking in one task: the fused step.
-    assert dag.get_task("scoring").application_args[0] == "retrieve-rank"
+    assert op_of(dag, "scoring").application_args[0] == "retrieve-rank"
     assert set(run_ids.values()) == {"{{ run_id }}"}  # one run id across the scoring tables
     # Publishing refuses by itself unless this run's checks of the day passed.
     assert "--require-dq" in publish.application_args
-    assert dag.get_task("data_quality").retries == 0
+    assert op_of(dag, "data_quality").retries == 0
     # The training sample reaches the two-tower and SASRec tasks (the ranker trains on the
     # validation sample).
     sample = "{{ params.train_users or '' }}"
     for task_id, passed in (("train_two_tower", 1), ("train_sasrec", 1), ("train_ranker", 0)):
-        assert dag.get_task(task_id).application_args.count(sample) == passed, task_id
+        assert op_of(dag, task_id).application_args.count(sample) == passed, task_id
 
 
 def test_training_cadence() -> None:
@@ -175,13 +180,13 @@ def test_experiment_analysis_shape(dagbag: DagBag) -> None:
         ("list_analyses", "analyze"),
     }
     # Without a replay, exposures still run (from the apps' ab.served).
-    assert dag.get_task("exposures").trigger_rule == "none_failed_min_one_success"
-    analyze = dag.get_task("analyze")
+    assert op_of(dag, "exposures").trigger_rule == "none_failed_min_one_success"
+    analyze = op_of(dag, "analyze")
     assert type(analyze).__name__ == "MappedOperator"
     assert analyze.map_index_template == "{{ task.application_args[-1] }}"
     assert analyze.partial_kwargs["application"].endswith("jobs/ab_analyze.py")
-    assert list(dag.timetable.asset_condition.objects) == [common.RECSYS_DAILY_OUTPUT]
-    assign_args = dag.get_task("assign").application_args
+    assert list(cast(Any, dag.timetable).asset_condition.objects) == [common.RECSYS_DAILY_OUTPUT]
+    assign_args = op_of(dag, "assign").application_args
     assert assign_args[:2] == ["--config", "{{ params.experiments_config }}"]
     assert "--ds" in assign_args
     assert "--source" in assign_args
@@ -242,7 +247,7 @@ def test_parsing_is_cheap_and_starts_no_spark() -> None:
 
 def test_pick_run_day_precedence() -> None:
     after = datetime(2026, 3, 4, 23, 30, tzinfo=UTC)
-    events = [{"ds": "2026-01-05"}, {"ds": "2026-01-07"}, {"other": 1}]
+    events: list[dict[str, Any]] = [{"ds": "2026-01-05"}, {"ds": "2026-01-07"}, {"other": 1}]
     assert pick_run_day("2026-02-01", events, "2026-01-01", after) == "2026-02-01"
     assert pick_run_day(None, events, "2026-01-01", after) == "2026-01-07"
     assert pick_run_day(None, [], "2026-01-01", after) == "2026-01-01"
@@ -326,8 +331,12 @@ def test_operator_runtime_preparation_and_outlet_stamp() -> None:
         asset_extra={"ds": "2026-01-05"},
     )
     op.prepare_runtime({"RECSYS_WAREHOUSE": "/wh", "RECSYS_DRIVER_MEMORY": "1g"})
+    assert op.env_vars is not None
     assert op.env_vars["RECSYS_WAREHOUSE"] == "/wh"
     assert op._driver_memory == "1g"
+    assert op.conf is not None
+    assert op.jars is not None
+    assert op._spark_binary is not None
     assert op.conf["spark.ui.enabled"] == "false"  # explicit conf wins
     assert "io.delta_delta-spark" in op.jars
     assert op._spark_binary.endswith("spark-submit")

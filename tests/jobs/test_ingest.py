@@ -23,7 +23,7 @@ from recsys.warehouse.tables import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, Row, SparkSession
 
 pytestmark = pytest.mark.spark
 
@@ -60,6 +60,12 @@ INGEST_TABLES = (
 INVALID_UTF8 = b"7,2,\xc3\x28,964982703"
 
 
+
+def _first(df: DataFrame) -> Row:
+    row = df.first()
+    assert row is not None, "expected a row"
+    return row
+
 def write_delivery(directory: Path) -> Path:
     directory.mkdir(parents=True)
     (directory / "movies.csv").write_text(MOVIES)
@@ -74,7 +80,7 @@ def write_delivery(directory: Path) -> Path:
 
 def versions(spark: SparkSession) -> dict[TableRef, int]:
     return {
-        t: spark.sql("DESCRIBE HISTORY " + t.qualified_name + " LIMIT 1").first()["version"]
+        t: _first(spark.sql("DESCRIBE HISTORY " + t.qualified_name + " LIMIT 1"))["version"]
         for t in INGEST_TABLES
     }
 
@@ -154,7 +160,7 @@ def test_too_many_bad_rows_fails_and_leaves_bronze_untouched(
     assert written["bronze.quarantine"] == len(PLANTED) + 4
     status = spark.table(OPS_INGEST_RUNS.qualified_name).where(F.col("source") == "toobad")
     assert {r["status"] for r in status.collect()} == {"failed"}
-    assert "max-bad-fraction" in status.first()["message"]
+    assert "max-bad-fraction" in _first(status)["message"]
     assert completion(spark, "toobad") is None  # a failed delivery is never complete
 
 
@@ -228,6 +234,5 @@ def test_shared_ml_latest_small_gives_published_counts(
         .count()
         > 0
     )
-    assert spark.table("bronze.interactions").where(F.col("source") == "shared-mls").agg(
-        F.max("ds")
-    ).first()[0] == date(2026, 11, 4)
+    latest = spark.table("bronze.interactions").where(F.col("source") == "shared-mls")
+    assert _first(latest.agg(F.max("ds")))[0] == date(2026, 11, 4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from pyspark.sql import functions as F
@@ -66,11 +66,14 @@ def test_train_then_evaluate_writes_and_replaces_rows(
     assert list(table.index) == list(MODELS)
     assert table["NDCG@10"].notna().all()
     # Per-user NDCG@10 behind the ratios averages to the metrics table's NDCG@10.
-    assert table.loc["popularity", "NDCG@10"] > 0
+    def cell(row: str, column: str) -> float:
+        return float(cast(float, table.at[row, column]))
+
+    assert cell("popularity", "NDCG@10") > 0
     for model in MODELS[1:]:
-        want = table.loc[model, "NDCG@10"] / table.loc["popularity", "NDCG@10"]
-        assert table.loc[model, "x popularity"] == pytest.approx(want, rel=1e-9)
-        assert table.loc[model, "x popularity lo"] <= want <= table.loc[model, "x popularity hi"]
+        want = cell(model, "NDCG@10") / cell("popularity", "NDCG@10")
+        assert cell(model, "x popularity") == pytest.approx(want, rel=1e-9)
+        assert cell(model, "x popularity lo") <= want <= cell(model, "x popularity hi")
     assert (table["NDCG@10 se"] >= 0).all()
     rows = spark.table(EVAL_OFFLINE_METRICS.qualified_name).where(F.col(Col.DS) == F.lit(DS))
     first = rows.count()

@@ -16,12 +16,14 @@ pytestmark = pytest.mark.spark
 
 
 def test_pandas_udf_round_trips_through_arrow(spark: SparkSession) -> None:
-    @F.pandas_udf("double")
+    @F.pandas_udf("double")  # type: ignore[attr-defined,untyped-decorator]
     def plus_half(x: pd.Series) -> pd.Series:
         return x + 0.5
 
     got = spark.range(1000).select(plus_half(F.col("id").cast("double")).alias("y")).agg(F.sum("y"))
-    assert got.first()[0] == sum(range(1000)) + 500.0
+    row = got.first()
+    assert row is not None
+    assert row[0] == sum(range(1000)) + 500.0
 
 
 def test_petastorm_converter_feeds_a_torch_dataloader(spark: SparkSession, tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def arms() -> dict[str, dict[str, float]]:
         history_sq=("history_sq", "sum"),
         spend_x=("spend_x", "sum"),
     )
-    return {seg: {k: float(v) for k, v in row.items()} for seg, row in agg.iterrows()}
+    return {str(seg): {str(k): float(v) for k, v in row.items()} for seg, row in agg.iterrows()}
 
 
 def _spend(a: dict[str, float]) -> SampleStats:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,8 +60,8 @@ def assert_same(a: list[MetricRow], b: list[MetricRow]) -> None:
 
 
 def test_hand_case_parity(spark: SparkSession, hand: dict[str, pd.DataFrame]) -> None:
-    p = hand
-    s = to_spark(spark, p)
+    p: dict[str, Any] = dict(hand)
+    s: dict[str, Any] = dict(to_spark(spark, p))
     slices: dict[str, Any] = {
         "light": UserSlice({1, 3}),
         "cold": ItemSlice(["e", "f"]),
@@ -73,8 +74,8 @@ def test_hand_case_parity(spark: SparkSession, hand: dict[str, pd.DataFrame]) ->
 
 
 def test_single_metric_functions_parity(spark: SparkSession, hand: dict[str, pd.DataFrame]) -> None:
-    p = hand
-    s = to_spark(spark, p)
+    p: dict[str, Any] = dict(hand)
+    s: dict[str, Any] = dict(to_spark(spark, p))
     # The five accuracy wrappers share one path (checked in full by the evaluate parity tests).
     for name in ("ndcg_at_k", "map_at_k"):
         assert getattr(sm, name)(s["recs"], s["truth"], 3) == pytest.approx(
@@ -100,9 +101,11 @@ def test_random_case_parity(spark: SparkSession) -> None:
     def slices(heavy_users: Any) -> dict[str, Any]:
         return {"light": UserSlice(light), "heavy": UserSlice(heavy_users), "cold": ItemSlice(cold)}
 
-    kw: dict[str, Any] = {"n_train_users": n_train}
-    expected = evaluate(p.pop("recs"), p.pop("truth"), **p, **kw, slices=slices(heavy))
-    got = evaluate_spark(s.pop("recs"), s.pop("truth"), **s, **kw, slices=slices(heavy_df))
+    def kw(frames: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: frames[k] for k in ("catalog", "train_counts")} | {"n_train_users": n_train}
+
+    expected = evaluate(p["recs"], p["truth"], **kw(p), slices=slices(heavy))
+    got = evaluate_spark(s["recs"], s["truth"], **kw(s), slices=slices(heavy_df))
     assert len(expected) == 4 * (9 + 9 + 3 + 9)
     assert_same(expected, got)
     assert any(r.value > 0 for r in got if r.slice == "cold")
@@ -133,4 +136,4 @@ def test_spark_rejects_wrong_types(spark: SparkSession) -> None:
         evaluate_spark(r, t)
     ok = spark.createDataFrame([(1, "a", 1)], "user_id long, item_id string, rank int")
     with pytest.raises(TypeError, match="truth: expected a Spark DataFrame"):
-        sm.recall_at_k(ok, pd.DataFrame({"user_id": [1], "item_id": ["a"]}))
+        sm.recall_at_k(ok, pd.DataFrame({"user_id": [1], "item_id": ["a"]}))  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ class StubModel:
     def __init__(self) -> None:
         self.calls: list[tuple[list[str], int]] = []
 
-    def encode(self, texts: list[str], batch_size: int, **_: Any) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, **_: Any) -> np.ndarray[Any, Any]:
         self.calls.append((texts, batch_size))
         out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float64)
         out[np.arange(len(texts)), [len(t) % EMBEDDING_DIM for t in texts]] = 1.0

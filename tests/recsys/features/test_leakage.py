@@ -35,7 +35,7 @@ BASE = [
     if (u, i) != (4, 5)
 ]
 # Day 20 and later: after the cutoff of day 15 and after every base event.
-PLANTED = [
+PLANTED: list[tuple[int, int, float, float]] = [
     (1, 8, 0.5, 20),  # extreme rating on item 8, which has no earlier interaction
     (2, 8, 5.0, 21),  # a positive on it
     (9, 1, 5.0, 22),  # a user seen only after the cutoff

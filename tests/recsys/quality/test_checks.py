@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_a_good_day_passes_every_check() -> None:
         ({"users": 9}, "user_coverage"),  # 90% < 95%
     ],
 )
-def test_each_rule_fails_on_its_defect(model_changes: dict[str, float], check: str) -> None:
+def test_each_rule_fails_on_its_defect(model_changes: dict[str, Any], check: str) -> None:
     o = observed(rec_sets={"model": replace(GOOD_MODEL, **model_changes), "popularity": GOOD_POP})
     assert failed(o) == {(check, "serve.ranked[model]")}
 

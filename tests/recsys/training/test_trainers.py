@@ -192,7 +192,8 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
         yield {"x": torch.ones(1, 1)}
 
     def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return (model(batch["x"]) - 10.0).pow(2).mean()
+        out: torch.Tensor = (model(batch["x"]) - 10.0).pow(2).mean()
+        return out
 
     def validate() -> dict[str, float]:
         weights.append(float(model.weight))
@@ -213,7 +214,8 @@ def test_untrained_weights_are_kept_when_no_epoch_beats_them() -> None:
         yield {"x": torch.ones(1, 1)}
 
     def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return (model(batch["x"]) - 10.0).pow(2).mean()
+        out: torch.Tensor = (model(batch["x"]) - 10.0).pow(2).mean()
+        return out
 
     def validate() -> dict[str, float]:
         return {NDCG10: next(scores)}

@@ -78,10 +78,11 @@ def test_spark_submit_of_the_dags_maps_the_archive(archive: Path) -> None:
 
     op = common.spark_job("ingest_x", "ingest", conf={DRIVER_JAVA_OPTIONS: "-Dmine=1"})
     op.prepare_runtime({"RECSYS_WAREHOUSE": "/wh", "RECSYS_CDS_ARCHIVE": str(archive)})
+    assert op.conf is not None
     assert op.conf[DRIVER_JAVA_OPTIONS] == "-Dmine=1 " + driver_java_options(archive)
     bare = common.spark_job("ingest_y", "ingest")
     bare.prepare_runtime({"RECSYS_WAREHOUSE": "/wh", "RECSYS_CDS_ARCHIVE": "none"})
-    assert DRIVER_JAVA_OPTIONS not in bare.conf
+    assert DRIVER_JAVA_OPTIONS not in (bare.conf or {})
 
 
 @pytest.mark.spark
