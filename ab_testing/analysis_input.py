@@ -30,7 +30,7 @@ from ab_testing.stats import (
     SampleStats,
 )
 from ab_testing.stats.moments import RegressionStats
-from ab_testing.stats.sufficient import AnyStats
+from ab_testing.stats.sufficient import AnyStats, cuped_moments
 
 #: A row of ``ab.metric_stats`` as a mapping (e.g. ``Row.asDict()``).
 StatsRow = Mapping[str, Any]
@@ -68,7 +68,7 @@ def to_stats(row: StatsRow, metric: MetricDefinition) -> AnyStats:
         cuped = _cuped(row, metric)
         if not isinstance(cuped, CupedStats | CupedRatioStats):  # pragma: no cover - by _cuped
             raise TypeError(f"expected CUPED sums for {metric.name!r}, got {cuped!r}")
-        return RegressionStats.from_cuped(cuped, metric.covariate_names[0])
+        return cuped_moments(cuped, metric.covariate_names[0])
     return _cuped(row, metric)
 
 

@@ -100,30 +100,29 @@ def parse_pair(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _positive_number(what: str, value: str) -> float:
+    """``value`` as a finite number > 0; an ArgumentTypeError naming ``what`` otherwise."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} must be a number, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"{what} must be > 0, got {value!r}")
+    return number
+
+
 def parse_weights(text: str) -> dict[str, float]:
     """Parse ``variant=weight,variant=weight`` (weights > 0, any scale)."""
     weights: dict[str, float] = {}
     for item in text.split(","):
         name, value = parse_pair(item.strip())
-        try:
-            w = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"weight of {name!r} must be a number") from None
-        if not (math.isfinite(w) and w > 0):
-            raise argparse.ArgumentTypeError(f"weight of {name!r} must be > 0, got {value!r}")
-        weights[name] = w
+        weights[name] = _positive_number(f"weight of {name!r}", value)
     return weights
 
 
 def _margin(text: str) -> tuple[str, float]:
     metric, value = parse_pair(text)
-    try:
-        margin = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"margin must be a number, got {value!r}") from None
-    if not (math.isfinite(margin) and margin > 0):
-        raise argparse.ArgumentTypeError(f"margin must be > 0, got {value!r}")
-    return metric, margin
+    return metric, _positive_number("margin", value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -365,9 +364,7 @@ def simple_ratio(counts: Sequence[float], tolerance: float = 0.03) -> tuple[int,
     return None
 
 
-def srm_lines(
-    counts: dict[str, float], weights: dict[str, float], threshold: float
-) -> list[str]:
+def srm_lines(counts: dict[str, float], weights: dict[str, float], threshold: float) -> list[str]:
     """SRM result with observed vs expected units per variant and chi-square; on failure,
     a --weights suggestion when the observed split looks like a deliberate simple ratio."""
     res = srm_test(counts, weights, threshold=threshold)

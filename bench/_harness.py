@@ -9,6 +9,7 @@ whole record as ONE JSON line on stdout.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -21,6 +22,25 @@ from typing import Any
 from bench import _arrow, _measure
 
 Run = Callable[[Any, Any, Path, _measure.Meter], Iterator[tuple[str, Any]]]
+
+
+def add_args(parser: argparse.ArgumentParser, single_process: str | None = None) -> None:
+    """The harness's options, ``--tmp-dir`` and ``--keep`` (read by :func:`spark_bench`); with
+    ``single_process`` (the names of the benchmark's single-process arms) also ``--repeat`` and
+    ``--torch-threads``."""
+    if single_process is not None:
+        parser.add_argument(
+            "--repeat", type=int, default=1, help="timed runs per arm; fastest kept"
+        )
+        parser.add_argument(
+            "--torch-threads",
+            type=int,
+            default=0,
+            help=f"threads of the single-process arms ({single_process}); 0 = the library "
+            "default (cores)",
+        )
+    parser.add_argument("--tmp-dir", type=Path, help="parent of the throw-away directory")
+    parser.add_argument("--keep", action="store_true", help="keep the data, print its path")
 
 
 def spark_bench(

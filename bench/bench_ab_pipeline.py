@@ -32,12 +32,9 @@ Measured figures and their history: ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,7 +45,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+if __package__ in (None, ""):  # python bench/bench_ab_pipeline.py: the repository root first
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from ab_testing.metrics_config import EventAggregate, MetricDefinition
+from bench import _harness, _measure
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -127,7 +128,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="Spark local[N] and DuckDB threads (cores)")
     parser.add_argument("--driver-memory", help="Spark driver heap, e.g. 4g (default: settings)")
     parser.add_argument("--duckdb-memory", default="4GB", help="DuckDB memory_limit")
-    parser.add_argument("--tmp-dir", type=Path, help="parent of the throw-away data directory")
+    _harness.add_args(parser)
     args = parser.parse_args(argv)
     for flag in ("units", "events", "days", "files", "repeats"):
         if getattr(args, flag) < 1:
@@ -387,14 +388,6 @@ class Run:
     results: list[ResultRow]
 
 
-def _jvm_pid(spark: SparkSession) -> int | None:
-    jvm: Any = getattr(spark.sparkContext, "_jvm", None)
-    try:
-        return int(jvm.java.lang.ProcessHandle.current().pid())
-    except Exception:  # a remote or odd JVM only loses the CPU figure
-        return None
-
-
 def _cpu_seconds(pid: int | None) -> float:
     """CPU seconds of this process plus, when given, of process ``pid`` (the driver JVM)."""
     total = time.process_time()
@@ -432,7 +425,7 @@ def run(
     yield "days", args.days
     yield "metrics", [m.name for m in METRICS]
     yield "generate_seconds", round(time.perf_counter() - t0, 1)
-    jvm = _jvm_pid(spark)
+    jvm = _measure.jvm_pid(spark)
     arms: dict[str, tuple[Callable[[], Rows], int | None]] = {
         "spark": (lambda: spark_stats(spark, root, args.days), jvm),
         "duckdb": (lambda: duckdb_stats(con, root, args.days), None),
@@ -475,36 +468,29 @@ def run(
     yield "loadavg_max_5m", round(max(x[1] for x in load), 2)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def _with_duckdb(
+    spark: SparkSession, args: argparse.Namespace, root: Path, meter: Any
+) -> Iterator[tuple[str, Any]]:
+    """:func:`run` with a warmed Spark session and a DuckDB connection (closed after)."""
     import duckdb
 
-    root = Path(tempfile.mkdtemp(prefix="bench-ab-pipeline-", dir=args.tmp_dir))
-    os.environ.setdefault("RECSYS_WAREHOUSE", str(root / "warehouse"))
-    os.environ.setdefault("RECSYS_SPARK_UI", "false")
+    spark.range(1000).selectExpr("sum(id)").collect()  # warm-up: JVM, executors
+    con = duckdb.connect(config={"threads": args.threads or os.cpu_count() or 1})
+    try:
+        con.execute(f"SET memory_limit = {_lit(args.duckdb_memory)}")
+        con.execute("SET TimeZone = 'UTC'")
+        yield from run(spark, con, root / "data", args)
+    finally:
+        con.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.driver_memory:
         os.environ["RECSYS_DRIVER_MEMORY"] = args.driver_memory
     if args.threads:
         os.environ["RECSYS_SPARK_MASTER"] = f"local[{args.threads}]"
-    from jobs.common import configure_logging
-    from recsys.settings import load_settings
-    from recsys.warehouse.session import build_spark
-
-    configure_logging()
-    spark = build_spark(load_settings(), app_name="bench_ab_pipeline", attach=False)
-    spark.range(1000).selectExpr("sum(id)").collect()  # warm-up: JVM, executors
-    con = duckdb.connect(config={"threads": args.threads or os.cpu_count() or 1})
-    con.execute(f"SET memory_limit = {_lit(args.duckdb_memory)}")
-    con.execute("SET TimeZone = 'UTC'")
-    try:
-        record: dict[str, Any] = {"bench": "ab_pipeline"}
-        record.update(run(spark, con, root / "data", args))
-        print(json.dumps(record), flush=True)
-    finally:
-        con.close()
-        spark.stop()
-        shutil.rmtree(root, ignore_errors=True)
-    return 0
+    return _harness.spark_bench("ab_pipeline", args, _with_duckdb, __name__)
 
 
 if __name__ == "__main__":

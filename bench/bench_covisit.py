@@ -21,22 +21,21 @@ reading that Parquet to a finished matrix with the default :class:`CovisitConfig
 Then the two matrices are compared (same non-zeros, largest absolute difference). Prints ONE
 JSON line on stdout (logs go to stderr): sizes, per arm wall and CPU seconds and peak RSS of the
 Python driver, the driver JVM and the Python workers (:class:`bench._measure.Meter`), the
-numpy arm's peak allocation, the load average before and after, and the agreement. The machine
+numpy arm's peak allocation, the agreement, and the harness's process-wide figures
+(:mod:`bench._harness`: load average at start and end, lifetime peak RSS, JVM heap). The machine
 may be shared: record ``cat /proc/loadavg`` with the figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import sys
-import tempfile
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from bench import _harness
 
 ARMS = ("spark", "numpy")
 
@@ -49,7 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--top-n", type=int, default=None, help="default: CovisitConfig's")
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tmp-dir", default=None)
+    _harness.add_args(p)
     a = p.parse_args(argv)
     arms = tuple(x.strip() for x in a.arms.split(",") if x.strip())
     if not arms or any(x not in ARMS for x in arms):
@@ -75,93 +74,77 @@ def _numpy_build(path: Path, config: Any) -> tuple[Any, Any]:
     return covisit_matrix(seqs, len(ids), config), ids
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="bench-covisit-", dir=args.tmp_dir))
-    os.environ["RECSYS_WAREHOUSE"] = str(root / "warehouse")
-    os.environ.setdefault("RECSYS_SPARK_UI", "false")
+def run(spark: Any, args: argparse.Namespace, root: Path, meter: Any) -> Iterator[tuple[str, Any]]:
+    """The benchmark's figures (:func:`bench._harness.spark_bench` adds the process-wide ones)."""
     import numpy as np
     import pyarrow.parquet as pq
 
-    from bench._measure import Meter, jvm_heap_mib, load_average
-    from jobs.common import configure_logging
-    from recsys.settings import load_settings
+    from bench._measure import jvm_heap_mib
     from recsys.synthetic import SyntheticConfig, synthetic_interactions
     from recsys.training.covisit import CovisitConfig, matrix_from_ids
     from recsys.training.covisit_spark import covisit_spark
-    from recsys.warehouse.session import build_spark
 
-    configure_logging()
     items = args.items or min(100_000, max(20, args.users // 10))
     config = CovisitConfig() if args.top_n is None else CovisitConfig(top_n=args.top_n)
-    spark = build_spark(load_settings(), app_name="bench_covisit", attach=False)
-    meter = Meter()
-    record: dict[str, Any] = {
-        "bench": "covisit",
+    yield from {
         "users": args.users,
         "items": items,
         "window": config.window,
         "top_n": config.top_n,
-        "cores": os.cpu_count(),
-        "load_before": load_average(),
-    }
-    try:
-        synth = SyntheticConfig(
-            n_users=args.users,
-            n_items=items,
-            n_interactions=args.users * args.per_user,
-            seed=args.seed,
-            partitions=max(2, args.users * args.per_user // 1_000_000),
-        )
-        events_path = root / "events.parquet"
-        synthetic_interactions(spark, synth).select("user_id", "item_id", "event_ts").write.parquet(
-            str(events_path)
-        )
-        record["interactions"] = sum(
-            pq.read_metadata(p).num_rows for p in events_path.glob("*.parquet")
-        )
-        out: dict[str, Any] = {}
+    }.items()
+    synth = SyntheticConfig(
+        n_users=args.users,
+        n_items=items,
+        n_interactions=args.users * args.per_user,
+        seed=args.seed,
+        partitions=max(2, args.users * args.per_user // 1_000_000),
+    )
+    events_path = root / "events.parquet"
+    synthetic_interactions(spark, synth).select("user_id", "item_id", "event_ts").write.parquet(
+        str(events_path)
+    )
+    yield "interactions", sum(pq.read_metadata(p).num_rows for p in events_path.glob("*.parquet"))
+    out: dict[str, Any] = {}
+    if "spark" in args.arms:
+        # Warm-up on a small slice (JIT, Python worker start): not timed.
+        small = spark.read.parquet(str(events_path)).where("user_id <= 50")
+        covisit_spark(small, config).write.mode("overwrite").parquet(str(root / "warm"))
+        with meter.arm("spark") as fig:
+            events = spark.read.parquet(str(events_path))
+            covisit_spark(events, config).write.parquet(str(root / "covisit.parquet"))
+        fig["jvm_heap_mib_after"] = jvm_heap_mib(spark)
+        out["spark"] = fig
+    agree: dict[str, Any] | None = None
+    if "numpy" in args.arms:
+        tracemalloc.start()
+        with meter.arm("numpy") as fig:
+            matrix, ids = _numpy_build(events_path, config)
+        fig["peak_alloc_mib"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+        tracemalloc.stop()
+        fig["nnz"] = int(matrix.nnz)
+        out["numpy"] = fig
         if "spark" in args.arms:
-            # Warm-up on a small slice (JIT, Python worker start): not timed.
-            small = spark.read.parquet(str(events_path)).where("user_id <= 50")
-            covisit_spark(small, config).write.mode("overwrite").parquet(str(root / "warm"))
-            with meter.arm("spark") as fig:
-                events = spark.read.parquet(str(events_path))
-                covisit_spark(events, config).write.parquet(str(root / "covisit.parquet"))
-            fig["jvm_heap_mib_after"] = jvm_heap_mib(spark)
-            out["spark"] = fig
-        if "numpy" in args.arms:
-            tracemalloc.start()
-            with meter.arm("numpy") as fig:
-                matrix, ids = _numpy_build(events_path, config)
-            fig["peak_alloc_mib"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
-            tracemalloc.stop()
-            fig["nnz"] = int(matrix.nnz)
-            out["numpy"] = fig
-            if "spark" in args.arms:
-                rows = pq.read_table(root / "covisit.parquet").to_pandas()
-                got = matrix_from_ids(
-                    rows["item_id"].to_numpy(),
-                    rows["next_item_id"].to_numpy(),
-                    rows["weight"].to_numpy(),
-                    ids,
-                )
-                out["spark"]["nnz"] = int(got.nnz)
-                same = got.nnz == matrix.nnz and bool(np.array_equal(got.indices, matrix.indices))
-                diff = abs(got - matrix).max() if got.nnz else 0.0
-                record["agree"] = {"same_entries": same, "max_abs_diff": float(diff)}
-        record["arms"] = out
-        if "spark" in out and "numpy" in out:
-            record["spark_over_numpy_seconds"] = round(
-                out["spark"]["seconds"] / max(out["numpy"]["seconds"], 1e-9), 2
+            rows = pq.read_table(root / "covisit.parquet").to_pandas()
+            got = matrix_from_ids(
+                rows["item_id"].to_numpy(),
+                rows["next_item_id"].to_numpy(),
+                rows["weight"].to_numpy(),
+                ids,
             )
-        record["load_after"] = load_average()
-        print(json.dumps(record), flush=True)
-    finally:
-        meter.close()
-        spark.stop()
-        shutil.rmtree(root, ignore_errors=True)
-    return 0
+            out["spark"]["nnz"] = int(got.nnz)
+            same = got.nnz == matrix.nnz and bool(np.array_equal(got.indices, matrix.indices))
+            diff = abs(got - matrix).max() if got.nnz else 0.0
+            agree = {"same_entries": same, "max_abs_diff": float(diff)}
+    if agree is not None:
+        yield "agree", agree
+    yield "arms", out
+    if "spark" in out and "numpy" in out:
+        ratio = out["spark"]["seconds"] / max(out["numpy"]["seconds"], 1e-9)
+        yield "spark_over_numpy_seconds", round(ratio, 2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return _harness.spark_bench("covisit", parse_args(argv), run, __name__)
 
 
 if __name__ == "__main__":

@@ -126,15 +126,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--candidates", type=int, default=100, help="candidates per user (rank)")
     parser.add_argument("--rank-items", type=int, default=20_000)
     parser.add_argument("--top-n", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=1, help="timed runs per arm; fastest kept")
-    parser.add_argument(
-        "--torch-threads",
-        type=int,
-        default=0,
-        help="threads of the single-process arms (torch, rank_local); 0 = library default (cores)",
-    )
-    parser.add_argument("--tmp-dir", type=Path, help="parent of the throw-away directory")
-    parser.add_argument("--keep", action="store_true", help="keep the data, print its path")
+    _harness.add_args(parser, single_process="torch, rank_local")
     args = parser.parse_args(argv)
     args.batch_list = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
     args.thread_list = [int(x) for x in args.worker_threads.split(",") if x.strip()]
@@ -303,12 +295,9 @@ def _udf_arm(
 
     names = feature_names(features)
 
-    @pandas_udf("float")  # type: ignore[call-overload, misc, untyped-decorator]
-    def naive(*cols: pd.Series) -> pd.Series:
-        c = _Clock(conv)
-        x = np.column_stack([s.to_numpy() for s in cols])
-        c.lap()
-        model = load_mlp(payload_bc.value, features)  # rebuilt per call: the naive part
+    def scored(c: _Clock, model: Any, x: NDArray) -> pd.Series:
+        """``model``'s scores of ``x`` as a Series: the time since ``c``'s last lap is model
+        time (``mod``), building the Series is conversion time (``conv``, through ``c``)."""
         y = forward(model, x)
         mod.add(time.perf_counter() - c.t)
         c.skip()
@@ -317,28 +306,26 @@ def _udf_arm(
         return out
 
     @pandas_udf("float")  # type: ignore[call-overload, misc, untyped-decorator]
+    def naive(*cols: pd.Series) -> pd.Series:
+        c = _Clock(conv)
+        x = np.column_stack([s.to_numpy() for s in cols])
+        c.lap()
+        # rebuilt per call: the naive part (its time counts as model time)
+        return scored(c, load_mlp(payload_bc.value, features), x)
+
+    @pandas_udf("float")  # type: ignore[call-overload, misc, untyped-decorator]
     def pandas_wide(*cols: pd.Series) -> pd.Series:
         c = _Clock(conv)
         x = np.column_stack([s.to_numpy() for s in cols])
         c.lap()
-        y = forward(cached_mlp(payload_bc.value, features), x)
-        mod.add(time.perf_counter() - c.t)
-        c.skip()
-        out = pd.Series(y)
-        c.lap()
-        return out
+        return scored(c, cached_mlp(payload_bc.value, features), x)
 
     @pandas_udf("float")  # type: ignore[call-overload, misc, untyped-decorator]
     def pandas_array(arrays: pd.Series) -> pd.Series:
         c = _Clock(conv)
         x = np.stack(list(arrays.to_numpy())).astype(np.float32, copy=False)
         c.lap()
-        y = forward(cached_mlp(payload_bc.value, features), x)
-        mod.add(time.perf_counter() - c.t)
-        c.skip()
-        out = pd.Series(y)
-        c.lap()
-        return out
+        return scored(c, cached_mlp(payload_bc.value, features), x)
 
     @pandas_udf("float")  # type: ignore[call-overload, misc, untyped-decorator]
     def pandas_iter(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.Series]:
@@ -347,12 +334,7 @@ def _udf_arm(
             c = _Clock(conv)
             x = np.column_stack([s.to_numpy() for s in cols])
             c.lap()
-            y = forward(model, x)
-            mod.add(time.perf_counter() - c.t)
-            c.skip()
-            out = pd.Series(y)
-            c.lap()
-            yield out
+            yield scored(c, model, x)
 
     def arrow_fn(layout: str, threads: int | None, use_model: bool) -> Callable[..., Any]:
         def score(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

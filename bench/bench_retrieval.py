@@ -104,15 +104,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--als-iters", type=int, default=2, help="ALS maxIter when trained")
     parser.add_argument("--interactions", type=int, default=2_000_000, help="draws (trained ALS)")
     parser.add_argument("--min-recall", type=float, default=0.999)
-    parser.add_argument("--repeat", type=int, default=1, help="timed runs per arm; fastest kept")
-    parser.add_argument(
-        "--torch-threads",
-        type=int,
-        default=0,
-        help="threads of the single-process arms (torch, faiss); 0 = the library default (cores)",
-    )
-    parser.add_argument("--tmp-dir", type=Path, help="parent of the throw-away directory")
-    parser.add_argument("--keep", action="store_true", help="keep the data, print its path")
+    _harness.add_args(parser, single_process="torch, faiss")
     args = parser.parse_args(argv)
     args.arm_list = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = set(args.arm_list) - set(ARMS)

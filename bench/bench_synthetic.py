@@ -23,29 +23,11 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+if __package__ in (None, ""):  # python bench/bench_synthetic.py: the repository root first
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _peak_rss_mib(pid: int) -> float | None:
-    """Peak resident set size (VmHWM) of process ``pid`` in MiB; None off Linux."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
-
-
-def _jvm_pid(spark: SparkSession) -> int | None:
-    jvm: Any = getattr(spark.sparkContext, "_jvm", None)
-    try:
-        return int(jvm.java.lang.ProcessHandle.current().pid())
-    except Exception:  # a remote or odd JVM only loses the figure, not the benchmark
-        return None
+from bench import _measure
 
 
 def _size_bytes(root: Path) -> int:
@@ -110,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         out = generate(spark, job)
         seconds = time.perf_counter() - t0
-        jvm = _jvm_pid(spark)
+        jvm = _measure.jvm_pid(spark)
         record = {
             "bench": "synthetic",
             "users": args.users,
@@ -124,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rows_per_s": round(out.n_interactions / seconds),
             "draws_per_s": round(args.interactions / seconds),
             "spark_start_s": round(spark_start_s, 1),
-            "peak_driver_rss_mib": _peak_rss_mib(jvm) if jvm else None,
+            "peak_driver_rss_mib": _measure.jvm_peak_rss_mib(jvm),
             "peak_python_rss_mib": round(
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
             ),

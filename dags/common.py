@@ -54,7 +54,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -364,6 +364,18 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     }
     args.update(overrides)
     return args
+
+
+def dag_settings(timeout_hours: float) -> dict[str, Any]:
+    """What every DAG of ours sets alike: start 2026-01-01 UTC, no catchup, one active run, a
+    run timeout of ``timeout_hours`` and :func:`default_args`; pass as ``DAG(..., **these)``."""
+    return {
+        "start_date": datetime(2026, 1, 1, tzinfo=UTC),
+        "catchup": False,
+        "max_active_runs": 1,
+        "dagrun_timeout": timedelta(hours=timeout_hours),
+        "default_args": default_args(),
+    }
 
 
 # --------------------------------------------------------------------------------------------

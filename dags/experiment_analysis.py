@@ -173,11 +173,6 @@ with DAG(
     description="A/B assignment, then one analysis per live experiment (dynamic task mapping)",
     doc_md=__doc__,
     schedule=[common.RECSYS_DAILY_OUTPUT],
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(hours=6),
-    default_args=common.default_args(),
     tags=["ab_testing", "spark", "asset-triggered"],
     params={
         "experiments_config": common.path_param(
@@ -225,6 +220,7 @@ with DAG(
             description="Keep analysing an experiment this many days after its end.",
         ),
     },
+    **common.dag_settings(timeout_hours=6),
 ) as dag:
     run = resolve_run()
     assign = common.spark_job(

@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
@@ -140,11 +140,6 @@ with DAG(
     description="Daily recommendations: ingest -> features -> train/gate -> score -> DQ -> publish",
     doc_md=__doc__,
     schedule="@daily",
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(hours=8),
-    default_args=common.default_args(),
     tags=["recsys", "spark", "daily"],
     params={
         "input_path": common.path_param(
@@ -189,6 +184,7 @@ with DAG(
             True, type="boolean", description="Run the sentence encoder for item content."
         ),
     },
+    **common.dag_settings(timeout_hours=8),
 ) as dag:
     setup_warehouse = common.spark_job("setup_warehouse", "setup_warehouse")
     ingest = common.spark_job(

@@ -31,7 +31,6 @@ Retries: 2, exponential backoff from 1 minute; a failure logs one `TASK FAILED` 
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG, Param
@@ -52,11 +51,6 @@ with DAG(
     description="Retention: old daily partitions dropped, ab.served compacted, VACUUM",
     doc_md=__doc__,
     schedule="@daily",
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(hours=4),
-    default_args=common.default_args(),
     tags=["warehouse", "spark", "maintenance"],
     params={
         # Defaults as jobs/retention.py's (not imported: parsing reads no project module).
@@ -75,6 +69,7 @@ with DAG(
         "log_retention_days": _days(30, "Delta log retention, days (>= vacuum_hours / 24)."),
         "vacuum": Param(True, type="boolean", description="Run VACUUM."),
     },
+    **common.dag_settings(timeout_hours=4),
 ) as dag:
     retention = common.spark_job(
         "retention",

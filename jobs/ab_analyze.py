@@ -43,7 +43,7 @@ from ab_testing.report import ReportData, daily_points, write_html, write_markdo
 from ab_testing.settings import AnalysisConfig
 from ab_testing.stats import ExperimentData, ResultRow, analyze_experiments
 from ab_testing.stats.analysis import error_row
-from jobs.common import configure_logging
+from jobs.common import Job, job_main
 from recsys.settings import PROJECT_ROOT
 from recsys.warehouse.io import replace_rows
 from recsys.warehouse.session import build_spark
@@ -253,13 +253,8 @@ def write_reports(
     return written
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        args = parse_args(argv)
-    except (ValueError, TypeError) as err:  # bad config files or options: no traceback
-        log.error("%s", err)
-        return 2
+def _analyze(ctx: Job[AnalyzeArgs]) -> int:
+    args = ctx.config
     chosen = [
         e
         for e in args.experiments.experiments
@@ -291,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r.p_value,
             )
     return 0
+
+
+main = job_main("ab_analyze", parse_args, _analyze)
 
 
 if __name__ == "__main__":

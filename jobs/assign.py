@@ -23,10 +23,8 @@ Exit status: 0 done, 1 no population (for any day of the range), 2 invalid argum
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -37,8 +35,7 @@ from pyspark.sql import functions as F
 
 from ab_testing.assignment_spark import assign_df, write_assignments
 from ab_testing.config import ExperimentsConfig, load_config
-from jobs.common import check_names, configure_logging, day_range
-from recsys.warehouse.session import build_spark
+from jobs import common
 from recsys.warehouse.tables import AB_ASSIGNMENTS, BRONZE_USERS, Col
 
 if TYPE_CHECKING:
@@ -67,12 +64,12 @@ class AssignJob:
     from_ds: date | None = None
 
     def __post_init__(self) -> None:
-        day_range(self.from_ds, self.ds)  # raises ValueError on a bad range
+        common.day_range(self.from_ds, self.ds)  # raises ValueError on a bad range
 
     @property
     def days(self) -> tuple[date, ...]:
         """The days to assign, in order."""
-        return day_range(self.from_ds, self.ds)
+        return common.day_range(self.from_ds, self.ds)
 
 
 def parse_args(argv: Sequence[str] | None) -> AssignJob:
@@ -82,20 +79,16 @@ def parse_args(argv: Sequence[str] | None) -> AssignJob:
         ValueError: the config file is missing or invalid, ``--source``/``--run-id`` is
             malformed, or ``--from-ds`` is after ``--ds`` or over 366 days before it.
     """
-    parser = argparse.ArgumentParser(prog="jobs.assign", description=__doc__.split("\n\n")[0])
+    parser = common.job_parser("jobs.assign", __doc__)
     parser.add_argument("--config", required=True, type=Path, help="experiments YAML file")
-    parser.add_argument("--ds", required=True, type=date.fromisoformat, help="day, YYYY-MM-DD")
-    parser.add_argument(
-        "--from-ds",
-        type=date.fromisoformat,
-        help="first day of a range ending at --ds, YYYY-MM-DD (default: --ds alone)",
-    )
-    parser.add_argument("--source", help="bronze.users delivery name (default: the latest)")
-    parser.add_argument("--run-id", help="id stamped on every row (default: a new UUID)")
+    common.add_ds(parser, required=True)
+    common.add_from_ds(parser)
+    common.add_source(parser, "bronze.users delivery name (default: the latest)")
+    common.add_run_id(parser)
     args = parser.parse_args(argv)
-    run_id = args.run_id or uuid.uuid4().hex
-    check_names((("source", args.source), ("run_id", run_id)))
-    day_range(args.from_ds, args.ds)  # before the config is read: the cheaper check first
+    run_id = common.run_id_or_new(args.run_id)
+    common.check_names((("source", args.source),))
+    common.day_range(args.from_ds, args.ds)  # before the config is read: the cheaper check first
     return AssignJob(load_config(args.config), args.ds, args.source, run_id, args.from_ds)
 
 
@@ -172,32 +165,24 @@ def run(spark: SparkSession, job: AssignJob) -> dict[date, dict[tuple[str, str],
     return counts
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        job = parse_args(argv)
-    except (ValueError, TypeError) as err:
-        log.error("%s", err)
-        return 2
-    spark = build_spark(app_name="assign")
-    try:
-        counts = run(spark, job)
-    except NoPopulationError as err:
-        log.error("%s", err)
-        return 1
+def _assign(job: common.Job[AssignJob]) -> int:
+    counts = run(job.spark, job.config)
     for day, per_arm in counts.items():
         for (experiment, variant), n in sorted(per_arm.items()):
             log.info("%s ds=%s %s/%s: %d units", AB_ASSIGNMENTS, day, experiment, variant, n)
-    days = job.days
+    days = job.config.days
     log.info(
         "assigned ds=%s..%s (%d days) with config version %d (run %s)",
         days[0],
         days[-1],
         len(days),
-        job.config.version,
-        job.run_id,
+        job.config.config.version,
+        job.config.run_id,
     )
     return 0
+
+
+main = common.job_main("assign", parse_args, _assign, exits=((NoPopulationError, 1),))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import functions as F
 
-from jobs.common import configure_logging
+from jobs.common import Job, job_main
 from recsys.settings import PROJECT_ROOT, load_settings
 from recsys.warehouse.completion import Pipeline
 from recsys.warehouse.session import build_spark
@@ -59,9 +59,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    configure_logging()
+def _summary(ctx: Job[argparse.Namespace]) -> int:
+    args = ctx.config
     settings = load_settings()
     spark = build_spark(settings, app_name="demo_summary")
     problems: list[str] = []
@@ -157,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for problem in problems:
         print("PROBLEM: " + problem, file=sys.stderr)
     return 1 if problems else 0
+
+
+main = job_main("demo_summary", parse_args, _summary)
 
 
 if __name__ == "__main__":

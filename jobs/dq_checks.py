@@ -24,9 +24,7 @@ line), 2 invalid arguments.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import re
 import sys
 import uuid
 from collections.abc import Sequence
@@ -36,7 +34,7 @@ from typing import Final
 
 from pyspark.sql import functions as F
 
-from jobs.common import configure_logging
+from jobs import common
 from recsys.quality import CheckResult, Thresholds, evaluate
 from recsys.quality.observe import observe
 from recsys.warehouse.io import replace_rows
@@ -51,9 +49,6 @@ from recsys.warehouse.tables import (
 )
 
 log = logging.getLogger("jobs.dq_checks")
-#: Scoring run ids as ``jobs.score --run-id`` accepts them (Airflow's look like
-#: ``manual__2026-01-05T00:00:00+00:00``).
-RUN_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:+-]{1,200}")
 #: Every ``ops.dq_checks.table_name`` this job writes starts so; a rerun replaces only those rows.
 OWNED_PREFIX: Final = "serve."
 
@@ -77,18 +72,15 @@ class DqArgs:
     run_id: str | None = None
 
     def __post_init__(self) -> None:
-        if self.run_id is not None and not RUN_ID_PATTERN.fullmatch(self.run_id):
-            raise ValueError(
-                f"run_id: expected 1-200 of letters, digits, _ - . : +, got {self.run_id!r}"
-            )
+        common.check_run_id(self.run_id)  # the scoring run's id, as jobs.score --run-id accepts it
 
 
 def parse_args(argv: Sequence[str] | None) -> DqArgs:
     """Command line -> :class:`DqArgs`; ValueError on bad values."""
     d = Thresholds()
-    p = argparse.ArgumentParser(prog="jobs.dq_checks", description=__doc__.split("\n\n")[0])
-    p.add_argument("--ds", type=date.fromisoformat, required=True)
-    p.add_argument("--run-id", default=None, help="scoring run whose staged day is checked")
+    p = common.job_parser("jobs.dq_checks", __doc__)
+    common.add_ds(p, required=True)
+    common.add_run_id(p, help="scoring run whose staged day is checked")
     p.add_argument("--split-id", default="leave_last_out")
     p.add_argument("--min-user-coverage", type=float, default=d.min_user_coverage)
     p.add_argument("--max-null-rate", type=float, default=d.max_null_rate)
@@ -133,15 +125,9 @@ def run(args: DqArgs) -> list[CheckResult]:
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        args = parse_args(argv)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    ds = args.ds
-    results = run(args)
+def _check(job: common.Job[DqArgs]) -> int:
+    ds = job.config.ds
+    results = run(job.config)
     for r in results:
         print(f"{'PASS' if r.passed else 'FAIL'}  {r.check_name:<15} {r.table_name:<40} {r.detail}")
     failed = [r for r in results if not r.passed]
@@ -158,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("all %d data-quality checks passed for ds=%s", len(results), ds)
     return 0
+
+
+main = common.job_main("dq_checks", parse_args, _check)
 
 
 if __name__ == "__main__":

@@ -47,8 +47,7 @@ import torch
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.common import configure_logging
-from jobs.train import load_model_as
+from jobs import common
 from recsys.evaluation import ItemSlice, MetricRow, UserSlice, evaluate, ndcg_per_user
 from recsys.evaluation.uncertainty import paired_ratio, standard_error
 from recsys.models.device import pick_device
@@ -63,8 +62,7 @@ from recsys.training.artifacts import Artifact, latest_artifact
 from recsys.training.baselines import ALS_GRID, als_train_positives, tune_als
 from recsys.training.blocks import EvalTask, drop_known, in_blocks, ranked, top_k_fast, user_block
 from recsys.training.bundle import ModelBundle, check_bundle_id
-from recsys.training.registry import artifacts_root
-from recsys.training.scoring import (
+from recsys.training.inference import (
     covisit_scores_spark,
     merged_pool,
     ndcg_at,
@@ -75,6 +73,8 @@ from recsys.training.scoring import (
     sequence_scores,
     two_tower_scorer,
 )
+from recsys.training.loops import load_model_as
+from recsys.training.registry import artifacts_root
 from recsys.training.trainers import SplitData, load_split
 from recsys.warehouse.io import replace_rows
 from recsys.warehouse.session import build_spark
@@ -437,21 +437,16 @@ def run(config: EvalJobConfig, warehouse_root: str) -> pd.DataFrame:
     return summary_table(rows).join(comparison_table(per_user))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_args(argv)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    try:
-        table = run(config, load_settings().warehouse_root)
-    except (FileNotFoundError, ValueError) as err:
-        log.error("%s", err)
-        return 2
+def _evaluate(job: common.Job[EvalJobConfig]) -> int:
+    table = run(job.config, load_settings().warehouse_root)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round(4).to_string())
     return 0
+
+
+main = common.job_main(
+    "evaluate", parse_args, _evaluate, exits=(((FileNotFoundError, ValueError), 2),)
+)
 
 
 if __name__ == "__main__":

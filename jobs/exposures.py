@@ -44,10 +44,8 @@ Exit status: 0 done, 1 no assignments for the day (any day of the range), 2 inva
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -60,7 +58,7 @@ from ab_testing.assignment_spark import (
     rec_set_mismatches,
     record_exposures,
 )
-from jobs.common import check_names, configure_logging, day_range
+from jobs import common
 from recsys.quality.exposure_checks import (
     CHECK_NAME,
     DEFAULT_MAX_MISMATCH_SHARE,
@@ -70,8 +68,7 @@ from recsys.quality.exposure_checks import (
     evaluate_mismatches,
 )
 from recsys.settings import Reason
-from recsys.warehouse.io import replace_rows, with_conflict_retry
-from recsys.warehouse.session import build_spark
+from recsys.warehouse.io import replace_rows
 from recsys.warehouse.tables import (
     AB_ASSIGNMENTS,
     AB_EXPOSURES,
@@ -87,6 +84,7 @@ if TYPE_CHECKING:
     from recsys.quality.checks import CheckResult
 
 log = logging.getLogger("jobs.exposures")
+
 
 class NoAssignmentsError(RuntimeError):
     """``ab.assignments`` has no row for the day: run ``jobs.assign`` first."""
@@ -104,13 +102,13 @@ class ExposuresJob:
     max_mismatch_share: float = DEFAULT_MAX_MISMATCH_SHARE
 
     def __post_init__(self) -> None:
-        day_range(self.from_ds, self.ds)  # raises ValueError on a bad range
+        common.day_range(self.from_ds, self.ds)  # raises ValueError on a bad range
         check_share("max_rec_set_mismatch_share", self.max_mismatch_share)
 
     @property
     def days(self) -> tuple[date, ...]:
         """The days to record, in order."""
-        return day_range(self.from_ds, self.ds)
+        return common.day_range(self.from_ds, self.ds)
 
 
 def parse_args(argv: Sequence[str] | None) -> ExposuresJob:
@@ -120,15 +118,11 @@ def parse_args(argv: Sequence[str] | None) -> ExposuresJob:
         ValueError: ``--source`` or ``--run-id`` is malformed, or ``--from-ds`` is after
             ``--ds`` or over 366 days before it.
     """
-    parser = argparse.ArgumentParser(prog="jobs.exposures", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ds", required=True, type=date.fromisoformat, help="day, YYYY-MM-DD")
-    parser.add_argument(
-        "--from-ds",
-        type=date.fromisoformat,
-        help="first day of a range ending at --ds, YYYY-MM-DD (default: --ds alone)",
-    )
-    parser.add_argument("--source", help="only ab.served rows of this source (default: all)")
-    parser.add_argument("--run-id", help="id stamped on quarantined rows (default: a new UUID)")
+    parser = common.job_parser("jobs.exposures", __doc__)
+    common.add_ds(parser, required=True)
+    common.add_from_ds(parser)
+    common.add_source(parser, "only ab.served rows of this source (default: all)")
+    common.add_run_id(parser, help="id stamped on quarantined rows (default: a new UUID)")
     parser.add_argument(
         "--max-rec-set-mismatch-share",
         type=float,
@@ -137,11 +131,9 @@ def parse_args(argv: Sequence[str] | None) -> ExposuresJob:
         "rec_set than the assigned variant's before the DQ check fails (default 0.01)",
     )
     args = parser.parse_args(argv)
-    run_id = args.run_id or uuid.uuid4().hex
-    check_names((("source", args.source), ("run_id", run_id)))
-    return ExposuresJob(
-        args.ds, args.source, run_id, args.from_ds, args.max_rec_set_mismatch_share
-    )
+    run_id = common.run_id_or_new(args.run_id)
+    common.check_names((("source", args.source),))
+    return ExposuresJob(args.ds, args.source, run_id, args.from_ds, args.max_rec_set_mismatch_share)
 
 
 def problem(ds: date | None = None) -> tuple[Column, Column]:
@@ -231,10 +223,7 @@ def run(spark: SparkSession, job: ExposuresJob) -> dict[date, dict[str, int]]:
     good, bad = split_served(served)
     quarantine = quarantine_rows(bad, job.run_id)
     mine = mine & (F.col(Col.TARGET_TABLE) == F.lit(AB_EXPOSURES.qualified_name))
-    with_conflict_retry(
-        lambda: quarantine.writeTo(BRONZE_QUARANTINE.qualified_name).overwrite(mine),
-        BRONZE_QUARANTINE.qualified_name,
-    )
+    replace_rows(quarantine, BRONZE_QUARANTINE, mine)
     record_exposures(exposures_from_served(good, assignments))
     check_served_sets(spark, job, good, assignments)
     first = spark.table(AB_EXPOSURES.qualified_name).where(in_range)
@@ -306,22 +295,14 @@ def check_served_sets(
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        job = parse_args(argv)
-    except (ValueError, TypeError) as err:
-        log.error("%s", err)
-        return 2
-    spark = build_spark(app_name="exposures")
-    try:
-        counts = run(spark, job)
-    except NoAssignmentsError as err:
-        log.error("%s", err)
-        return 1
-    for day, per_day in counts.items():
-        log.info("%s ds=%s (source %s): %s", AB_EXPOSURES, day, job.source or "all", per_day)
+def _exposures(job: common.Job[ExposuresJob]) -> int:
+    for day, per_day in run(job.spark, job.config).items():
+        source = job.config.source or "all"
+        log.info("%s ds=%s (source %s): %s", AB_EXPOSURES, day, source, per_day)
     return 0
+
+
+main = common.job_main("exposures", parse_args, _exposures, exits=((NoAssignmentsError, 1),))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ definitions of the same ds are left alone. Exits 2 on bad arguments or a missing
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from jobs.common import configure_logging
+from jobs import common
 from recsys.features.content import with_content_embedding
 from recsys.features.examples import READ_ROLES, ExampleConfig, check_roles, ranker_examples
 from recsys.features.item_features import ItemFeatureConfig, item_features
@@ -44,8 +43,7 @@ from recsys.features.user_features import user_features
 from recsys.training.covisit import DEFAULT_TOP_N, CovisitConfig
 from recsys.training.covisit_spark import covisit_table_rows
 from recsys.warehouse.completion import Pipeline, only_completed
-from recsys.warehouse.io import with_conflict_retry
-from recsys.warehouse.session import build_spark
+from recsys.warehouse.io import replace_rows
 from recsys.warehouse.tables import (
     BRONZE_INTERACTIONS,
     BRONZE_ITEMS,
@@ -133,19 +131,9 @@ def parse_args(argv: Sequence[str] | None) -> FeatureJobConfig:
     Raises:
         ValueError: an argument is malformed or inconsistent, naming it and its value.
     """
-    parser = argparse.ArgumentParser(prog="jobs.features", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--ds",
-        type=date.fromisoformat,
-        default=datetime.now(UTC).date(),
-        help="feature run date YYYY-MM-DD (default: today, UTC)",
-    )
-    parser.add_argument("--source", default=DEFAULT_SOURCE, help="bronze delivery name")
-    parser.add_argument(
-        "--source-ds",
-        type=date.fromisoformat,
-        help="bronze delivery date (default: the latest of --source)",
-    )
+    parser = common.job_parser("jobs.features", __doc__)
+    common.add_ds(parser, help="feature run date YYYY-MM-DD")
+    common.add_source(parser, "bronze delivery name", default=DEFAULT_SOURCE, delivery_ds=True)
     parser.add_argument(
         "--split", choices=["leave_last_out", "time_cutoff"], default="leave_last_out"
     )
@@ -288,9 +276,7 @@ def replace_split(df: DataFrame, table: TableRef, ds: date, split_id: str) -> No
     stamped = df.withColumns({Col.SPLIT_ID: F.lit(split_id), Col.DS: F.lit(ds)})
     conformed = stamped.select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
     condition = (F.col(Col.DS) == F.lit(ds)) & (F.col(Col.SPLIT_ID) == F.lit(split_id))
-    with_conflict_retry(
-        lambda: conformed.writeTo(table.qualified_name).overwrite(condition), str(table)
-    )
+    replace_rows(conformed, table, condition)
 
 
 def load(spark: SparkSession, features: Features, config: FeatureJobConfig) -> dict[str, int]:
@@ -324,13 +310,8 @@ def load(spark: SparkSession, features: Features, config: FeatureJobConfig) -> d
     return counts
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_args(argv)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
+def _features(job: common.Job[FeatureJobConfig]) -> int:
+    config = job.config
     if not config.content:
         log.warning(
             "--no-content: content_embedding is all zeros for ds=%s split_id=%s; "
@@ -338,13 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.ds,
             config.split.split_id,
         )
-    started = time.perf_counter()
-    spark = build_spark(app_name="features")
-    try:
-        interactions, items, source_ds = extract(spark, config)
-    except MissingDeliveryError as err:
-        log.error("%s", err)
-        return 2
+    interactions, items, source_ds = extract(job.spark, config)
     log.info(
         "reading %s ds=%s; writing ds=%s split_id=%s",
         config.source,
@@ -354,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     features = transform(interactions, items, config)
     try:
-        counts = load(spark, features, config)
+        counts = load(job.spark, features, config)
     finally:
         for df in features.persisted:
             df.unpersist()
@@ -362,10 +337,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "features for ds=%s split_id=%s in %.1f s: %s",
         config.ds,
         config.split.split_id,
-        time.perf_counter() - started,
+        job.seconds(),
         counts,
     )
     return 0
+
+
+main = common.job_main("features", parse_args, _features, exits=((MissingDeliveryError, 2),))
 
 
 if __name__ == "__main__":

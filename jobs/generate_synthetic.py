@@ -17,11 +17,9 @@ which ``jobs.ingest`` reads (``--csv-only`` skips the warehouse): see :func:`wri
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
-import re
 import shutil
 import sys
 import uuid
@@ -34,7 +32,7 @@ from typing import TYPE_CHECKING, Final
 
 from pyspark.sql import functions as F
 
-from jobs.common import configure_logging
+from jobs import common
 from recsys.ingest.layouts import LAYOUT_FILES
 from recsys.settings import FileKind, Layout
 from recsys.synthetic import (
@@ -44,7 +42,6 @@ from recsys.synthetic import (
     synthetic_users,
 )
 from recsys.warehouse.io import replace_delivery
-from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import BRONZE_INTERACTIONS, BRONZE_ITEMS, BRONZE_USERS, Col, TableRef
 
 if TYPE_CHECKING:
@@ -52,7 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobs.generate_synthetic")
 
-_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")  # as recsys.settings.IngestConfig
 #: Interactions per Spark partition when ``--partitions`` is not given.
 ROWS_PER_PARTITION: Final = 1_000_000
 RATINGS_CSV: Final = "ratings.csv"
@@ -97,10 +93,10 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.ds, date):
             raise ValueError(f"ds: expected a datetime.date, got {self.ds!r}")
-        if not _NAME_RE.fullmatch(self.source):
+        # a lower-case name, as recsys.settings.IngestConfig's source
+        if not common.NAME_PATTERN.fullmatch(self.source) or self.source != self.source.lower():
             raise ValueError(f"source: expected [a-z0-9][a-z0-9_.-]{{0,63}}, got {self.source!r}")
-        if self.run_id is not None and not _NAME_RE.fullmatch(self.run_id.lower()):
-            raise ValueError(f"run_id: expected [A-Za-z0-9_.-]{{1,64}}, got {self.run_id!r}")
+        common.check_run_id(self.run_id)
         if self.synthetic.end > midnight(self.ds):
             raise ValueError(
                 f"end: events must precede the delivery date {self.ds}, "
@@ -137,9 +133,7 @@ def parse_args(argv: Sequence[str] | None) -> GenerateConfig:
         ValueError: a value is out of range, naming the argument.
     """
     d = SyntheticConfig()
-    parser = argparse.ArgumentParser(
-        prog="jobs.generate_synthetic", description=__doc__.split("\n\n")[0]
-    )
+    parser = common.job_parser("jobs.generate_synthetic", __doc__)
     parser.add_argument("--users", type=int, default=d.n_users, help="number of users")
     parser.add_argument("--items", type=int, default=d.n_items, help="number of items")
     parser.add_argument(
@@ -180,14 +174,9 @@ def parse_args(argv: Sequence[str] | None) -> GenerateConfig:
         type=int,
         help=f"Spark partitions (default: one per {ROWS_PER_PARTITION:,} draws)",
     )
-    parser.add_argument(
-        "--ds",
-        type=date.fromisoformat,
-        default=datetime.now(UTC).date(),
-        help="delivery date YYYY-MM-DD (default: today, UTC)",
-    )
-    parser.add_argument("--source", default="synthetic", help="delivery name")
-    parser.add_argument("--run-id", help="id stamped on every row (default: a new UUID)")
+    common.add_ds(parser, help="delivery date YYYY-MM-DD")
+    common.add_source(parser, "delivery name", default="synthetic")
+    common.add_run_id(parser)
     parser.add_argument("--csv-out", type=Path, help="also write ml-latest-small CSVs here")
     parser.add_argument("--csv-only", action="store_true", help="write only the CSVs")
     args = parser.parse_args(argv)
@@ -338,21 +327,15 @@ def generate(spark: SparkSession, job: GenerateConfig) -> Generated:
     return Generated(run_id, config.n_items, config.n_users, n_interactions)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        job = parse_args(argv)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    spark = build_spark(app_name="generate_synthetic")
-    out = generate(spark, job)
-    c = job.synthetic
+def _generate(job: common.Job[GenerateConfig]) -> int:
+    config = job.config
+    out = generate(job.spark, config)
+    c = config.synthetic
     log.info(
         "synthetic delivery (%s, %s) run %s: %d items, %d users, %d interactions from %d "
         "draws (%.1f%%; repeated pairs keep the latest)",
-        job.source,
-        job.ds,
+        config.source,
+        config.ds,
         out.run_id,
         out.n_items,
         out.n_users,
@@ -361,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         100 * out.n_interactions / c.n_interactions,
     )
     return 0
+
+
+main = common.job_main("generate_synthetic", parse_args, _generate)
 
 
 if __name__ == "__main__":

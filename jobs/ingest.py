@@ -20,20 +20,19 @@ incomplete and consumers keep reading the previous completed one until a rerun f
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from jobs.common import configure_logging
+from jobs import common
 from recsys.ingest.layouts import FileSpec, IngestInputError, detect_layout, locate_files
 from recsys.ingest.pipeline import (
     Classified,
@@ -48,7 +47,6 @@ from recsys.ingest.pipeline import (
 from recsys.settings import FileKind, IngestConfig, Layout
 from recsys.warehouse.completion import Pipeline, record_completion, retract_completion
 from recsys.warehouse.io import append, replace_delivery
-from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
     BRONZE_INTERACTIONS,
     BRONZE_ITEMS,
@@ -97,17 +95,12 @@ class FileCount:
 
 def parse_args(argv: Sequence[str] | None) -> IngestConfig:
     """Command line -> validated :class:`IngestConfig` (the edge where input is checked)."""
-    parser = argparse.ArgumentParser(prog="jobs.ingest", description=__doc__.split("\n\n")[0])
+    parser = common.job_parser("jobs.ingest", __doc__)
     parser.add_argument("--input", required=True, type=Path, help="MovieLens directory")
-    parser.add_argument(
-        "--ds",
-        type=date.fromisoformat,
-        default=datetime.now(UTC).date(),
-        help="delivery date YYYY-MM-DD (default: today, UTC)",
-    )
+    common.add_ds(parser, help="delivery date YYYY-MM-DD")
     parser.add_argument("--layout", choices=[x.value for x in Layout], help="default: detected")
-    parser.add_argument("--source", help="delivery name (default: the layout name)")
-    parser.add_argument("--run-id", help="id stamped on every row (default: a new UUID)")
+    common.add_source(parser, "delivery name (default: the layout name)")
+    common.add_run_id(parser)
     parser.add_argument(
         "--max-bad-fraction",
         type=float,
@@ -244,21 +237,17 @@ def load(spark: SparkSession, config: IngestConfig, lines: Lines) -> list[FileCo
             df.unpersist()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_args(argv)
-        layout = config.layout or detect_layout(config.input_path)
-        locate_files(config.input_path, layout)  # fail on missing files before starting Spark
-    except IngestInputError as err:
-        log.error("%s", err)
-        return 2
-    spark = build_spark(app_name="ingest")
-    try:
-        counts = load(spark, config, extract(spark, config))
-    except (TooManyBadRowsError, IngestInputError) as err:
-        log.error("%s", err)
-        return 1
+def _checked_args(argv: Sequence[str] | None) -> IngestConfig:
+    """:func:`parse_args`, then the delivery's files are found before Spark starts
+    (:class:`IngestInputError`, a ValueError, when missing)."""
+    config = parse_args(argv)
+    locate_files(config.input_path, config.layout or detect_layout(config.input_path))
+    return config
+
+
+def _ingest(job: common.Job[IngestConfig]) -> int:
+    config = job.config
+    counts = load(job.spark, config, extract(job.spark, config))
     total = sum(c.n_quarantined for c in counts)
     log.info(
         "ingested %s (%s) for ds=%s: %d lines quarantined",
@@ -268,6 +257,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         total,
     )
     return 0
+
+
+# after the arguments: bad data (too many bad lines, unreadable files) exits 1
+main = common.job_main(
+    "ingest", _checked_args, _ingest, exits=(((TooManyBadRowsError, IngestInputError), 1),)
+)
 
 
 if __name__ == "__main__":

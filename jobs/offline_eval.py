@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Final
 
-from jobs.common import configure_logging
+from jobs import common
 from recsys.ingest.layouts import detect_layout
 from recsys.settings import PROJECT_ROOT
 from recsys.training.loops import MODEL_NAMES
@@ -161,14 +161,8 @@ def plan(config: OfflineEvalConfig) -> list[Step]:
     return steps
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run every step; 0 when all succeed, else the failing step's code (the rest are skipped)."""
-    configure_logging()
-    try:
-        config = parse_args(argv)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
+def _steps(job: common.Job[OfflineEvalConfig]) -> int:
+    config = job.config
     config.warehouse.mkdir(parents=True, exist_ok=True)
     os.environ[WAREHOUSE_ENV] = str(config.warehouse)
     log.info(
@@ -186,6 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
         log.info("%s done in %.1f s", step.name, time.perf_counter() - started)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every step; 0 when all succeed, else the failing step's code (the rest are skipped)."""
+    return common.run_job(log, argv, parse_args, _steps, app_name="offline_eval")
 
 
 if __name__ == "__main__":

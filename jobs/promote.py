@@ -37,8 +37,7 @@ from typing import TYPE_CHECKING, Final
 
 from pyspark.sql import functions as F
 
-from jobs.common import configure_logging
-from recsys.settings import load_settings
+from jobs import common
 from recsys.training.bundle import (
     BundleMismatchError,
     ModelBundle,
@@ -314,22 +313,13 @@ def run(args: PromoteArgs, warehouse_root: str) -> list[GateDecision]:
     return decided
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        args = parse_args(argv)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    try:
-        run(args, load_settings().warehouse_root)
-    except (FileNotFoundError, MissingEvaluationError) as err:
-        log.error("%s", err)
-        return 1
-    except ValueError as err:  # BundleMismatchError: a bundle that does not hold together
-        log.error("%s", err)
-        return 2
-    return 0
+# a ValueError of the body is a BundleMismatchError: a bundle that does not hold together
+main = common.job_main(
+    "promote",
+    parse_args,
+    common.on_warehouse(run),
+    exits=(((FileNotFoundError, MissingEvaluationError), 1), (ValueError, 2)),
+)
 
 
 if __name__ == "__main__":

@@ -18,24 +18,21 @@ embeddings.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import TYPE_CHECKING
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from jobs.common import configure_logging
+from jobs import common
 from recsys.surfaces.publish import publish_day
 from recsys.surfaces.related import RelatedConfig, similar_pairs, with_reasons
 from recsys.surfaces.sources import MissingInputError, delivery, resolve_delivery
-from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
     SERVE_ITEM_EMBEDDINGS,
@@ -105,34 +102,24 @@ def parse_args(argv: Sequence[str] | None) -> RelatedJobConfig:
         ValueError: an argument is out of range, naming it and its value.
     """
     defaults = RelatedConfig()
-    parser = argparse.ArgumentParser(
-        prog="jobs.related_items", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--ds",
-        type=date.fromisoformat,
-        default=datetime.now(UTC).date(),
-        help="scoring day YYYY-MM-DD (default: today, UTC)",
-    )
+    parser = common.job_parser("jobs.related_items", __doc__)
+    common.add_ds(parser, help="scoring day YYYY-MM-DD")
     parser.add_argument("--model-version", help="default: the only version of the day")
     parser.add_argument("--top-k", type=int, default=defaults.top_k)
     parser.add_argument("--split-id", default=DEFAULT_SPLIT_ID)
-    parser.add_argument("--source", default=DEFAULT_SOURCE, help="bronze delivery name")
-    parser.add_argument("--source-ds", type=date.fromisoformat, help="bronze delivery date")
+    common.add_source(parser, "bronze delivery name", default=DEFAULT_SOURCE, delivery_ds=True)
     parser.add_argument("--min-co-users", type=int, default=defaults.min_co_users)
     parser.add_argument("--block-rows", type=int, default=defaults.block_rows)
     parser.add_argument("--partitions", type=int, default=defaults.partitions)
-    parser.add_argument("--run-id", help="id stamped on every row (default: a new UUID)")
+    common.add_run_id(parser)
     args = parser.parse_args(argv)
-    try:
-        related = RelatedConfig(
-            top_k=args.top_k,
-            block_rows=args.block_rows,
-            partitions=args.partitions,
-            min_co_users=args.min_co_users,
-        )
-    except TypeError as err:
-        raise ValueError(str(err)) from None
+    # argparse gives ints and floats, so the config's TypeErrors cannot happen here
+    related = RelatedConfig(
+        top_k=args.top_k,
+        block_rows=args.block_rows,
+        partitions=args.partitions,
+        min_co_users=args.min_co_users,
+    )
     return RelatedJobConfig(
         ds=args.ds,
         model_version=args.model_version,
@@ -140,7 +127,7 @@ def parse_args(argv: Sequence[str] | None) -> RelatedJobConfig:
         source=args.source,
         source_ds=args.source_ds,
         related=related,
-        run_id=args.run_id if args.run_id is not None else uuid.uuid4().hex,
+        run_id=common.run_id_or_new(args.run_id),
     )
 
 
@@ -201,20 +188,9 @@ def transform(inputs: Inputs, pairs: DataFrame, config: RelatedJobConfig) -> Dat
     return related.withColumn(Col.MODEL_VERSION, F.lit(inputs.model_version))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_args(argv)
-    except (ValueError, TypeError) as err:
-        log.error("%s", err)
-        return 2
-    started = time.perf_counter()
-    spark = build_spark(app_name="related_items")
-    try:
-        inputs = extract(spark, config)
-    except MissingInputError as err:
-        log.error("%s", err)
-        return 2
+def _related(job: common.Job[RelatedJobConfig]) -> int:
+    config = job.config
+    inputs = extract(job.spark, config)
     pairs = similar_pairs(inputs.embeddings, config.related).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         n = publish_day(
@@ -228,9 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         n,
         inputs.model_version,
         config.run_id,
-        time.perf_counter() - started,
+        job.seconds(),
     )
     return 0
+
+
+main = common.job_main("related_items", parse_args, _related, exits=((MissingInputError, 2),))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from ab_testing.replay import (
     rec_set_for,
     replay,
 )
-from jobs.common import check_names, configure_logging
+from jobs.common import Job, check_names, job_main
 from recsys.warehouse.io import with_conflict_retry
 from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import (
@@ -262,13 +262,8 @@ def run(spark: SparkSession, job: ReplayJob) -> dict[str, int]:
     return counts
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        job = parse_args(argv)
-    except (ValueError, TypeError) as err:
-        log.error("%s", err)
-        return 2
+def _replay(ctx: Job[ReplayJob]) -> int:
+    job = ctx.config
     spark = build_spark(app_name="replay")
     try:
         counts = run(spark, job)
@@ -287,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         counts,
     )
     return 0
+
+
+main = job_main("replay", parse_args, _replay)
 
 
 if __name__ == "__main__":

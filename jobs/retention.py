@@ -38,16 +38,14 @@ Exit status: 0 done, 2 invalid arguments.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from jobs.common import configure_logging
+from jobs import common
 from recsys.warehouse.completion import KEY_COLUMNS, Pipeline
 from recsys.warehouse.io import with_conflict_retry
 from recsys.warehouse.tables import (
@@ -390,13 +388,8 @@ def parse_args(argv: Sequence[str] | None) -> RetentionConfig:
     Raises:
         ValueError: an argument is out of range, naming it and its value.
     """
-    parser = argparse.ArgumentParser(prog="jobs.retention", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--ds",
-        type=date.fromisoformat,
-        default=datetime.now(UTC).date(),
-        help="the run's day YYYY-MM-DD; horizons count back from it (default: today, UTC)",
-    )
+    parser = common.job_parser("jobs.retention", __doc__)
+    common.add_ds(parser, help="the run's day YYYY-MM-DD; horizons count back from it")
     parser.add_argument("--features-days", type=int, default=DEFAULT_FEATURES_DAYS)
     parser.add_argument("--serve-days", type=int, default=DEFAULT_SERVE_DAYS)
     parser.add_argument("--served-days", type=int, default=DEFAULT_SERVED_DAYS)
@@ -429,19 +422,11 @@ def parse_args(argv: Sequence[str] | None) -> RetentionConfig:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_args(argv)
-    except (ValueError, TypeError) as err:
-        log.error("%s", err)
-        return 2
+def _retention(job: common.Job[RetentionConfig]) -> int:
     from recsys.settings import load_settings
-    from recsys.warehouse.session import build_spark
 
-    started = time.perf_counter()
-    spark = build_spark(app_name="retention")
-    outcomes = run(spark, config, load_settings().warehouse_root)
+    config = job.config
+    outcomes = run(job.spark, config, load_settings().warehouse_root)
     dropped = sum(len(o.dropped_days) for o in outcomes)
     log.info(
         "retention ds=%s%s: %d table(s), %d day(s) dropped, %d absent, in %.1f s",
@@ -450,9 +435,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         len(outcomes),
         dropped,
         sum(o.status == "absent" for o in outcomes),
-        time.perf_counter() - started,
+        job.seconds(),
     )
     return 0
+
+
+main = common.job_main("retention", parse_args, _retention)
 
 
 if __name__ == "__main__":

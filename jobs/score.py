@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 import time
 import uuid
@@ -54,9 +53,7 @@ from typing import Final
 if __package__ in (None, "") and __name__ == "__main__":  # spark-submit jobs/score.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.common import configure_logging
-
-RUN_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:+-]{1,200}")
+from jobs import common
 
 log = logging.getLogger("jobs.score")
 
@@ -98,10 +95,7 @@ class ScoreJobConfig:
         if not self.split_id or not self.split_id.replace("_", "").isalnum():
             raise ValueError(f"split_id: expected an identifier, got {self.split_id!r}")
         # Airflow run ids look like manual__2026-01-05T00:00:00+00:00; the id is only data.
-        if not RUN_ID_PATTERN.fullmatch(self.run_id):
-            raise ValueError(
-                f"run_id: expected 1-200 of letters, digits, _ - . : +, got {self.run_id!r}"
-            )
+        common.check_run_id(self.run_id)
         for name in ("two_tower_version", "sasrec_version", "ranker_version"):
             v = getattr(self, name)
             if v is not None and (not v or "/" in v or v.startswith(".")):
@@ -236,26 +230,13 @@ def run(config: ScoreJobConfig, warehouse_root: str) -> dict[str, int]:
     return counts
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_args(argv)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    from recsys.settings import load_settings
-
-    started = time.perf_counter()
-    try:
-        run(config, load_settings().warehouse_root)
-    except (FileNotFoundError, ValueError) as err:
-        log.error("%s", err)
-        return 2
-    except DataQualityGateError as err:
-        log.error("%s", err)
-        return 1
-    log.info("done in %.1f s", time.perf_counter() - started)
-    return 0
+main = common.job_main(
+    "score",
+    parse_args,
+    common.on_warehouse(run),
+    exits=(((FileNotFoundError, ValueError), 2), (DataQualityGateError, 1)),
+    log_done=True,
+)
 
 
 if __name__ == "__main__":

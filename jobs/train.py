@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -40,32 +39,23 @@ from pathlib import Path
 
 import torch
 
-from jobs.common import configure_logging
+from jobs import common
 from recsys.models.device import pick_device
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
-from recsys.settings import load_settings
 from recsys.training import samples as S
-from recsys.training.artifacts import (
-    Artifact,
-    check_feature_spec,
-    latest_artifact,
-    save_artifact,
-)
+from recsys.training.artifacts import Artifact, latest_artifact, save_artifact
 from recsys.training.bundle import ModelBundle, RankerInputs
 from recsys.training.covisit import CovisitConfig
 from recsys.training.covisit_spark import stored_settings
 from recsys.training.loops import (
     MODEL_NAMES,
     ModelName,
-    ModuleT,
     TrainConfig,
-    as_module,
-    build_model,
+    load_model_as,
 )
 from recsys.training.registry import artifacts_root
 from recsys.training.trainers import (
-    SplitData,
     Trained,
     load_split,
     train_ranker,
@@ -199,22 +189,6 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
     )
 
 
-def load_model(artifact: Artifact, split: SplitData) -> torch.nn.Module:
-    """Rebuild an artifact's module after checking its feature spec against ``split``."""
-    check_feature_spec(artifact, split.feature_spec())
-    name: ModelName = artifact.model_name  # type: ignore[assignment]
-    model = build_model(name, artifact.config)
-    model.load_state_dict(artifact.load_state_dict())
-    model.eval()
-    return model
-
-
-def load_model_as(artifact: Artifact, split: SplitData, kind: type[ModuleT]) -> ModuleT:
-    """:func:`load_model`, refusing an artifact whose module is not a ``kind`` (``TypeError``)."""
-    what = f"{artifact.model_name} artifact {artifact.version}"
-    return as_module(load_model(artifact, split), kind, what)
-
-
 def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
     """Train and save; returns the new artifact."""
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -311,21 +285,13 @@ def run(config: TrainJobConfig, warehouse_root: str) -> Artifact:
     return artifact
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_args(argv)
-    except ValueError as err:
-        log.error("%s", err)
-        return 2
-    started = time.perf_counter()
-    try:
-        run(config, load_settings().warehouse_root)
-    except (FileNotFoundError, ValueError) as err:
-        log.error("%s", err)
-        return 2
-    log.info("done in %.1f s", time.perf_counter() - started)
-    return 0
+main = common.job_main(
+    "train",
+    parse_args,
+    common.on_warehouse(run),
+    exits=(((FileNotFoundError, ValueError), 2),),
+    log_done=True,
+)
 
 
 if __name__ == "__main__":

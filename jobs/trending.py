@@ -23,22 +23,19 @@ bad arguments or missing input.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from jobs.common import configure_logging
+from jobs import common
 from recsys.surfaces.publish import publish_day
 from recsys.surfaces.sources import MissingInputError, delivery, resolve_delivery
 from recsys.surfaces.trending import default_as_of, trending, widen_windows
 from recsys.surfaces.trending_formula import TrendingConfig, as_utc
-from recsys.warehouse.session import build_spark
 from recsys.warehouse.tables import SERVE_TRENDING
 
 if TYPE_CHECKING:
@@ -93,15 +90,9 @@ def parse_args(argv: Sequence[str] | None) -> TrendingJobConfig:
         ValueError: an argument is out of range, naming it and its value.
     """
     defaults = TrendingConfig()
-    parser = argparse.ArgumentParser(prog="jobs.trending", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--ds",
-        type=date.fromisoformat,
-        default=datetime.now(UTC).date(),
-        help="publication day YYYY-MM-DD (default: today, UTC)",
-    )
-    parser.add_argument("--source", default=DEFAULT_SOURCE, help="bronze delivery name")
-    parser.add_argument("--source-ds", type=date.fromisoformat, help="bronze delivery date")
+    parser = common.job_parser("jobs.trending", __doc__)
+    common.add_ds(parser, help="publication day YYYY-MM-DD")
+    common.add_source(parser, "bronze delivery name", default=DEFAULT_SOURCE, delivery_ds=True)
     parser.add_argument(
         "--as-of",
         type=lambda s: as_utc(datetime.fromisoformat(s)),
@@ -125,19 +116,17 @@ def parse_args(argv: Sequence[str] | None) -> TrendingJobConfig:
         help="widen the windows until the overall list has this many items (0: never)",
     )
     parser.add_argument("--max-doublings", type=int, default=5, help="most window doublings")
-    parser.add_argument("--run-id", help="id stamped on every row (default: a new UUID)")
+    common.add_run_id(parser)
     args = parser.parse_args(argv)
-    try:
-        scoring = TrendingConfig(
-            recent_days=args.recent_days,
-            baseline_days=args.baseline_days,
-            half_life_days=args.half_life_days,
-            min_support=args.min_support,
-            prior=args.prior,
-            top_k=args.top_k,
-        )
-    except TypeError as err:
-        raise ValueError(str(err)) from None
+    # argparse gives ints and floats, so the config's TypeErrors cannot happen here
+    scoring = TrendingConfig(
+        recent_days=args.recent_days,
+        baseline_days=args.baseline_days,
+        half_life_days=args.half_life_days,
+        min_support=args.min_support,
+        prior=args.prior,
+        top_k=args.top_k,
+    )
     return TrendingJobConfig(
         ds=args.ds,
         source=args.source,
@@ -146,7 +135,7 @@ def parse_args(argv: Sequence[str] | None) -> TrendingJobConfig:
         trending=scoring,
         min_items=args.min_items,
         max_doublings=args.max_doublings,
-        run_id=args.run_id if args.run_id is not None else uuid.uuid4().hex,
+        run_id=common.run_id_or_new(args.run_id),
     )
 
 
@@ -197,20 +186,9 @@ def load(lists: DataFrame, config: TrendingJobConfig) -> int:
     return publish_day(lists, SERVE_TRENDING, config.ds, config.run_id)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_args(argv)
-    except (ValueError, TypeError) as err:
-        log.error("%s", err)
-        return 2
-    started = time.perf_counter()
-    spark = build_spark(app_name="trending")
-    try:
-        interactions, items, as_of = extract(spark, config)
-    except MissingInputError as err:
-        log.error("%s", err)
-        return 2
+def _trending(job: common.Job[TrendingJobConfig]) -> int:
+    config = job.config
+    interactions, items, as_of = extract(job.spark, config)
     scoring = windows(interactions, as_of, config)
     n = load(transform(interactions, items, as_of, scoring), config)
     log.info(
@@ -219,9 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         n,
         as_of.isoformat(),
         config.run_id,
-        time.perf_counter() - started,
+        job.seconds(),
     )
     return 0
+
+
+main = common.job_main("trending", parse_args, _trending, exits=((MissingInputError, 2),))
 
 
 if __name__ == "__main__":

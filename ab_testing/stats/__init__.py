@@ -39,6 +39,7 @@ from ab_testing.stats.sufficient import (
     CupedStats,
     RatioStats,
     SampleStats,
+    cuped_moments,
     stack_stats,
 )
 from ab_testing.stats.ttest import welch_t_test
@@ -62,6 +63,7 @@ __all__ = [
     "always_valid",
     "analyze_experiment",
     "analyze_experiments",
+    "cuped_moments",
     "cuped_ratio_test",
     "cuped_ratio_theta",
     "cuped_t_test",

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -35,11 +35,37 @@ from ab_testing.stats.sufficient import (
     CupedStats,
     RatioStats,
     SampleStats,
+    regression_outcome,
 )
 from ab_testing.stats.ttest import welch_t_test
 
 NAN = math.nan
 TestFn = Callable[..., Comparison]
+#: The result fields of a row without a comparison: no method or counts, every figure NaN.
+_NO_RESULT: Final[Mapping[str, Any]] = {
+    "method": None,
+    "n_control": None,
+    "n_variant": None,
+    **dict.fromkeys(
+        (
+            "mean_control",
+            "mean_variant",
+            "abs_lift",
+            "abs_ci_low",
+            "abs_ci_high",
+            "rel_lift",
+            "rel_ci_low",
+            "rel_ci_high",
+            "p_value",
+            "p_value_adjusted",
+            "p_value_sequential",
+            "p_value_noninferiority",
+            "power",
+            "mde_relative",
+        ),
+        NAN,
+    ),
+}
 
 
 def select_test(spec: MetricSpec, stats: AnyStats) -> tuple[TestFn, Callable[[Any], Any]]:
@@ -53,7 +79,7 @@ def select_test(spec: MetricSpec, stats: AnyStats) -> tuple[TestFn, Callable[[An
     if isinstance(stats, RegressionStats):
         if spec.use_cuped and stats.covariates:
             return regression_test, keep
-        stats, keep = stats.outcome, lambda s: s.outcome
+        stats, keep = regression_outcome(stats), regression_outcome
         if isinstance(stats, RatioStats):
             return delta_ratio_test, keep
     if isinstance(stats, CupedStats):
@@ -88,26 +114,10 @@ def _empty_row(
         slice=slice_,
         kind=spec.kind,
         guardrail=spec.guardrail,
-        method=None,
-        n_control=None,
-        n_variant=None,
-        mean_control=NAN,
-        mean_variant=NAN,
-        abs_lift=NAN,
-        abs_ci_low=NAN,
-        abs_ci_high=NAN,
-        rel_lift=NAN,
-        rel_ci_low=NAN,
-        rel_ci_high=NAN,
-        p_value=NAN,
-        p_value_adjusted=NAN,
-        p_value_sequential=NAN,
-        p_value_noninferiority=NAN,
         srm_p_value=srm_p,
-        power=NAN,
-        mde_relative=NAN,
         decision=decision,
         reason=reason,
+        **_NO_RESULT,
     )
 
 
@@ -347,27 +357,11 @@ def error_row(experiment: ExperimentData, exc: Exception) -> ResultRow:
         slice="*",
         kind=None,
         guardrail=False,
-        method=None,
-        n_control=None,
-        n_variant=None,
-        mean_control=NAN,
-        mean_variant=NAN,
-        abs_lift=NAN,
-        abs_ci_low=NAN,
-        abs_ci_high=NAN,
-        rel_lift=NAN,
-        rel_ci_low=NAN,
-        rel_ci_high=NAN,
-        p_value=NAN,
-        p_value_adjusted=NAN,
-        p_value_sequential=NAN,
-        p_value_noninferiority=NAN,
         srm_p_value=NAN,
-        power=NAN,
-        mde_relative=NAN,
         decision="not_analysable",
         reason="error",
         detail=f"{type(exc).__name__}: {exc}",
+        **_NO_RESULT,
     )
 
 

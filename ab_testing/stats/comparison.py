@@ -186,3 +186,63 @@ def compare(
         theta=out(zeros + np.nan if theta is None else np.where(bad, np.nan, theta + zeros)),
         reason=reason,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    """One arm reduced to what a Welch comparison needs (gbstats' per-arm statistic).
+
+    Attributes:
+        units: the arm's ``n`` as given (reported as is).
+        shown: the reported (unadjusted) arm mean, metric units.
+        estimate: the arm estimate that enters the lift (CUPED-adjusted for CUPED tests).
+        unit_variance: per-unit variance of the values ``estimate`` is the mean of; the
+            estimate's variance is ``unit_variance / n``.
+    """
+
+    units: Num
+    shown: Num
+    estimate: Array
+    unit_variance: Array
+
+
+def insufficient_sample(n_c: Array, n_t: Array) -> tuple[Reason, Mask]:
+    """The invalid-data mask every two-sample test starts with: an arm with n < 2."""
+    return "insufficient_sample", (n_c < 2) | (n_t < 2)
+
+
+def compare_arms(
+    method: str,
+    control: Arm,
+    treatment: Arm,
+    *,
+    alpha: float,
+    alternative: Alternative,
+    invalid: tuple[tuple[Reason, Mask], ...] = (),
+    theta: Array | None = None,
+    z_se: Array | None = None,
+) -> Comparison:
+    """:func:`compare` for tests of two means of units: each estimate's variance is
+    ``unit_variance / n``; the reference distribution is Welch's t, or the normal with test
+    standard error ``z_se`` when given (the two-proportion z test). An arm with n < 2 is
+    ``insufficient_sample``, checked before the test's own ``invalid`` masks."""
+    n_c, n_t = arr(control.units), arr(treatment.units)
+    var_c = safe_div(control.unit_variance, n_c)
+    var_t = safe_div(treatment.unit_variance, n_t)
+    return compare(
+        method=method,
+        n_c=control.units,
+        n_t=treatment.units,
+        shown_mean_c=control.shown,
+        shown_mean_t=treatment.shown,
+        est_c=control.estimate,
+        est_t=treatment.estimate,
+        var_c=var_c,
+        var_t=var_t,
+        df=welch_df(var_c, n_c, var_t, n_t) if z_se is None else None,
+        alpha=alpha,
+        alternative=alternative,
+        test_se=z_se,
+        theta=theta,
+        invalid=[insufficient_sample(n_c, n_t), *invalid],
+    )

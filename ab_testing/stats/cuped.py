@@ -28,57 +28,114 @@ Choices made here (and why):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ab_testing.stats._num import Array, Num, arr, out, safe_div
-from ab_testing.stats.comparison import Comparison, compare, validate_test_args, welch_df
-from ab_testing.stats.ratio import linearised_variance, ratio_invalid
+from ab_testing.stats._num import Array, Mask, Num, arr, out, safe_div
+from ab_testing.stats.comparison import Arm, Comparison, compare_arms, validate_test_args
+from ab_testing.stats.ratio import linearised_variance, zero_denominator
 
 if TYPE_CHECKING:
-    from ab_testing.settings import Alternative
+    from ab_testing.settings import Alternative, Reason
     from ab_testing.stats.sufficient import CupedRatioStats, CupedStats
 
 
-def _pooled_theta(
-    cov_c: Array, n_c: Array, cov_t: Array, n_t: Array, vx_c: Array, vx_t: Array
-) -> Array:
+@dataclass(frozen=True, slots=True)
+class _Arm:
+    """One arm in CUPED's terms: a per-unit value Y (the outcome, or the linearised ratio) and
+    the covariate X. ``estimate`` is the unadjusted arm estimate (mean or ratio); ``units`` the
+    arm's ``n`` as given (reported as is), ``n`` the same as an array."""
+
+    units: Num
+    n: Array
+    estimate: Array
+    variance: Array  # Var(Y) per unit
+    covariance: Array  # Cov(Y, X) per unit
+    sum_x: Array
+    mean_x: Array
+    variance_x: Array
+
+
+def _mean_arm(s: CupedStats) -> _Arm:
+    return _Arm(
+        s.n,
+        arr(s.n),
+        arr(s.mean),
+        arr(s.variance),
+        arr(s.covariance),
+        arr(s.sum_x),
+        arr(s.mean_x),
+        arr(s.variance_x),
+    )
+
+
+def _ratio_arm(s: CupedRatioStats) -> _Arm:
+    # Y is the ratio's per-unit influence value L = (num - R·den) / mean_den.
+    rs = s.ratio_stats
+    r = arr(rs.ratio)
+    cov_lx = safe_div(arr(s.covariance_num_x) - r * arr(s.covariance_den_x), arr(rs.mean_den))
+    return _Arm(
+        s.n,
+        arr(s.n),
+        r,
+        linearised_variance(rs),
+        cov_lx,
+        arr(s.sum_x),
+        arr(s.mean_x),
+        arr(s.variance_x),
+    )
+
+
+def _pooled_theta(c: _Arm, t: _Arm) -> Array:
     # θ = Σ (n_a - 1) Cov_a(Y, X) / Σ (n_a - 1) Var_a(X): the within-arm pooled OLS slope.
-    w_c, w_t = np.maximum(n_c - 1.0, 0.0), np.maximum(n_t - 1.0, 0.0)
-    sxy = np.nan_to_num(w_c * cov_c) + np.nan_to_num(w_t * cov_t)
-    sxx = np.nan_to_num(w_c * vx_c) + np.nan_to_num(w_t * vx_t)
+    w_c, w_t = np.maximum(c.n - 1.0, 0.0), np.maximum(t.n - 1.0, 0.0)
+    sxy = np.nan_to_num(w_c * c.covariance) + np.nan_to_num(w_t * t.covariance)
+    sxx = np.nan_to_num(w_c * c.variance_x) + np.nan_to_num(w_t * t.variance_x)
     return np.where(sxx > 0, safe_div(sxy, sxx), 0.0)
 
 
 def cuped_theta(control: CupedStats, treatment: CupedStats) -> Num:
     """Pooled CUPED coefficient θ (outcome units per covariate unit) for a mean metric."""
-    return out(
-        _pooled_theta(
-            arr(control.covariance),
-            arr(control.n),
-            arr(treatment.covariance),
-            arr(treatment.n),
-            arr(control.variance_x),
-            arr(treatment.variance_x),
-        )
+    return out(_pooled_theta(_mean_arm(control), _mean_arm(treatment)))
+
+
+def cuped_ratio_theta(control: CupedRatioStats, treatment: CupedRatioStats) -> Num:
+    """Pooled CUPED coefficient θ for a ratio metric (ratio units per covariate unit)."""
+    return out(_pooled_theta(_ratio_arm(control), _ratio_arm(treatment)))
+
+
+def _adjusted(a: _Arm, theta: Array, pooled_mean_x: Array) -> Arm:
+    """The arm adjusted to the pooled covariate mean: estimate ``mean - θ (mean_x - pooled)``,
+    per-unit variance Var(Y - θX) = σ_y² - 2θσ_xy + θ²σ_x²; the unadjusted estimate shown."""
+    est = a.estimate - theta * (a.mean_x - pooled_mean_x)
+    var = np.maximum(a.variance - 2.0 * theta * a.covariance + theta**2 * a.variance_x, 0.0)
+    return Arm(a.units, out(a.estimate), est, var)
+
+
+def _cuped_compare(
+    method: str,
+    c: _Arm,
+    t: _Arm,
+    *,
+    alpha: float,
+    alternative: Alternative,
+    invalid: tuple[tuple[Reason, Mask], ...] = (),
+) -> Comparison:
+    """The CUPED comparison of two arms: pooled θ, both arms adjusted to the pooled covariate
+    mean, Welch degrees of freedom on the adjusted values; unadjusted estimates shown."""
+    theta = _pooled_theta(c, t)
+    pooled_x = safe_div(c.sum_x + t.sum_x, c.n + t.n)
+    return compare_arms(
+        method,
+        _adjusted(c, theta, pooled_x),
+        _adjusted(t, theta, pooled_x),
+        alpha=alpha,
+        alternative=alternative,
+        invalid=invalid,
+        theta=theta,
     )
-
-
-def _adjusted(
-    mean: Array,
-    var_unit: Array,
-    cov: Array,
-    mean_x: Array,
-    var_x: Array,
-    n: Array,
-    theta: Array,
-    pooled_mean_x: Array,
-) -> tuple[Array, Array]:
-    """Adjusted arm estimate and its variance: Var(Y - θX)/n = (σ_y² - 2θσ_xy + θ²σ_x²)/n."""
-    est = mean - theta * (mean_x - pooled_mean_x)
-    var = np.maximum(var_unit - 2.0 * theta * cov + theta**2 * var_x, 0.0)
-    return est, safe_div(var, n)
 
 
 def cuped_t_test(
@@ -100,67 +157,8 @@ def cuped_t_test(
         alternative: H1 for the adjusted ``mean_t - mean_c``.
     """
     validate_test_args(alpha, alternative)
-    n_c, n_t = arr(control.n), arr(treatment.n)
-    theta = arr(cuped_theta(control, treatment))
-    pooled_x = safe_div(arr(control.sum_x) + arr(treatment.sum_x), n_c + n_t)
-    est_c, var_c = _adjusted(
-        arr(control.mean),
-        arr(control.variance),
-        arr(control.covariance),
-        arr(control.mean_x),
-        arr(control.variance_x),
-        n_c,
-        theta,
-        pooled_x,
-    )
-    est_t, var_t = _adjusted(
-        arr(treatment.mean),
-        arr(treatment.variance),
-        arr(treatment.covariance),
-        arr(treatment.mean_x),
-        arr(treatment.variance_x),
-        n_t,
-        theta,
-        pooled_x,
-    )
-    return compare(
-        method="cuped_welch_t",
-        n_c=control.n,
-        n_t=treatment.n,
-        shown_mean_c=control.mean,
-        shown_mean_t=treatment.mean,
-        est_c=est_c,
-        est_t=est_t,
-        var_c=var_c,
-        var_t=var_t,
-        df=welch_df(var_c, n_c, var_t, n_t),
-        alpha=alpha,
-        alternative=alternative,
-        theta=theta,
-        invalid=[("insufficient_sample", (n_c < 2) | (n_t < 2))],
-    )
-
-
-def _linearised_cov_x(s: CupedRatioStats) -> Array:
-    # Cov(L, X) with L = (num - R·den) / mean_den, the ratio's per-unit influence value.
-    r = arr(s.ratio_stats.ratio)
-    return safe_div(
-        arr(s.covariance_num_x) - r * arr(s.covariance_den_x), arr(s.ratio_stats.mean_den)
-    )
-
-
-def cuped_ratio_theta(control: CupedRatioStats, treatment: CupedRatioStats) -> Num:
-    """Pooled CUPED coefficient θ for a ratio metric (ratio units per covariate unit)."""
-    return out(
-        _pooled_theta(
-            _linearised_cov_x(control),
-            arr(control.n),
-            _linearised_cov_x(treatment),
-            arr(treatment.n),
-            arr(control.variance_x),
-            arr(treatment.variance_x),
-        )
-    )
+    c, t = _mean_arm(control), _mean_arm(treatment)
+    return _cuped_compare("cuped_welch_t", c, t, alpha=alpha, alternative=alternative)
 
 
 def cuped_ratio_test(
@@ -183,43 +181,9 @@ def cuped_ratio_test(
         alternative: H1 for the adjusted ``R_t - R_c``.
     """
     validate_test_args(alpha, alternative)
-    rc, rt = control.ratio_stats, treatment.ratio_stats
-    n_c, n_t = arr(control.n), arr(treatment.n)
-    theta = arr(cuped_ratio_theta(control, treatment))
-    pooled_x = safe_div(arr(control.sum_x) + arr(treatment.sum_x), n_c + n_t)
-    est_c, var_c = _adjusted(
-        arr(rc.ratio),
-        linearised_variance(rc),
-        _linearised_cov_x(control),
-        arr(control.mean_x),
-        arr(control.variance_x),
-        n_c,
-        theta,
-        pooled_x,
-    )
-    est_t, var_t = _adjusted(
-        arr(rt.ratio),
-        linearised_variance(rt),
-        _linearised_cov_x(treatment),
-        arr(treatment.mean_x),
-        arr(treatment.variance_x),
-        n_t,
-        theta,
-        pooled_x,
-    )
-    return compare(
-        method="cuped_delta_ratio",
-        n_c=control.n,
-        n_t=treatment.n,
-        shown_mean_c=rc.ratio,
-        shown_mean_t=rt.ratio,
-        est_c=est_c,
-        est_t=est_t,
-        var_c=var_c,
-        var_t=var_t,
-        df=welch_df(var_c, n_c, var_t, n_t),
-        alpha=alpha,
-        alternative=alternative,
-        theta=theta,
-        invalid=ratio_invalid(n_c, n_t, arr(rc.mean_den), arr(rt.mean_den)),
+    c, t = _ratio_arm(control), _ratio_arm(treatment)
+    den_c, den_t = arr(control.ratio_stats.mean_den), arr(treatment.ratio_stats.mean_den)
+    invalid = (zero_denominator(den_c, den_t),)
+    return _cuped_compare(
+        "cuped_delta_ratio", c, t, alpha=alpha, alternative=alternative, invalid=invalid
     )

@@ -50,8 +50,6 @@ from ab_testing.stats._num import Array, Num, arr, out
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ab_testing.stats.sufficient import CupedRatioStats, CupedStats, RatioStats, SampleStats
-
 MISSING_SUFFIX = ":missing"
 
 
@@ -255,39 +253,6 @@ class RegressionStats:
         return cls(m2=m2, covariates=tuple(covariates), ratio=ratio, m4=m4)
 
     @classmethod
-    def from_cuped(
-        cls, stats: CupedStats | CupedRatioStats, name: str = "covariate"
-    ) -> RegressionStats:
-        """Order-2 moments of a one-covariate CUPED arm (no ``m4``: leading-order SE).
-
-        The existing Spark sums need no change for this: ``CupedStats`` holds exactly
-        ``Σ v vᵀ`` of ``v = (1, x, y)`` and ``CupedRatioStats`` that of ``(1, x, num, den)``.
-        """
-        from ab_testing.stats.sufficient import CupedRatioStats, CupedStats
-
-        if isinstance(stats, CupedStats):
-            rows = [
-                [stats.n, stats.sum_x, stats.sum],
-                [stats.sum_x, stats.sum_x_sq, stats.sum_xy],
-                [stats.sum, stats.sum_xy, stats.sum_sq],
-            ]
-        elif isinstance(stats, CupedRatioStats):
-            rows = [
-                [stats.n, stats.sum_x, stats.sum_num, stats.sum_den],
-                [stats.sum_x, stats.sum_x_sq, stats.sum_num_x, stats.sum_den_x],
-                [stats.sum_num, stats.sum_num_x, stats.sum_num_sq, stats.sum_num_den],
-                [stats.sum_den, stats.sum_den_x, stats.sum_num_den, stats.sum_den_sq],
-            ]
-        else:
-            raise TypeError(
-                f"stats must be CupedStats or CupedRatioStats, got {type(stats).__name__}"
-            )
-        q = len(rows)
-        flat = np.broadcast_arrays(*(arr(v) for r in rows for v in r))
-        m2 = np.moveaxis(np.stack(flat).reshape(q, q, *flat[0].shape), (0, 1), (-2, -1))
-        return cls(m2=m2, covariates=(name,), ratio=isinstance(stats, CupedRatioStats))
-
-    @classmethod
     def stack(cls, looks: Sequence[RegressionStats]) -> RegressionStats:
         """Stack same-shaped statistics (e.g. cumulative daily looks) on a new first axis."""
         first = looks[0]
@@ -307,24 +272,6 @@ class RegressionStats:
     def n(self) -> Num:
         """Units in the arm."""
         return out(self.m2[..., 0, 0])
-
-    @property
-    def outcome(self) -> SampleStats | RatioStats:
-        """The metric alone, for the engine's unadjusted tests (Welch, pooled z, delta)."""
-        from ab_testing.stats.sufficient import RatioStats, SampleStats
-
-        q = len(self.covariates) + 1
-        m = self.m2
-        if self.ratio:
-            return RatioStats(
-                n=out(m[..., 0, 0]),
-                sum_num=out(m[..., 0, q]),
-                sum_num_sq=out(m[..., q, q]),
-                sum_den=out(m[..., 0, q + 1]),
-                sum_den_sq=out(m[..., q + 1, q + 1]),
-                sum_num_den=out(m[..., q, q + 1]),
-            )
-        return SampleStats(n=out(m[..., 0, 0]), sum=out(m[..., 0, q]), sum_sq=out(m[..., q, q]))
 
     def n_missing(self, covariate: str) -> Num:
         """Units of the arm whose ``covariate`` was missing (0 without an indicator)."""

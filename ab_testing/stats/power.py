@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 from scipy import optimize
-from statsmodels.stats.power import NormalIndPower, normal_power, zt_ind_solve_power
+from statsmodels.stats.power import NormalIndPower, normal_power
 from statsmodels.stats.proportion import proportion_effectsize
 
 from ab_testing.settings import (
@@ -54,6 +54,41 @@ def _validate(alpha: float, power: float | None, alternative: str) -> None:
     check_choice("alternative", alternative, ALTERNATIVES)
 
 
+def _validate_plan(
+    alpha: float,
+    power: float,
+    ratio: float,
+    alternative: str,
+    baseline_rate: float | None = None,
+    **positive: float,
+) -> None:
+    """The checks every planning function makes, in this order: the test's settings, the
+    ``baseline_rate`` in (0, 1) when given, each of ``positive`` (name -> value) > 0, ``ratio``."""
+    _validate(alpha, power, alternative)
+    if baseline_rate is not None:
+        check_open_unit("baseline_rate", baseline_rate)
+    for name, value in positive.items():
+        check_positive(name, value)
+    check_positive("ratio", ratio)
+
+
+def _solve_nobs(
+    effect_size: float, alpha: float, power: float, ratio: float, alternative: Alternative
+) -> float:
+    """Control-arm units with the given power for a standardised effect (statsmodels'
+    ``NormalIndPower.solve_power``, which ``zt_ind_solve_power`` is)."""
+    return float(
+        NormalIndPower().solve_power(
+            effect_size=effect_size,
+            nobs1=None,
+            alpha=alpha,
+            power=power,
+            ratio=ratio,
+            alternative=_one_sided(alternative),
+        )
+    )
+
+
 def power_from_se(
     effect: Num, se: Num, *, alpha: float = 0.05, alternative: Alternative = "two-sided"
 ) -> Num:
@@ -89,23 +124,11 @@ def sample_size_proportions(
     """Control-arm units needed to detect ``baseline_rate · (1 + relative_mde)`` (the
     treatment arm needs ``ratio`` times as many), via Cohen's h
     (``proportion_effectsize``) and ``NormalIndPower``.  Rates in (0, 1)."""
-    _validate(alpha, power, alternative)
-    check_open_unit("baseline_rate", baseline_rate)
-    check_positive("relative_mde", relative_mde)
-    check_positive("ratio", ratio)
+    _validate_plan(alpha, power, ratio, alternative, baseline_rate, relative_mde=relative_mde)
     target = baseline_rate * (1.0 + relative_mde)
     check_open_unit("baseline_rate * (1 + relative_mde)", target)
     h = abs(float(proportion_effectsize(target, baseline_rate)))
-    return float(
-        NormalIndPower().solve_power(
-            effect_size=h,
-            nobs1=None,
-            alpha=alpha,
-            power=power,
-            ratio=ratio,
-            alternative=_one_sided(alternative),
-        )
-    )
+    return _solve_nobs(h, alpha, power, ratio, alternative)
 
 
 def sample_size_means(
@@ -119,20 +142,8 @@ def sample_size_means(
 ) -> float:
     """Control-arm units needed to detect a mean difference ``absolute_mde`` (metric units)
     for a per-unit standard deviation ``std`` (z approximation, ``zt_ind_solve_power``)."""
-    _validate(alpha, power, alternative)
-    check_positive("std", std)
-    check_positive("absolute_mde", absolute_mde)
-    check_positive("ratio", ratio)
-    return float(
-        zt_ind_solve_power(
-            effect_size=absolute_mde / std,
-            nobs1=None,
-            alpha=alpha,
-            power=power,
-            ratio=ratio,
-            alternative=_one_sided(alternative),
-        )
-    )
+    _validate_plan(alpha, power, ratio, alternative, std=std, absolute_mde=absolute_mde)
+    return _solve_nobs(absolute_mde / std, alpha, power, ratio, alternative)
 
 
 def mde_proportions(
@@ -146,10 +157,7 @@ def mde_proportions(
 ) -> float:
     """Relative MDE (fraction of ``baseline_rate``, an increase) with ``n_control`` control
     units and ``ratio · n_control`` treatment units; NaN if no rate <= 1 is detectable."""
-    _validate(alpha, power, alternative)
-    check_open_unit("baseline_rate", baseline_rate)
-    check_positive("n_control", n_control)
-    check_positive("ratio", ratio)
+    _validate_plan(alpha, power, ratio, alternative, baseline_rate, n_control=n_control)
     h = _solve_effect(n_control, ratio, alpha, power, alternative)
     # Invert Cohen's h = 2 asin(sqrt(p2)) - 2 asin(sqrt(p1)) for p2.
     angle = math.asin(math.sqrt(baseline_rate)) + abs(h) / 2.0
@@ -169,8 +177,5 @@ def mde_means(
 ) -> float:
     """Absolute MDE (metric units) of a mean difference for per-unit standard deviation
     ``std``, ``n_control`` control and ``ratio · n_control`` treatment units."""
-    _validate(alpha, power, alternative)
-    check_positive("std", std)
-    check_positive("n_control", n_control)
-    check_positive("ratio", ratio)
+    _validate_plan(alpha, power, ratio, alternative, std=std, n_control=n_control)
     return _solve_effect(n_control, ratio, alpha, power, alternative) * std

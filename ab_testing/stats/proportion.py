@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ab_testing.stats._num import arr, safe_div
-from ab_testing.stats.comparison import Comparison, compare, validate_test_args
+from ab_testing.stats.comparison import Arm, Comparison, compare_arms, validate_test_args
 
 if TYPE_CHECKING:
     from ab_testing.settings import Alternative
@@ -48,19 +48,9 @@ def two_proportion_z_test(
     p_c, p_t = safe_div(s_c, n_c), safe_div(s_t, n_t)
     pooled = safe_div(s_c + s_t, n_c + n_t)
     pooled_se = np.sqrt(pooled * (1.0 - pooled) * safe_div(n_c + n_t, n_c * n_t))
-    return compare(
-        method="two_proportion_z",
-        n_c=control.n,
-        n_t=treatment.n,
-        shown_mean_c=control.mean,
-        shown_mean_t=treatment.mean,
-        est_c=p_c,
-        est_t=p_t,
-        var_c=safe_div(p_c * (1.0 - p_c), n_c),
-        var_t=safe_div(p_t * (1.0 - p_t), n_t),
-        df=None,
-        alpha=alpha,
-        alternative=alternative,
-        test_se=pooled_se,
-        invalid=[("insufficient_sample", (n_c < 2) | (n_t < 2))],
+    # The CI's unpooled Wald variance p(1 - p)/n: a Bernoulli unit's variance over n.
+    c = Arm(control.n, control.mean, p_c, p_c * (1.0 - p_c))
+    t = Arm(treatment.n, treatment.mean, p_t, p_t * (1.0 - p_t))
+    return compare_arms(
+        "two_proportion_z", c, t, alpha=alpha, alternative=alternative, z_se=pooled_se
     )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ab_testing.stats._num import Array, Mask, arr, safe_div
-from ab_testing.stats.comparison import Comparison, compare, validate_test_args, welch_df
+from ab_testing.stats.comparison import Arm, Comparison, compare_arms, validate_test_args
 
 if TYPE_CHECKING:
     from ab_testing.settings import Alternative, Reason
@@ -27,12 +27,9 @@ def linearised_variance(s: RatioStats) -> Array:
     return np.maximum(safe_div(bracket, arr(s.mean_den) ** 2), 0.0)
 
 
-def ratio_invalid(n_c: Array, n_t: Array, den_c: Array, den_t: Array) -> list[tuple[Reason, Mask]]:
-    """Unanalysable-data masks shared by the ratio tests, in priority order."""
-    return [
-        ("insufficient_sample", (n_c < 2) | (n_t < 2)),
-        ("zero_denominator", (den_c == 0) | (den_t == 0)),
-    ]
+def zero_denominator(den_c: Array, den_t: Array) -> tuple[Reason, Mask]:
+    """The ratio tests' own invalid-data mask (after the sample size): a zero mean denominator."""
+    return "zero_denominator", (den_c == 0) | (den_t == 0)
 
 
 def delta_ratio_test(
@@ -57,22 +54,10 @@ def delta_ratio_test(
         alternative: H1 for ``R_t - R_c``: "two-sided", "larger" or "smaller".
     """
     validate_test_args(alpha, alternative)
-    n_c, n_t = arr(control.n), arr(treatment.n)
-    var_c = safe_div(linearised_variance(control), n_c)
-    var_t = safe_div(linearised_variance(treatment), n_t)
-    invalid = ratio_invalid(n_c, n_t, arr(control.mean_den), arr(treatment.mean_den))
-    return compare(
-        method="delta_ratio",
-        n_c=control.n,
-        n_t=treatment.n,
-        shown_mean_c=control.ratio,
-        shown_mean_t=treatment.ratio,
-        est_c=arr(control.ratio),
-        est_t=arr(treatment.ratio),
-        var_c=var_c,
-        var_t=var_t,
-        df=welch_df(var_c, n_c, var_t, n_t),
-        alpha=alpha,
-        alternative=alternative,
-        invalid=invalid,
-    )
+    c, t = _arm(control), _arm(treatment)
+    invalid = (zero_denominator(arr(control.mean_den), arr(treatment.mean_den)),)
+    return compare_arms("delta_ratio", c, t, alpha=alpha, alternative=alternative, invalid=invalid)
+
+
+def _arm(s: RatioStats) -> Arm:
+    return Arm(s.n, s.ratio, arr(s.ratio), linearised_variance(s))

@@ -286,6 +286,51 @@ class CupedRatioStats:
         return out(_comoment(self.sum_den_x, self.sum_den, self.sum_x, self.n))
 
 
+def cuped_moments(stats: CupedStats | CupedRatioStats, name: str = "covariate") -> RegressionStats:
+    """Order-2 moments of a one-covariate CUPED arm (no ``m4``: leading-order SE), the
+    covariate named ``name``.
+
+    The existing Spark sums need no change for this: ``CupedStats`` holds exactly
+    ``Σ v vᵀ`` of ``v = (1, x, y)`` and ``CupedRatioStats`` that of ``(1, x, num, den)``.
+    """
+    if isinstance(stats, CupedStats):
+        rows = [
+            [stats.n, stats.sum_x, stats.sum],
+            [stats.sum_x, stats.sum_x_sq, stats.sum_xy],
+            [stats.sum, stats.sum_xy, stats.sum_sq],
+        ]
+    elif isinstance(stats, CupedRatioStats):
+        rows = [
+            [stats.n, stats.sum_x, stats.sum_num, stats.sum_den],
+            [stats.sum_x, stats.sum_x_sq, stats.sum_num_x, stats.sum_den_x],
+            [stats.sum_num, stats.sum_num_x, stats.sum_num_sq, stats.sum_num_den],
+            [stats.sum_den, stats.sum_den_x, stats.sum_num_den, stats.sum_den_sq],
+        ]
+    else:
+        raise TypeError(f"stats must be CupedStats or CupedRatioStats, got {type(stats).__name__}")
+    q = len(rows)
+    flat = np.broadcast_arrays(*(arr(v) for r in rows for v in r))
+    m2 = np.moveaxis(np.stack(flat).reshape(q, q, *flat[0].shape), (0, 1), (-2, -1))
+    return RegressionStats(m2=m2, covariates=(name,), ratio=isinstance(stats, CupedRatioStats))
+
+
+def regression_outcome(stats: RegressionStats) -> SampleStats | RatioStats:
+    """The metric of a regression arm alone, for the engine's unadjusted tests (Welch, pooled z,
+    delta)."""
+    q = len(stats.covariates) + 1
+    m = stats.m2
+    if stats.ratio:
+        return RatioStats(
+            n=out(m[..., 0, 0]),
+            sum_num=out(m[..., 0, q]),
+            sum_num_sq=out(m[..., q, q]),
+            sum_den=out(m[..., 0, q + 1]),
+            sum_den_sq=out(m[..., q + 1, q + 1]),
+            sum_num_den=out(m[..., q, q + 1]),
+        )
+    return SampleStats(n=out(m[..., 0, 0]), sum=out(m[..., 0, q]), sum_sq=out(m[..., q, q]))
+
+
 AnyStats = SampleStats | RatioStats | CupedStats | CupedRatioStats | RegressionStats
 S = TypeVar("S", SampleStats, RatioStats, CupedStats, CupedRatioStats, RegressionStats)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ab_testing.stats._num import arr, safe_div
-from ab_testing.stats.comparison import Comparison, compare, validate_test_args, welch_df
+from ab_testing.stats._num import arr
+from ab_testing.stats.comparison import Arm, Comparison, compare_arms, validate_test_args
 
 if TYPE_CHECKING:
     from ab_testing.settings import Alternative
@@ -31,21 +31,9 @@ def welch_t_test(
         alternative: H1 for ``mean_t - mean_c``: "two-sided", "larger" or "smaller".
     """
     validate_test_args(alpha, alternative)
-    n_c, n_t = arr(control.n), arr(treatment.n)
-    var_c = safe_div(arr(control.variance), n_c)
-    var_t = safe_div(arr(treatment.variance), n_t)
-    return compare(
-        method="welch_t",
-        n_c=control.n,
-        n_t=treatment.n,
-        shown_mean_c=control.mean,
-        shown_mean_t=treatment.mean,
-        est_c=arr(control.mean),
-        est_t=arr(treatment.mean),
-        var_c=var_c,
-        var_t=var_t,
-        df=welch_df(var_c, n_c, var_t, n_t),
-        alpha=alpha,
-        alternative=alternative,
-        invalid=[("insufficient_sample", (n_c < 2) | (n_t < 2))],
-    )
+    c, t = _arm(control), _arm(treatment)
+    return compare_arms("welch_t", c, t, alpha=alpha, alternative=alternative)
+
+
+def _arm(s: SampleStats) -> Arm:
+    return Arm(s.n, s.mean, arr(s.mean), arr(s.variance))

@@ -40,7 +40,7 @@ Catalogue metrics at cutoff K, over the top-K lists of every user of ``recs``:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Generic, TypeVar
@@ -108,6 +108,9 @@ class MetricRow:
 
 
 M = TypeVar("M", covariant=True)
+#: A frame type (pandas or Spark) and what its checks return.
+F = TypeVar("F")
+C = TypeVar("C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,18 @@ def check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     if len(set(out)) != len(out):
         raise ValueError(f"ks: repeated cutoff in {ks!r}")
     return out
+
+
+def check_counts(
+    train_counts: F | None, n_train_users: int | None, check: Callable[[F, int | None], C]
+) -> C | None:
+    """The novelty inputs: ``check(train_counts, n_train_users)`` when counts are given (the
+    frame type's own checks), None when neither is; ``n_train_users`` alone is a ValueError."""
+    if train_counts is not None:
+        return check(train_counts, n_train_users)
+    if n_train_users is not None:
+        raise ValueError("n_train_users: given without train_counts")
+    return None
 
 
 def check_slice_names(
@@ -439,11 +454,7 @@ def evaluate(
     """
     r, t, cutoffs = _check_recs(recs), _check_truth(truth), check_ks(ks)
     n_catalog = None if catalog is None else _check_catalog(catalog, r)
-    counts: tuple[pd.DataFrame, int] | None = None
-    if train_counts is not None:
-        counts = _check_train_counts(train_counts, n_train_users)
-    elif n_train_users is not None:
-        raise ValueError("n_train_users: given without train_counts")
+    counts = check_counts(train_counts, n_train_users, _check_train_counts)
     rows = _evaluate_part(ALL, r, t, cutoffs, n_catalog, counts)
     for name, sl in check_slice_names(slices).items():
         if isinstance(sl, UserSlice):

@@ -29,6 +29,7 @@ from recsys.evaluation.metrics import (
     Metric,
     MetricRow,
     UserSlice,
+    check_counts,
     check_k,
     check_ks,
     check_slice_names,
@@ -324,11 +325,7 @@ def evaluate_spark(
     """
     (r, _), t, cutoffs = _check_recs(recs), _check_truth(truth), check_ks(ks)
     n_catalog = None if catalog is None else _check_catalog(catalog, r)
-    counts: tuple[DataFrame, int] | None = None
-    if train_counts is not None:
-        counts = _check_train_counts(train_counts, n_train_users)
-    elif n_train_users is not None:
-        raise ValueError("n_train_users: given without train_counts")
+    counts = check_counts(train_counts, n_train_users, _check_train_counts)
     rows = _evaluate_part(ALL, r, t, cutoffs, n_catalog, counts)
     for name, sl in check_slice_names(slices).items():
         if isinstance(sl, UserSlice):

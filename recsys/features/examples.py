@@ -31,6 +31,7 @@ from pyspark.sql import Column, Window
 from pyspark.sql import functions as F
 
 from recsys.features.split import ROLE_ORDER, Role
+from recsys.validation import check_ints
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -67,11 +68,6 @@ class ExampleKind(StrEnum):
     HARD_NEGATIVE = "hard_negative"
 
 
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}: must be an int >= {minimum}, got {value!r}")
-
-
 @dataclass(frozen=True, slots=True)
 class ExampleConfig:
     """How :func:`ranker_examples` samples negatives.
@@ -92,9 +88,10 @@ class ExampleConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_int("negatives_per_positive", self.negatives_per_positive, 0)
-        _check_int("hard_negatives_per_positive", self.hard_negatives_per_positive, 0)
-        _check_int("hard_pool_size", self.hard_pool_size, 1)
+        check_ints(
+            self,
+            {"negatives_per_positive": 0, "hard_negatives_per_positive": 0, "hard_pool_size": 1},
+        )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed: must be an int, got {self.seed!r}")
         e = self.popularity_exponent

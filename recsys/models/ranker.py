@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recsys.models.two_tower import HashedEmbedding, _check_dims, _check_int, _check_prob, mlp
+from recsys.models.two_tower import HashedEmbedding, mlp
+from recsys.validation import check_dims, check_int, check_ints, check_prob
 
 Structure = Literal["stacked", "parallel"]
 
@@ -63,21 +64,18 @@ class RankerConfig:
     linear_columns: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        _check_int("n_user_buckets", self.n_user_buckets, 1)
-        _check_int("n_item_buckets", self.n_item_buckets, 1)
-        _check_int("id_dim", self.id_dim, 0)
-        _check_int("n_dense", self.n_dense, 0)
+        check_ints(self, {"n_user_buckets": 1, "n_item_buckets": 1, "id_dim": 0, "n_dense": 0})
         if self.id_dim == 0 and self.n_dense == 0:
             raise ValueError("id_dim: 0 with n_dense 0 leaves no input, got 0")
-        _check_int("n_cross_layers", self.n_cross_layers, 0)
+        check_int("n_cross_layers", self.n_cross_layers, 0)
         if self.cross_rank is not None:
-            _check_int("cross_rank", self.cross_rank, 1)
+            check_int("cross_rank", self.cross_rank, 1)
         if self.structure not in ("stacked", "parallel"):
             raise ValueError(f"structure: expected 'stacked' or 'parallel', got {self.structure!r}")
-        _check_dims("deep_dims", self.deep_dims)
+        check_dims("deep_dims", self.deep_dims)
         if self.n_cross_layers == 0 and not self.deep_dims:
             raise ValueError("n_cross_layers: 0 with empty deep_dims leaves no network, got 0")
-        _check_prob("dropout", self.dropout, allow_one=False)
+        check_prob("dropout", self.dropout, allow_one=False)
         col = self.base_score_column
         if col is not None and (
             not isinstance(col, int) or isinstance(col, bool) or not 0 <= col < self.n_dense

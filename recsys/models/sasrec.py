@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recsys.models.two_tower import _check_int, _check_prob
+from recsys.validation import check_int, check_ints, check_prob
 
 LossKind = Literal["full", "sampled", "auto"]
 NegativeKind = Literal["uniform", "popularity"]
@@ -78,26 +78,22 @@ class SASRecConfig:
     full_softmax_max_items: int = 20_000
 
     def __post_init__(self) -> None:
-        _check_int("n_items", self.n_items, 1)
-        _check_int("max_len", self.max_len, 1)
-        _check_int("d_model", self.d_model, 1)
-        _check_int("n_heads", self.n_heads, 1)
+        check_ints(self, {"n_items": 1, "max_len": 1, "d_model": 1, "n_heads": 1})
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model: must be divisible by n_heads={self.n_heads}, got {self.d_model!r}"
             )
-        _check_int("n_layers", self.n_layers, 1)
-        _check_int("dim_feedforward", self.dim_feedforward, 1)
-        _check_prob("dropout", self.dropout, allow_one=False)
+        check_ints(self, {"n_layers": 1, "dim_feedforward": 1})
+        check_prob("dropout", self.dropout, allow_one=False)
         for flag in ("positives_only", "positive_targets"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag}: must be a bool, got {getattr(self, flag)!r}")
         if self.loss not in LOSS_KINDS:
             raise ValueError(f"loss: expected one of {LOSS_KINDS}, got {self.loss!r}")
-        _check_int("n_negatives", self.n_negatives, 1)
+        check_int("n_negatives", self.n_negatives, 1)
         if self.negatives not in NEGATIVE_KINDS:
             raise ValueError(f"negatives: expected one of {NEGATIVE_KINDS}, got {self.negatives!r}")
-        _check_int("full_softmax_max_items", self.full_softmax_max_items, 1)
+        check_int("full_softmax_max_items", self.full_softmax_max_items, 1)
 
     @property
     def sampled(self) -> bool:
@@ -128,7 +124,7 @@ def item_log_q(counts: Tensor) -> Tensor:
 
 def uniform_log_q(n_items: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """Uniform proposal over ``1..n_items``: ``(n_items + 1,)``, ``-inf`` at index 0."""
-    _check_int("n_items", n_items, 1)
+    check_int("n_items", n_items, 1)
     out = torch.full((n_items + 1,), -math.log(n_items), dtype=dtype)
     out[0] = float("-inf")
     return out
@@ -139,7 +135,7 @@ def sample_negatives(log_q: Tensor, n: int, generator: torch.Generator | None = 
 
     Uses the torch RNG of ``log_q``'s device (or ``generator``), so seeding the run seeds it.
     """
-    _check_int("n", n, 1)
+    check_int("n", n, 1)
     return torch.multinomial(log_q.exp(), n, replacement=True, generator=generator)
 
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recsys.validation import check_dims, check_int, check_ints, check_prob
+
 # Carter-Wegman universal hash h(x) = ((a*x + b) mod p) mod n with the Mersenne prime p = 2^31 - 1.
 # x mod p < 2^31 and a < 2^31, so a*x + b < 2^63 never overflows int64. Unlike ``x mod n``, ids
 # that share a stride (x, x + n, x + 2n, ...) do not all fall into one bucket, and consecutive ids
@@ -114,30 +116,11 @@ def id_buckets(
     Returns:
         ``min(maximum, max(minimum, per_id * n_ids))``.
     """
-    _check_int("n_ids", n_ids, 0)
-    _check_int("per_id", per_id, 1)
-    _check_int("minimum", minimum, 1)
-    _check_int("maximum", maximum, minimum)
+    check_int("n_ids", n_ids, 0)
+    check_int("per_id", per_id, 1)
+    check_int("minimum", minimum, 1)
+    check_int("maximum", maximum, minimum)
     return min(maximum, max(minimum, per_id * n_ids))
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}: must be an int >= {minimum}, got {value!r}")
-
-
-def _check_prob(name: str, value: object, *, allow_one: bool) -> None:
-    p = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
-    if not (0.0 <= p < 1.0 or (allow_one and p == 1.0)):
-        bound = "[0, 1]" if allow_one else "[0, 1)"
-        raise ValueError(f"{name}: must be a float in {bound}, got {value!r}")
-
-
-def _check_dims(name: str, value: object) -> None:
-    if not isinstance(value, tuple) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
-    ):
-        raise ValueError(f"{name}: must be a tuple of ints >= 1, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,17 +161,22 @@ class TwoTowerConfig:
     max_temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_int("n_user_buckets", self.n_user_buckets, 1)
-        _check_int("n_item_buckets", self.n_item_buckets, 1)
-        _check_int("id_dim", self.id_dim, 1)
-        _check_int("user_dense_dim", self.user_dense_dim, 0)
-        _check_int("content_dim", self.content_dim, 1)
-        _check_int("content_proj_dim", self.content_proj_dim, 1)
-        _check_int("n_genres", self.n_genres, 0)
-        _check_dims("hidden_dims", self.hidden_dims)
-        _check_int("out_dim", self.out_dim, 1)
-        _check_prob("dropout", self.dropout, allow_one=False)
-        _check_prob("id_dropout", self.id_dropout, allow_one=True)
+        check_ints(
+            self,
+            {
+                "n_user_buckets": 1,
+                "n_item_buckets": 1,
+                "id_dim": 1,
+                "user_dense_dim": 0,
+                "content_dim": 1,
+                "content_proj_dim": 1,
+                "n_genres": 0,
+            },
+        )
+        check_dims("hidden_dims", self.hidden_dims)
+        check_int("out_dim", self.out_dim, 1)
+        check_prob("dropout", self.dropout, allow_one=False)
+        check_prob("id_dropout", self.id_dropout, allow_one=True)
         if not isinstance(self.min_temperature, int | float) or not self.min_temperature > 0:
             raise ValueError(f"min_temperature: must be > 0, got {self.min_temperature!r}")
         if (

@@ -81,6 +81,18 @@ def _model_version(table: pa.Table, start: int) -> str | None:
     return None if value is None else str(value)
 
 
+def _found(
+    table: pa.Table, span: tuple[int, int] | None, n: int, item_col: str, reason_col: str
+) -> Found | None:
+    """The first ``n`` rows of ``span`` (``(start, end)`` rows of one key) and their model
+    version; None when the key has no span."""
+    if span is None:
+        return None
+    return Found(
+        _items(table, span[0], span[1], n, item_col, reason_col), _model_version(table, span[0])
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RecommendationIndex:
     """``serve.recommendations`` of one day: lists by (rec_set, user_id)."""
@@ -106,10 +118,7 @@ class RecommendationIndex:
         """The user's top ``n`` of ``rec_set``, or None when absent."""
         groups = self.groups.get(rec_set)
         span = None if groups is None else groups.find(user_id)
-        if span is None:
-            return None
-        items = _items(self.table, span[0], span[1], n, Col.ITEM_ID, Col.EXPLANATION)
-        return Found(items, _model_version(self.table, span[0]))
+        return _found(self.table, span, n, Col.ITEM_ID, Col.EXPLANATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +140,7 @@ class RelatedIndex:
 
     def lookup(self, item_id: int, n: int) -> Found | None:
         """The item's top ``n`` related items, or None when absent."""
-        span = self.groups.find(item_id)
-        if span is None:
-            return None
-        items = _items(self.table, span[0], span[1], n, Col.RELATED_ITEM_ID, Col.REASON)
-        return Found(items, _model_version(self.table, span[0]))
+        return _found(self.table, self.groups.find(item_id), n, Col.RELATED_ITEM_ID, Col.REASON)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 from ab_testing.assignment import assign
@@ -43,7 +42,7 @@ from recsys.reader.results import (
     ServedItem,
     ServedList,
 )
-from recsys.reader.sinks import DeltaServedSink, ServedEvent, ServedSink
+from recsys.reader.sinks import Closeable, DeltaServedSink, ServedEvent, ServedSink
 from recsys.reader.snapshots import CompletionGate, TableCache
 from recsys.warehouse.completion import Pipeline
 from recsys.warehouse.tables import (
@@ -107,7 +106,7 @@ def rec_set_of(
     return RecSet.MODEL
 
 
-class Reader:
+class Reader(Closeable):
     """Reads published recommendations, related items and trending lists for an app.
 
     Thread-safe; create one per process and share it (in a pre-fork server: in each worker,
@@ -323,17 +322,6 @@ class Reader:
             self._sink.close()
         else:
             self._sink.flush()
-
-    def __enter__(self) -> Reader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ helpers
 

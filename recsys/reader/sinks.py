@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol, Self
 
 import pyarrow as pa
 
@@ -130,6 +130,26 @@ def delta_writer(location: str, storage_options: dict[str, str] | None = None) -
     return write
 
 
+class Closeable:
+    """``with`` support for a class with :meth:`close`: entering gives the object, leaving
+    closes it, also when the block raises."""
+
+    def close(self) -> None:
+        """Release what the object holds (each subclass says what)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 class ServedSink(Protocol):
     """Receives served events; must be safe to call from several threads."""
 
@@ -140,7 +160,7 @@ class ServedSink(Protocol):
         """Persist every buffered event."""
 
 
-class InMemorySink:
+class InMemorySink(Closeable):
     """Keeps events in a list (tests, dry runs)."""
 
     def __init__(self) -> None:
@@ -162,17 +182,6 @@ class InMemorySink:
         """Every event recorded so far, in order."""
         with self._lock:
             return tuple(self._events)
-
-    def __enter__(self) -> InMemorySink:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +227,7 @@ def _warm_up(source: str) -> None:
     events_table([], source)  # pyarrow imports its pandas shim on first use
 
 
-class DeltaServedSink:
+class DeltaServedSink(Closeable):
     """Appends served events to ``ab.served`` in batches, from a background thread (no Spark).
 
     **Request path.** :meth:`record` appends the event to an in-memory buffer under a lock held
@@ -437,14 +446,3 @@ class DeltaServedSink:
                 total,
                 self.max_pending,
             )
-
-    def __enter__(self) -> DeltaServedSink:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -1,10 +1,10 @@
 """Two-tower embeddings for serving: items on the driver, users in Spark's Python workers.
 
-Item vectors come from :func:`recsys.training.scoring.item_vectors` over the whole catalogue
+Item vectors come from :func:`recsys.training.inference.item_vectors` over the whole catalogue
 (cold items through their content-only embedding), exactly as offline evaluation computes them.
 User vectors are computed by :func:`user_embeddings_spark`, a ``mapInArrow`` over
 ``features.user_features`` rows with the model broadcast once and rebuilt once per worker; its
-reference is :func:`recsys.training.scoring.user_vectors`.
+reference is :func:`recsys.training.inference.user_vectors`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from recsys.kernels import NDArray, list_matrix, list_parts, matrix_lists
 from recsys.models.device import batch_size_for
 from recsys.models.two_tower import TwoTower
-from recsys.scoring.kernels import NDArray, list_matrix, list_parts, matrix_lists
 from recsys.scoring.runtime import ModelPayload, worker_model, worker_threads
 from recsys.training.data import ItemTable
-from recsys.training.scoring import item_vectors
+from recsys.training.inference import item_vectors
 from recsys.training.trainers import feature_spec_of
 from recsys.warehouse.tables import Col
 

@@ -2,7 +2,7 @@
 
 Every row gets one: ``Because you watched <title>`` for a model candidate (``two_tower`` or
 ``sasrec`` source) whose user has a history item (the most similar one, chosen by
-:func:`recsys.scoring.kernels.explain_items`); otherwise ``Popular in <genre>`` with the item's
+:func:`recsys.kernels.explain_items`); otherwise ``Popular in <genre>`` with the item's
 first genre in :data:`recsys.features.item_features.GENRES` order, or ``Popular right now`` when
 the item has none.
 """

@@ -33,11 +33,11 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from recsys.kernels import NDArray, TopK, list_matrix, list_parts
 from recsys.models.device import batch_size_for
 from recsys.models.ranker import InteractionRanker
 from recsys.models.sasrec import SequentialRecommender
 from recsys.scoring.embeddings import history_matrix
-from recsys.scoring.kernels import NDArray, TopK, list_matrix, list_parts
 from recsys.scoring.rank_inputs import (
     ItemArrays,
     UserBatch,
@@ -48,7 +48,7 @@ from recsys.scoring.ranking import BECAUSE, EXPLAIN_HISTORY, SOURCES, rank_kerne
 from recsys.scoring.retrieval import SEEN, score_users
 from recsys.scoring.sequential import sasrec_topk
 from recsys.training.data import ItemTable
-from recsys.training.scoring import sasrec_user_vectors
+from recsys.training.inference import sasrec_user_vectors
 from recsys.warehouse.tables import Col
 
 #: Input columns besides ``user_id, dense, genre_affinity, embedding, history`` and

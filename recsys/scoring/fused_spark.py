@@ -36,8 +36,8 @@ from recsys.scoring.fused import (
     candidate_batch,
     score_batch,
 )
-from recsys.scoring.ranking import BECAUSE, SOURCES
-from recsys.scoring.retrieval import SEEN
+from recsys.scoring.ranking import RANKED_SCHEMA, SOURCES
+from recsys.scoring.retrieval import RETRIEVAL_SCHEMA, SEEN
 from recsys.scoring.runtime import ModelPayload, cached, set_threads, worker_threads
 from recsys.scoring.sequential import SEQUENCE
 from recsys.warehouse.tables import Col, RecSet
@@ -46,25 +46,13 @@ if TYPE_CHECKING:
     from pyspark.broadcast import Broadcast
     from pyspark.sql import Column, DataFrame
 
+#: The ranked lists of :data:`recsys.scoring.ranking.RANKED_SCHEMA` plus each user's rec set.
 FUSED_RANKED_SCHEMA = T.StructType(
-    [
-        T.StructField(Col.USER_ID, T.LongType(), False),
-        T.StructField(Col.RANK, T.IntegerType(), False),
-        T.StructField(Col.ITEM_ID, T.LongType(), False),
-        T.StructField(Col.SCORE, T.FloatType(), False),
-        T.StructField(Col.SOURCE, T.IntegerType(), False),
-        T.StructField(BECAUSE, T.LongType(), False),
-        T.StructField(REC_SET_CODE, T.IntegerType(), False),
-    ]
+    [*RANKED_SCHEMA.fields, T.StructField(REC_SET_CODE, T.IntegerType(), False)]
 )
+#: The candidates of :data:`recsys.scoring.retrieval.RETRIEVAL_SCHEMA` plus their source.
 FUSED_CANDIDATE_SCHEMA = T.StructType(
-    [
-        T.StructField(Col.USER_ID, T.LongType(), False),
-        T.StructField(Col.ITEM_ID, T.LongType(), False),
-        T.StructField(Col.RETRIEVAL_SCORE, T.FloatType(), False),
-        T.StructField(Col.CANDIDATE_RANK, T.IntegerType(), False),
-        T.StructField(Col.SOURCE, T.IntegerType(), False),
-    ]
+    [*RETRIEVAL_SCHEMA.fields, T.StructField(Col.SOURCE, T.IntegerType(), False)]
 )
 _F, _E = "_f", "_e"
 

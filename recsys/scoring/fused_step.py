@@ -27,9 +27,9 @@ from recsys.scoring.retrieval import collect_items
 from recsys.scoring.runtime import ModelPayload, shuffle_slots
 from recsys.training import data as D
 from recsys.training.artifacts import Artifact
+from recsys.training.inference import sasrec_item_vectors, train_covisit_matrix
 from recsys.training.loops import as_module
 from recsys.training.samples import sample_users
-from recsys.training.scoring import sasrec_item_vectors, train_covisit_matrix
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_USER_FEATURES,

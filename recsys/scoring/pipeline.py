@@ -27,6 +27,7 @@ import torch
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from recsys.kernels import matrix_lists
 from recsys.models.device import pick_device
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
@@ -37,7 +38,6 @@ from recsys.scoring.embeddings import (
     user_embeddings_spark,
 )
 from recsys.scoring.explain import item_labels, with_explanations
-from recsys.scoring.kernels import matrix_lists
 from recsys.scoring.rank_inputs import ItemArrays
 from recsys.scoring.ranking import BECAUSE, RECENT_ITEMS, SOURCES, rank_spark
 from recsys.scoring.retrieval import SEEN, collect_items, retrieve_spark
@@ -46,8 +46,8 @@ from recsys.scoring.sequential import SEQUENCE, sasrec_spark, sasrec_vectors_spa
 from recsys.training import data as D
 from recsys.training.artifacts import Artifact, check_feature_spec
 from recsys.training.bundle import BundleMismatchError, ModelBundle, resolve_bundle
+from recsys.training.inference import sasrec_item_vectors, train_covisit_matrix
 from recsys.training.loops import as_module
-from recsys.training.scoring import sasrec_item_vectors, train_covisit_matrix
 from recsys.warehouse.io import replace_partition
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,

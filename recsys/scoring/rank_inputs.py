@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recsys.scoring.kernels import NDArray
+from recsys.kernels import NDArray
 from recsys.training.covisit import CovisitConfig
 from recsys.training.data import ItemTable
 

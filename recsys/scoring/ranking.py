@@ -8,11 +8,11 @@ Public API (also used by ``bench/``):
 Inputs of both: candidates ``(user_id, item_id, source)``, per-user features ``(user_id, dense,
 genre_affinity, embedding, history)`` (users without a row score with zero features and user id
 0, as offline), an :class:`ItemArrays` bundle (broadcast), a ranker :class:`ModelPayload`, and
-N. The ranker's dense input is :func:`recsys.training.scoring.ranker_dense` with the two-tower
+N. The ranker's dense input is :func:`recsys.training.inference.ranker_dense` with the two-tower
 cosine of user and item embeddings as the retrieval feature, exactly as in training and offline
 evaluation, whatever the candidate's source. A ranker trained with SASRec also reads SASRec's
 next-item log-probability: the dot product of the user's :data:`SEQUENCE_VECTOR` and the item's
-``ItemArrays.sequence`` row (:func:`recsys.training.scoring.sasrec_user_vectors`), both given
+``ItemArrays.sequence`` row (:func:`recsys.training.inference.sasrec_user_vectors`), both given
 or neither; one trained with co-visitation reads :func:`recsys.training.covisit.pair_scores` of
 the user's :data:`RECENT_ITEMS` against ``ItemArrays.covisit_matrix`` (each user's vote
 weights times the truncated matrix, per Arrow batch).
@@ -38,10 +38,7 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from recsys.models.device import batch_size_for, pick_device
-from recsys.models.ranker import InteractionRanker
-from recsys.scoring.embeddings import history_matrix
-from recsys.scoring.kernels import (
+from recsys.kernels import (
     NDArray,
     explain_items,
     group_ranks,
@@ -50,6 +47,9 @@ from recsys.scoring.kernels import (
     positions,
     reserve_slots,
 )
+from recsys.models.device import batch_size_for, pick_device
+from recsys.models.ranker import InteractionRanker
+from recsys.scoring.embeddings import history_matrix
 from recsys.scoring.rank_inputs import (
     ItemArrays,
     UserBatch,
@@ -65,7 +65,7 @@ from recsys.scoring.runtime import (
 )
 from recsys.training.covisit import CovisitConfig, recent_weights
 from recsys.training.data import ItemTable, UserTable
-from recsys.training.scoring import CovisitScores, SequenceScores, ranker_dense
+from recsys.training.inference import CovisitScores, SequenceScores, ranker_dense
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def rank_kernel(
     """Score, cut to top ``n`` and explain one batch; returns the output columns as arrays.
 
     At least ``cold_slots`` of each user's ``n`` places go to cold items (no train interactions)
-    when the candidates hold some: see :func:`recsys.scoring.kernels.reserve_slots`.
+    when the candidates hold some: see :func:`recsys.kernels.reserve_slots`.
     ``item_seq`` (``ItemArrays.padded_sequence``) and ``batch.sequence`` come together, and so
     do ``covisit`` (``ItemArrays.covisit_matrix`` and its config) and ``batch.recent``.
     """

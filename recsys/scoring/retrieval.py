@@ -8,7 +8,7 @@ Public API (also used by ``bench/``):
 Both return ``user_id, item_id, retrieval_score, candidate_rank``: per user the ``k`` highest
 inner products (cosines for unit vectors), best first, ties broken by lower item id, items in
 ``seen`` excluded; a user with fewer than ``k`` unseen items gets them all. They share
-:func:`recsys.scoring.kernels.topk_blocked`, so they agree exactly on order and to float32
+:func:`recsys.kernels.topk_blocked`, so they agree exactly on order and to float32
 rounding on scores.
 
 How the Spark path stays close to plain torch: the item matrix is collected once on the driver
@@ -33,8 +33,7 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from recsys.models.device import pick_device
-from recsys.scoring.kernels import (
+from recsys.kernels import (
     NDArray,
     TopK,
     blocks_for,
@@ -44,6 +43,7 @@ from recsys.scoring.kernels import (
     positions,
     topk_blocked,
 )
+from recsys.models.device import pick_device
 from recsys.scoring.runtime import cached, set_threads, shuffle_slots, task_slots, worker_threads
 from recsys.warehouse.tables import Col
 

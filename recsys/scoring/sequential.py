@@ -4,7 +4,7 @@ The sequence is the user's train and validation events (positives only, or every
 as the artifact's ``positives_only`` says), oldest first (ties by item id), as
 item indices of ``features.item_features`` (as offline evaluation feeds SASRec); the last
 ``max_len`` are kept. Scores are SASRec logits; exclusion and ordering are those of
-:mod:`recsys.scoring.kernels` (ties: lower item id).
+:mod:`recsys.kernels` (ties: lower item id).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ import torch
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from recsys.kernels import NDArray, TopK, list_parts, matrix_lists, positions, topk_blocked
 from recsys.models.device import batch_size_for
 from recsys.models.sasrec import SequentialRecommender
 from recsys.scoring.embeddings import history_matrix
-from recsys.scoring.kernels import NDArray, TopK, list_parts, matrix_lists, positions, topk_blocked
 from recsys.scoring.ranking import SEQUENCE_VECTOR
 from recsys.scoring.retrieval import RETRIEVAL_SCHEMA, SEEN
 from recsys.scoring.runtime import ModelPayload, cached, worker_model, worker_threads
-from recsys.training.scoring import sasrec_user_vectors
+from recsys.training.inference import sasrec_user_vectors
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ def sasrec_vectors_spark(
     sequences: DataFrame, payload: ModelPayload, *, threads: int | None = None
 ) -> DataFrame:
     """SASRec user vectors ``[h, -log Z]`` per user (lazy; see
-    :func:`recsys.training.scoring.sasrec_user_vectors`): the ranker's SASRec input.
+    :func:`recsys.training.inference.sasrec_user_vectors`): the ranker's SASRec input.
 
     Args:
         sequences: ``user_id BIGINT, _sequence ARRAY<BIGINT>`` (item indices oldest first).

@@ -1,6 +1,6 @@
 """Baselines: most popular items, and Spark MLlib ALS with implicit preferences, lightly tuned.
 
-Both produce score matrices in the column layout of :mod:`recsys.training.scoring` (column ``j``
+Both produce score matrices in the column layout of :mod:`recsys.training.inference` (column ``j``
 = ``item_index j``), so they are ranked, masked and evaluated exactly like the neural models.
 
 ALS is fitted in Spark on the split's train positives (:func:`als_train_positives`: nothing of
@@ -64,7 +64,7 @@ def popularity_scores(train: pd.DataFrame, index_of: Mapping[int, int], n_items:
     """``(n_items + 1,)`` scores: distinct train users per item minus a tiny id tie-break.
 
     Column 0 is ``-inf``; an item seen by more users always scores higher, and among equals the
-    lower item index wins (through the stable sort in :func:`recsys.training.scoring.top_k`).
+    lower item index wins (through the stable sort in :func:`recsys.training.inference.top_k`).
     """
     scores = torch.zeros(n_items + 1, dtype=torch.float64)
     counts = popularity_counts(train)

@@ -1,11 +1,11 @@
 """Full-catalogue ranking in blocks of users: known items kept sparse, top-K lists out.
 
 Validation and evaluation never hold a users x items matrix: users are taken in blocks
-(:func:`user_block` rows, the CPU score-block budget of :func:`recsys.scoring.kernels.blocks_for`),
+(:func:`user_block` rows, the CPU score-block budget of :func:`recsys.kernels.blocks_for`),
 each block's scores are computed against every item, the block's known items are set to
 ``-inf`` through a dense mask of that block only (:meth:`KnownItems.mask`), and only the top-K
 item indices per user are kept (:func:`top_k_fast`, exact and equal to
-:func:`recsys.training.scoring.top_k`). Known items themselves stay sparse (CSR arrays).
+:func:`recsys.training.inference.top_k`). Known items themselves stay sparse (CSR arrays).
 
 Rows are scored independently, so a block's result does not depend on the other blocks: the
 lists equal those of one dense pass (the equality test in ``tests/recsys/training``).
@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from recsys.scoring.kernels import blocks_for, topk_rows
+from recsys.kernels import blocks_for, topk_rows
 from recsys.training.data import TRAIN, VALIDATION, held_out
 from recsys.warehouse.tables import Col
 
@@ -31,7 +31,7 @@ NDArray = np.ndarray[Any, Any]
 
 def user_block(n_items: int) -> int:
     """Users per score block for a catalogue of ``n_items``: as many as fit the CPU score-block
-    budget of :func:`recsys.scoring.kernels.blocks_for` (8M floats: 861 users at 9,742 items,
+    budget of :func:`recsys.kernels.blocks_for` (8M floats: 861 users at 9,742 items,
     83 at 100,000), within [16, 65536]."""
     return blocks_for(torch.device("cpu"), n_items + 1)[0]
 
@@ -54,7 +54,7 @@ class KnownItems:
 
     def mask(self, start: int, stop: int, n_items: int) -> Tensor:
         """``(stop - start, n_items + 1)`` bool of rows ``start:stop``: True at known items and
-        at column 0 (padding), as :func:`recsys.training.scoring.known_mask`."""
+        at column 0 (padding), as :func:`recsys.training.inference.known_mask`."""
         if not 0 <= start <= stop <= self.n_users:
             raise ValueError(f"start, stop: need 0 <= start <= stop <= {self.n_users}")
         out = torch.zeros(stop - start, n_items + 1, dtype=torch.bool)
@@ -120,7 +120,7 @@ def eval_task(pairs: pd.DataFrame, role: str, index_of: Mapping[int, int]) -> Ev
 
 
 def top_k_fast(scores: Tensor, mask: Tensor, k: int) -> Tensor:
-    """:func:`recsys.training.scoring.top_k` through the kernels' exact top-k.
+    """:func:`recsys.training.inference.top_k` through the kernels' exact top-k.
 
     Indices ``(U, min(k, C))`` of the best unmasked columns, best first, ties by lower column;
     rows with fewer than ``k`` unmasked columns continue with the masked ones in column order,

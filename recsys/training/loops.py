@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from torch import Tensor, nn
 from recsys.models.ranker import InteractionRanker, RankerConfig
 from recsys.models.sasrec import SASRecConfig, SequentialRecommender
 from recsys.models.two_tower import TwoTower, TwoTowerConfig
+
+if TYPE_CHECKING:
+    from recsys.training.artifacts import Artifact
 
 log = logging.getLogger(__name__)
 
@@ -276,3 +279,28 @@ def build_model(name: ModelName, config: Mapping[str, Any]) -> nn.Module:
     if name == "ranker":
         return InteractionRanker(RankerConfig(**kw))
     raise ValueError(f"name: expected one of {MODEL_NAMES}, got {name!r}")
+
+
+class HasFeatureSpec(Protocol):
+    """What a model is loaded against (e.g. :class:`recsys.training.trainers.SplitData`)."""
+
+    def feature_spec(self) -> dict[str, Any]: ...
+
+
+def load_model(artifact: Artifact, split: HasFeatureSpec) -> nn.Module:
+    """Rebuild an artifact's module in eval mode after checking its feature spec against
+    ``split`` (:class:`recsys.training.artifacts.FeatureSpecMismatchError` on a mismatch)."""
+    from recsys.training.artifacts import check_feature_spec
+
+    check_feature_spec(artifact, split.feature_spec())
+    name: ModelName = artifact.model_name  # type: ignore[assignment]
+    model = build_model(name, artifact.config)
+    model.load_state_dict(artifact.load_state_dict())
+    model.eval()
+    return model
+
+
+def load_model_as(artifact: Artifact, split: HasFeatureSpec, kind: type[ModuleT]) -> ModuleT:
+    """:func:`load_model`, refusing an artifact whose module is not a ``kind`` (``TypeError``)."""
+    what = f"{artifact.model_name} artifact {artifact.version}"
+    return as_module(load_model(artifact, split), kind, what)

@@ -35,8 +35,7 @@ from recsys.training import data as D
 from recsys.training import samples as S
 from recsys.training.blocks import EvalTask, eval_task, in_blocks, ranked, top_k_fast, user_block
 from recsys.training.covisit import CovisitConfig
-from recsys.training.loops import NDCG10, FitResult, TrainConfig, config_dict, fit, seed_everything
-from recsys.training.scoring import (
+from recsys.training.inference import (
     CovisitScores,
     SequenceScores,
     covisit_scores_spark,
@@ -50,6 +49,7 @@ from recsys.training.scoring import (
     two_tower_scorer,
     user_vectors,
 )
+from recsys.training.loops import NDCG10, FitResult, TrainConfig, config_dict, fit, seed_everything
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_ITEM_FEATURES,

@@ -32,7 +32,7 @@ from recsys.scoring.ranking import BECAUSE, RECENT_ITEMS, SEQUENCE_VECTOR, SOURC
 from recsys.scoring.retrieval import SEEN, retrieve_local
 from recsys.scoring.sequential import sasrec_topk
 from recsys.training.covisit import CovisitConfig, covisit_matrix
-from recsys.training.scoring import sasrec_item_vectors, sasrec_user_vectors
+from recsys.training.inference import sasrec_item_vectors, sasrec_user_vectors
 from recsys.warehouse.tables import Col
 from tests.helpers.scoring import random_item_arrays
 

@@ -7,10 +7,10 @@ import pyarrow as pa
 import pytest
 import torch
 
-from recsys.scoring import kernels as K
+from recsys import kernels as K
 from recsys.scoring.embeddings import history_matrix
 from recsys.scoring.retrieval import retrieve_local
-from recsys.training.scoring import top_k
+from recsys.training.inference import top_k
 from recsys.warehouse.tables import Col
 
 CPU = torch.device("cpu")
@@ -189,7 +189,7 @@ def test_reserve_slots_refuses_bad_arguments() -> None:
 
 
 def test_reserve_cold_cuts_ranked_matrices_like_serving() -> None:
-    from recsys.training.scoring import reserve_cold
+    from recsys.training.inference import reserve_cold
 
     ordered = torch.tensor([[3, 1, 2, 4], [4, 2, 1, 3]])
     is_cold = torch.tensor([False, False, False, False, True])  # index 0 is padding

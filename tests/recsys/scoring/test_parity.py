@@ -26,8 +26,8 @@ from recsys.scoring.retrieval import retrieve_local, retrieve_spark
 from recsys.scoring.runtime import ModelPayload
 from recsys.scoring.sequential import SEQUENCE, sasrec_vectors_spark
 from recsys.training.covisit import CovisitConfig, covisit_matrix
+from recsys.training.inference import sasrec_user_vectors
 from recsys.training.loops import config_dict
-from recsys.training.scoring import sasrec_user_vectors
 from recsys.warehouse.tables import Col
 from tests.helpers.scoring import random_item_arrays
 

@@ -21,7 +21,7 @@ from recsys.training.blocks import (
     top_k_fast,
 )
 from recsys.training.data import ItemTable
-from recsys.training.scoring import known_mask, recs_frame, top_k
+from recsys.training.inference import known_mask, recs_frame, top_k
 from recsys.warehouse.tables import Col
 
 

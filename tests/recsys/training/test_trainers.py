@@ -31,8 +31,8 @@ from recsys.training.baselines import (
     tune_als,
 )
 from recsys.training.covisit import CovisitConfig
+from recsys.training.inference import known_mask, top_k
 from recsys.training.loops import NDCG10, TrainConfig, fit
-from recsys.training.scoring import known_mask, top_k
 from recsys.training.trainers import (
     SplitData,
     train_ranker,
@@ -231,7 +231,7 @@ def test_untrained_weights_are_kept_when_no_epoch_beats_them() -> None:
 
 
 def test_artifact_refuses_a_mismatched_feature_spec(split: SplitData, tmp_path: Path) -> None:
-    from jobs.train import load_model
+    from recsys.training.loops import load_model
 
     model = torch.nn.Linear(1, 1)
     spec = {**split.feature_spec(), "n_items": split.items.n_items + 1}
@@ -249,10 +249,9 @@ def test_artifact_refuses_a_mismatched_feature_spec(split: SplitData, tmp_path: 
 
 
 def test_typed_load_refuses_an_artifact_of_another_model(split: SplitData, tmp_path: Path) -> None:
-    from jobs.train import load_model_as
     from recsys.models.ranker import RankerConfig
     from recsys.models.two_tower import TwoTower
-    from recsys.training.loops import config_dict
+    from recsys.training.loops import config_dict, load_model_as
 
     config = RankerConfig(n_user_buckets=8, n_item_buckets=8, n_dense=3, deep_dims=(4,))
     art = save_artifact(

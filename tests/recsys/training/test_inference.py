@@ -9,7 +9,7 @@ import torch
 
 from recsys.models.sasrec import SASRecConfig, SequentialRecommender
 from recsys.training.data import ItemTable, UserTable
-from recsys.training.scoring import (
+from recsys.training.inference import (
     SEQUENCE_SCALE,
     merge_candidates,
     merged_pool,

@@ -2,7 +2,10 @@
 
 Nothing here imports pyspark: the Spark wrappers (:mod:`recsys.scoring.retrieval`,
 :mod:`recsys.scoring.ranking`) and the single-process references call the same functions, which
-is what makes their outputs equal (the parity tests).
+is what makes their outputs equal (the parity tests). Evaluation ranks with the same top-k and
+block sizes (:mod:`recsys.training.blocks`) and the single-process reranker with the same cold-item
+slots (:mod:`recsys.training.inference`), so this module sits below both ``recsys.training`` and
+``recsys.scoring`` and imports neither.
 
 Ordering rule everywhere: higher score first; equal scores -> lower column (item position in the
 item matrix, which the callers sort by item id) first. ``-inf`` marks an excluded entry and never

@@ -1,4 +1,5 @@
-"""Full-catalogue scoring: score matrices, known-item masking, top-K lists and quick NDCG.
+"""Inference with the trained models, shared by training, evaluation and serving: full-catalogue
+score matrices, known-item masking, top-K lists, quick NDCG, model vectors and reranking.
 
 Every scorer returns a ``(n_users, n_items + 1)`` float matrix whose column ``j`` is
 ``item_index = j`` (column 0 is padding and always ``-inf``) for the users it is given; callers
@@ -21,10 +22,10 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from recsys.kernels import reserve_slots
 from recsys.models.ranker import InteractionRanker
 from recsys.models.sasrec import SequentialRecommender
 from recsys.models.two_tower import TwoTower
-from recsys.scoring.kernels import reserve_slots
 from recsys.training.blocks import top_k_fast
 from recsys.training.covisit import (
     CovisitConfig,
@@ -426,7 +427,7 @@ def rerank(
 def reserve_cold(ordered: Tensor, is_cold: Tensor, n: int, slots: int) -> Tensor:
     """Cut ranked lists ``(U, C)`` of item indices to ``(U, min(n, C))``, keeping at least
     ``slots`` cold items per row where the row has them (as serving does: see
-    :func:`recsys.scoring.kernels.reserve_slots`). ``is_cold`` is ``(n_items + 1,)`` bool."""
+    :func:`recsys.kernels.reserve_slots`). ``is_cold`` is ``(n_items + 1,)`` bool."""
     u, c = ordered.shape
     width = min(n, c)
     rows = np.repeat(np.arange(u), c)
