@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,11 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+# ``tests.helpers`` is imported as a package of this checkout, also under a bare ``pytest``.
+_REPO = str(Path(__file__).resolve().parents[1])
+if _REPO not in sys.path:
+    sys.path.append(_REPO)
 
 # Loopback only, no UI, and no model-hub access, for every Spark process the tests start.
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"

@@ -17,6 +17,7 @@ from ab_testing.assignment import assign, assignment_for, in_holdout, matches
 from ab_testing.bucketing import N_BUCKETS, SEED, bucket, xxh64
 from ab_testing.config import ExperimentsConfig, TargetingFilter, parse_config
 from recsys.settings import PROJECT_ROOT
+from tests.helpers.experiments import experiment, layer
 
 #: (salt, unit_id, bucket): the vectors of the module docstring, shared with the Spark tests.
 VECTORS = [
@@ -39,56 +40,42 @@ def config(**overrides: Any) -> ExperimentsConfig:
         "version": 1,
         "holdout": {"salt": "holdout-t", "buckets": 500},
         "layers": [
-            {
-                "id": "ranking",
-                "experiments": [
-                    {
-                        "id": "exp_a",
-                        "start": "2026-01-01",
-                        "end": "2026-03-01",
-                        "buckets": [0, 3000],
-                        "ramp": [
-                            {"date": "2026-01-01", "percent": 10},
-                            {"date": "2026-01-05", "percent": 50},
-                            {"date": "2026-01-09", "percent": 100},
-                        ],
-                        "variants": [
-                            {"id": "control", "weight": 1, "control": True},
-                            {"id": "treat", "weight": 1},
-                        ],
-                    },
-                    {
-                        "id": "exp_b",
-                        "start": "2026-01-01",
-                        "end": "2026-03-01",
-                        "buckets": [3000, 9000],
-                        "variants": [
-                            {"id": "control", "weight": 0.5, "control": True},
-                            {"id": "b1", "weight": 0.5},
-                        ],
-                        "targeting": [
-                            {"attribute": "age", "op": "ge", "value": 18},
-                            {"attribute": "country", "op": "in", "value": ["us", "ca"]},
-                        ],
-                    },
-                ],
-            },
-            {
-                "id": "ui",
-                "experiments": [
-                    {
-                        "id": "exp_c",
-                        "start": "2026-01-01",
-                        "end": "2026-03-01",
-                        "buckets": [0, 10000],
-                        "variants": [
-                            {"id": "control", "weight": 1, "control": True},
-                            {"id": "c1", "weight": 1},
-                            {"id": "c2", "weight": 2},
-                        ],
-                    }
-                ],
-            },
+            layer(
+                "ranking",
+                experiment(
+                    "exp_a",
+                    "2026-01-01",
+                    "2026-03-01",
+                    [0, 3000],
+                    {"control": 1, "treat": 1},
+                    ramp=[
+                        {"date": "2026-01-01", "percent": 10},
+                        {"date": "2026-01-05", "percent": 50},
+                        {"date": "2026-01-09", "percent": 100},
+                    ],
+                ),
+                experiment(
+                    "exp_b",
+                    "2026-01-01",
+                    "2026-03-01",
+                    [3000, 9000],
+                    {"control": 0.5, "b1": 0.5},
+                    targeting=[
+                        {"attribute": "age", "op": "ge", "value": 18},
+                        {"attribute": "country", "op": "in", "value": ["us", "ca"]},
+                    ],
+                ),
+            ),
+            layer(
+                "ui",
+                experiment(
+                    "exp_c",
+                    "2026-01-01",
+                    "2026-03-01",
+                    [0, 10000],
+                    {"control": 1, "c1": 1, "c2": 2},
+                ),
+            ),
         ],
     }
     raw.update(overrides)
@@ -228,22 +215,18 @@ def test_layers_never_share_a_unit_and_ranges_pick_the_experiment() -> None:
 def test_ramp_up_only_adds_units_and_never_moves_them(percents: list[int]) -> None:
     steps = sorted(percents)
     start = date(2026, 1, 1)
-    raw_exp = {
-        "id": "ramped",
-        "start": start.isoformat(),
-        "end": "2026-03-01",
-        "buckets": [2000, 7000],
-        "ramp": [
+    raw_exp = experiment(
+        "ramped",
+        start.isoformat(),
+        "2026-03-01",
+        [2000, 7000],
+        {"control": 1, "t1": 2, "t2": 3},
+        ramp=[
             {"date": (start + timedelta(days=k)).isoformat(), "percent": p}
             for k, p in enumerate(steps)
         ],
-        "variants": [
-            {"id": "control", "weight": 1, "control": True},
-            {"id": "t1", "weight": 2},
-            {"id": "t2", "weight": 3},
-        ],
-    }
-    cfg = parse_config({"version": 1, "layers": [{"id": "l", "experiments": [raw_exp]}]})
+    )
+    cfg = parse_config({"version": 1, "layers": [layer("l", raw_exp)]})
     seen: dict[str, str] = {}
     for k, p in enumerate(steps):
         day = start + timedelta(days=k)

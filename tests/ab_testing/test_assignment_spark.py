@@ -29,6 +29,7 @@ from ab_testing.assignment_spark import (
 from ab_testing.bucketing import bucket
 from ab_testing.config import parse_config
 from recsys.warehouse.tables import AB_ASSIGNMENTS, AB_EXPOSURES, Col
+from tests.helpers.experiments import experiment, layer
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -198,22 +199,17 @@ def test_assign_df_refuses_bad_input(spark: SparkSession) -> None:
 
 
 def test_numeric_filters_treat_nan_and_null_as_missing(spark: SparkSession) -> None:
-    raw_layer = {
-        "id": "l",
-        "experiments": [
-            {
-                "id": "scored",
-                "start": "2026-01-01",
-                "end": "2026-02-01",
-                "buckets": [0, 10000],
-                "variants": [
-                    {"id": "control", "weight": 1, "control": True},
-                    {"id": "t", "weight": 1},
-                ],
-                "targeting": [{"attribute": "score", "op": "gt", "value": 2}],
-            }
-        ],
-    }
+    raw_layer = layer(
+        "l",
+        experiment(
+            "scored",
+            "2026-01-01",
+            "2026-02-01",
+            [0, 10000],
+            {"control": 1, "t": 1},
+            targeting=[{"attribute": "score", "op": "gt", "value": 2}],
+        ),
+    )
     cfg = parse_config({"version": 1, "layers": [raw_layer]})
     df = spark.createDataFrame(
         [("a", math.nan), ("b", None), ("c", 3.0), ("d", 2.0)], "uid string, score double"
@@ -310,23 +306,18 @@ def test_write_assignments_replaces_the_day_in_one_commit(spark: SparkSession) -
 def _layers_config(n: int) -> ExperimentsConfig:
     """``n`` layers of one 50/50 experiment each (all buckets, own salts)."""
     layers = [
-        {
-            "id": f"l{i}",
-            "salt": f"layer-salt-{i}",
-            "experiments": [
-                {
-                    "id": f"e{i}",
-                    "salt": f"exp-salt-{i}",
-                    "start": DAY,
-                    "end": date(DAY.year + 1, 1, 1),
-                    "buckets": [0, 10000],
-                    "variants": [
-                        {"id": "control", "weight": 1, "control": True},
-                        {"id": "treat", "weight": 1},
-                    ],
-                }
-            ],
-        }
+        layer(
+            f"l{i}",
+            experiment(
+                f"e{i}",
+                DAY,
+                date(DAY.year + 1, 1, 1),
+                [0, 10000],
+                {"control": 1, "treat": 1},
+                salt=f"exp-salt-{i}",
+            ),
+            salt=f"layer-salt-{i}",
+        )
         for i in range(n)
     ]
     return parse_config({"version": 1, "layers": layers})

@@ -77,6 +77,14 @@ def _args(path: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
+def exit_2_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the CLI on ``args``: it must exit 2 (a usage or input error); returns its stderr."""
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
 def test_analyze_generated_csv(
     units_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -184,10 +192,7 @@ def test_usage_errors_exit_2(
     message: str,
 ) -> None:
     args = [replace.get(a, a) for a in _args(units_csv, tmp_path / "out", *extra)]
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+    err = exit_2_error(args, capsys)
     assert message in err, err
     assert "usage: python -m ab_testing.cli analyze" in err
     assert not (tmp_path / "out").exists()
@@ -200,10 +205,7 @@ def test_duplicate_unit_ids_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture
     df["user_id"] = ids
     path = tmp_path / "dup.csv"
     df.to_csv(path, index=False)
-    with pytest.raises(SystemExit) as exc:
-        main(_args(path, tmp_path / "out"))
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+    err = exit_2_error(_args(path, tmp_path / "out"), capsys)
     assert "1 rows repeat an id" in err
     assert ids[0] not in err
 
@@ -221,10 +223,7 @@ def test_unreadable_input_exits_2(
 ) -> None:
     path = tmp_path / name
     path.write_text(content)
-    with pytest.raises(SystemExit) as exc:
-        main(_args(path, tmp_path / "out"))
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message in exit_2_error(_args(path, tmp_path / "out"), capsys)
     with pytest.raises(SystemExit):
         main(_args(tmp_path / "missing.csv", tmp_path / "out"))
     assert "input file not found" in capsys.readouterr().err
@@ -334,10 +333,7 @@ def test_non_finite_or_overflowing_values_exit_2_naming_column_and_row(
     df.loc[4, column] = value  # data row 5 (line 6 of the file)
     path = tmp_path / "bad.csv"
     df.to_csv(path, index=False)
-    with pytest.raises(SystemExit) as exc:
-        main(_args(path, tmp_path / "out"))
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+    err = exit_2_error(_args(path, tmp_path / "out"), capsys)
     assert message in err, err
     assert "row 5 (value " in err, err
     assert "Traceback" not in err
@@ -351,12 +347,8 @@ def test_non_finite_parquet_value_exits_2(
     df.loc[9, "history"] = float("inf")
     path = tmp_path / "bad.parquet"
     df.to_parquet(path, index=False)
-    with pytest.raises(SystemExit) as exc:
-        main(_args(path, tmp_path / "out"))
-    assert exc.value.code == 2
-    assert "column 'history' (covariate of spend) has 1 infinite values" in (
-        err := capsys.readouterr().err
-    )
+    err = exit_2_error(_args(path, tmp_path / "out"), capsys)
+    assert "column 'history' (covariate of spend) has 1 infinite values" in err
     assert "row 10 (value inf)" in err
 
 

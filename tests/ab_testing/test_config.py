@@ -21,6 +21,7 @@ from ab_testing.config import (
     quantise_weights,
 )
 from recsys.settings import PROJECT_ROOT
+from tests.helpers.experiments import experiment, layer
 
 EXAMPLE = PROJECT_ROOT / "ab_testing" / "experiments.example.yaml"
 
@@ -31,53 +32,35 @@ def base() -> dict[str, Any]:
         "version": 7,
         "holdout": {"salt": "holdout-t", "buckets": 500},
         "layers": [
-            {
-                "id": "ranking",
-                "experiments": [
-                    {
-                        "id": "exp_a",
-                        "start": date(2026, 1, 1),
-                        "end": date(2026, 2, 1),
-                        "buckets": [0, 4000],
-                        "ramp": [
-                            {"date": date(2026, 1, 1), "percent": 10},
-                            {"date": "2026-01-05", "percent": 100},
-                        ],
-                        "variants": [
-                            {"id": "control", "weight": 1, "control": True},
-                            {"id": "treat", "weight": 1},
-                        ],
-                    },
-                    {
-                        "id": "exp_b",
-                        "start": "2026-01-01",
-                        "end": "2026-03-01",
-                        "buckets": [4000, 10000],
-                        "variants": [
-                            {"id": "control", "weight": 0.5, "control": True},
-                            {"id": "b1", "weight": 0.25},
-                            {"id": "b2", "weight": 0.25},
-                        ],
-                        "targeting": [{"attribute": "age", "op": "ge", "value": 18}],
-                    },
-                ],
-            },
-            {
-                "id": "ui",
-                "salt": "ui.v2",
-                "experiments": [
-                    {
-                        "id": "exp_c",
-                        "start": "2026-01-01",
-                        "end": "2026-03-01",
-                        "buckets": [0, 10000],
-                        "variants": [
-                            {"id": "control", "weight": 1, "control": True},
-                            {"id": "c1", "weight": 3},
-                        ],
-                    }
-                ],
-            },
+            layer(
+                "ranking",
+                experiment(
+                    "exp_a",
+                    date(2026, 1, 1),
+                    date(2026, 2, 1),
+                    [0, 4000],
+                    {"control": 1, "treat": 1},
+                    ramp=[
+                        {"date": date(2026, 1, 1), "percent": 10},
+                        {"date": "2026-01-05", "percent": 100},
+                    ],
+                ),
+                experiment(
+                    "exp_b",
+                    "2026-01-01",
+                    "2026-03-01",
+                    [4000, 10000],
+                    {"control": 0.5, "b1": 0.25, "b2": 0.25},
+                    targeting=[{"attribute": "age", "op": "ge", "value": 18}],
+                ),
+            ),
+            layer(
+                "ui",
+                experiment(
+                    "exp_c", "2026-01-01", "2026-03-01", [0, 10000], {"control": 1, "c1": 3}
+                ),
+                salt="ui.v2",
+            ),
         ],
     }
 

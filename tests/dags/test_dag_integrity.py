@@ -7,14 +7,8 @@ this run already did. Nothing here needs a metadata database or Spark.
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import subprocess
-import sys
-import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,33 +16,21 @@ from typing import Any, cast
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-# Importing Airflow configures the root logger (an INFO handler on the stdout of the moment);
-# put it back afterwards so the rest of the test session logs as before.
-_ROOT = logging.getLogger()
-_ROOT_STATE = (list(_ROOT.handlers), _ROOT.level)
-# Airflow's throw-away home and `dags` on sys.path: tests/dags/conftest.py.
+# Airflow's throw-away home, `dags` on sys.path and the root logger: tests/dags/conftest.py.
+from airflow.dag_processing.dagbag import DagBag
+from airflow.exceptions import ParamValidationError
+from airflow.sdk import Asset
 
-from airflow.dag_processing.dagbag import DagBag  # noqa: E402
-from airflow.exceptions import ParamValidationError  # noqa: E402
-from airflow.sdk import Asset  # noqa: E402
-
-from dags import common  # noqa: E402
-from dags.experiment_analysis import (  # noqa: E402
+from dags import common
+from dags.experiment_analysis import (
     analysis_args,
     experiments_to_analyse,
     pick_run_day,
     pick_source,
 )
+from tests.helpers.fresh_imports import dag_import_cost
 
-_ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _restore_root_logging() -> Iterator[None]:
-    yield
-    _ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
-
+REPO = Path(__file__).resolve().parents[2]
 
 DAG_IDS = {"recsys_daily", "experiment_analysis", "warehouse_maintenance"}
 #: A failed data-quality check is an alarm, not a transient error: never retried.
@@ -253,31 +235,10 @@ def test_params_are_validated(dagbag: DagBag) -> None:
 
 def test_parsing_is_cheap_and_starts_no_spark() -> None:
     """Importing a DAG file (airflow already loaded) takes < 2 s and imports no pyspark/config."""
-    code = (
-        "import json, sys, time\n"
-        f"sys.path.append({str(REPO)!r})\n"
-        "import airflow.sdk, airflow.providers.apache.spark.operators.spark_submit\n"
-        "out = {}\n"
-        "for name in ('dags.recsys_daily', 'dags.experiment_analysis'):\n"
-        "    t = time.perf_counter(); __import__(name); out[name] = time.perf_counter() - t\n"
-        "bad = ('pyspark', 'py4j', 'recsys', 'jobs', 'ab_testing')\n"
-        "out['loaded'] = sorted({m.split('.')[0] for m in sys.modules} & set(bad))\n"
-        "print(json.dumps(out))\n"
-    )
-    res = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tempfile.gettempdir(),
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out.pop("loaded") == []
-    for name, seconds in out.items():
-        assert seconds < 2.0, (name, seconds)
+    seconds, loaded = dag_import_cost(("dags.recsys_daily", "dags.experiment_analysis"))
+    assert loaded == []
+    for name, took in seconds.items():
+        assert took < 2.0, (name, took)
 
 
 # --------------------------------------------------------------------------------------------

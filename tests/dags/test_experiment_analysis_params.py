@@ -3,21 +3,12 @@ lets ``$`` match before one). Same throw-away ``AIRFLOW_HOME`` set-up as test_da
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-_ROOT = logging.getLogger()
-_ROOT_STATE = (list(_ROOT.handlers), _ROOT.level)
-# Airflow's throw-away home and `dags` on sys.path: tests/dags/conftest.py.
+# Airflow's throw-away home, `dags` on sys.path and the root logger: tests/dags/conftest.py.
+from airflow.sdk.exceptions import ParamValidationError
 
-from airflow.sdk.exceptions import ParamValidationError  # noqa: E402
-
-from dags.experiment_analysis import dag  # noqa: E402
-
-_ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
+from dags.experiment_analysis import dag
 
 
 @pytest.mark.parametrize(

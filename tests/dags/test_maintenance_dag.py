@@ -7,38 +7,22 @@ test module of this run already imported it. No metadata database or Spark is ne
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import subprocess
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+# Airflow's throw-away home, `dags` on sys.path and the root logger: tests/dags/conftest.py.
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.exceptions import ParamValidationError
+
+from dags import common
+from tests.helpers.fresh_imports import dag_import_cost
+
 REPO = Path(__file__).resolve().parents[2]
-_ROOT = logging.getLogger()
-_ROOT_STATE = (list(_ROOT.handlers), _ROOT.level)
-# Airflow's throw-away home and `dags` on sys.path: tests/dags/conftest.py.
-
-from airflow.dag_processing.dagbag import DagBag  # noqa: E402
-from airflow.sdk.exceptions import ParamValidationError  # noqa: E402
-
-from dags import common  # noqa: E402
-
-_ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
 
 DAG_ID = "warehouse_maintenance"
 DAG_FILE = REPO / "dags" / "warehouse_maintenance.py"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _restore_root_logging() -> Iterator[None]:
-    yield
-    _ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
 
 
 @pytest.fixture(scope="module")
@@ -112,26 +96,6 @@ def test_params_are_validated(dag: Any) -> None:
 
 
 def test_parsing_is_cheap_and_starts_no_spark() -> None:
-    code = (
-        "import json, sys, time\n"
-        f"sys.path.append({str(REPO)!r})\n"
-        "import airflow.sdk, airflow.providers.apache.spark.operators.spark_submit\n"
-        "t = time.perf_counter(); import dags.warehouse_maintenance\n"
-        "out = {'seconds': time.perf_counter() - t}\n"
-        "bad = ('pyspark', 'py4j', 'recsys', 'jobs', 'ab_testing')\n"
-        "out['loaded'] = sorted({m.split('.')[0] for m in sys.modules} & set(bad))\n"
-        "print(json.dumps(out))\n"
-    )
-    res = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tempfile.gettempdir(),
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["loaded"] == []
-    assert out["seconds"] < 2.0
+    seconds, loaded = dag_import_cost(("dags.warehouse_maintenance",))
+    assert loaded == []
+    assert seconds["dags.warehouse_maintenance"] < 2.0

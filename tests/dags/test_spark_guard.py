@@ -8,36 +8,18 @@ unchanged, and nothing is submitted: no Spark, no metadata database.
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-# Importing Airflow configures the root logger (an INFO handler on the stdout of the moment);
-# put it back afterwards so the rest of the test session logs as before.
-_ROOT = logging.getLogger()
-_ROOT_STATE = (list(_ROOT.handlers), _ROOT.level)
-# Airflow's throw-away home and `dags` on sys.path: tests/dags/conftest.py.
+# Airflow's throw-away home, `dags` on sys.path and the root logger: tests/dags/conftest.py.
+from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 
-from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook  # noqa: E402
-
-from dags.common import (  # noqa: E402
+from dags.common import (
     SPARK_LOCAL_CONN_JSON,
     SparkConnectionError,
     check_spark_connection,
     spark_job,
 )
-
-_ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _restore_root_logging() -> Iterator[None]:
-    yield
-    _ROOT.handlers, _ROOT.level = list(_ROOT_STATE[0]), _ROOT_STATE[1]
-
 
 CONN_ID = "spark_guard_test"
 ENV_VAR = "AIRFLOW_CONN_SPARK_GUARD_TEST"

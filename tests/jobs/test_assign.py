@@ -17,6 +17,7 @@ from ab_testing.config import load_config
 from jobs import assign as job
 from recsys.warehouse.io import replace_delivery
 from recsys.warehouse.tables import AB_ASSIGNMENTS, BRONZE_USERS, Col
+from tests.helpers.experiments import experiment, layer
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -30,41 +31,31 @@ CONFIG: dict[str, Any] = {
     "version": 3,
     "holdout": {"salt": "holdout-job", "buckets": 1000},
     "layers": [
-        {
-            "id": "ranking",
-            "experiments": [
-                {
-                    "id": "adults_only",
-                    "start": "2030-01-01",
-                    "end": "2030-02-01",
-                    "buckets": [0, 6000],
-                    "variants": [
-                        {"id": "control", "weight": 1, "control": True},
-                        {"id": "treat", "weight": 1},
-                    ],
-                    "targeting": [
-                        {"attribute": "age", "op": "ge", "value": 18},
-                        {"attribute": "gender", "op": "eq", "value": "F"},
-                    ],
-                }
-            ],
-        },
-        {
-            "id": "ui",
-            "experiments": [
-                {
-                    "id": "everyone",
-                    "start": "2030-01-01",
-                    "end": "2030-02-01",
-                    "buckets": [0, 10000],
-                    "ramp": [{"date": "2030-01-01", "percent": 50}],
-                    "variants": [
-                        {"id": "control", "weight": 1, "control": True},
-                        {"id": "b", "weight": 2},
-                    ],
-                }
-            ],
-        },
+        layer(
+            "ranking",
+            experiment(
+                "adults_only",
+                "2030-01-01",
+                "2030-02-01",
+                [0, 6000],
+                {"control": 1, "treat": 1},
+                targeting=[
+                    {"attribute": "age", "op": "ge", "value": 18},
+                    {"attribute": "gender", "op": "eq", "value": "F"},
+                ],
+            ),
+        ),
+        layer(
+            "ui",
+            experiment(
+                "everyone",
+                "2030-01-01",
+                "2030-02-01",
+                [0, 10000],
+                {"control": 1, "b": 2},
+                ramp=[{"date": "2030-01-01", "percent": 50}],
+            ),
+        ),
     ],
 }
 

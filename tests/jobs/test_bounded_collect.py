@@ -50,7 +50,7 @@ from jobs.evaluate import run as run_eval
 from jobs.train import parse_args as parse_train
 from jobs.train import run as run_train
 from recsys.training import data as D
-from recsys.training.tiny import write_tiny_features
+from tests.helpers.tiny_features import write_tiny_features
 
 ds = date(2026, 4, 1)
 write_tiny_features(spark, ds, n_users=4000, n_items=60, n_positives=20)

@@ -10,12 +10,6 @@ sequential run leaves them: the same rows, none duplicated, none half-written.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -26,7 +20,6 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import features, ingest, score
-from recsys.settings import PROJECT_ROOT
 from recsys.warehouse.io import replace_partition
 from recsys.warehouse.tables import (
     FEATURES_COVISIT,
@@ -41,6 +34,8 @@ from recsys.warehouse.tables import (
     RecSet,
     TableRef,
 )
+from tests.helpers.background import reader_in_background, reason_heads
+from tests.helpers.processes import run_jobs_together
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -58,33 +53,7 @@ def run_together(*argvs: list[str]) -> list[str]:
 
     Every process must exit 0 (the output's tail, without Java stack lines, says why not).
     """
-    env = dict(os.environ, RECSYS_DRIVER_MEMORY="1g", RECSYS_SPARK_MASTER="local[1]")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", *argv],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        for argv in argvs
-    ]
-    outputs = []
-    try:
-        deadline = time.monotonic() + PROCESS_TIMEOUT_S
-        for p in procs:
-            outputs.append(p.communicate(timeout=max(1.0, deadline - time.monotonic()))[0])
-    finally:
-        for p in procs:  # nothing of a process group outlives the test (its JVM included)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-    for p, out in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, "\n".join(
-            line for line in out.splitlines() if not line.lstrip().startswith("at ")
-        )[-3000:]
-    return outputs
+    return run_jobs_together(argvs, PROCESS_TIMEOUT_S)
 
 
 def rows_of(
@@ -210,41 +179,24 @@ def test_reader_serves_whole_days_while_a_publish_process_moves_to_the_next_day(
     assert score.main(["publish", "--ds", D0.isoformat(), "--run-id", "pub-d0"]) == 0
     reader = Reader(warehouse_settings.warehouse_root, sink=InMemorySink(), refresh_interval_s=0)
     assert reader.recommendations_for(1, n=3).ds == D0
-    observed: list[tuple[Any, ...]] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        try:
-            while not stop.is_set():
-                time.sleep(0.01)  # leave the test process's Spark driver some of the GIL
-                for u in USERS:
-                    res = reader.recommendations_for(u, n=3)
-                    days = {i.reason.rsplit(" ", 1)[0] for i in res.items}
-                    observed.append((res.ds, res.is_fallback, days, res.item_ids, u))
-        except BaseException as err:  # any error fails the test
-            errors.append(err)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    with reader_in_background(reader, USERS) as observed:
         run_together(["jobs.score", "publish", "--ds", D1.isoformat(), "--run-id", "pub-d1"])
         deadline = time.monotonic() + 60  # the reader looks for a new version on every call
-        while not any(o[0] == D1 for o in observed[-len(USERS) :]) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not any(
+            res.ds == D1 for _, res in observed[-len(USERS) :]
+        ):
             time.sleep(0.1)
         time.sleep(0.2)  # a few more calls on the new day
-    finally:
-        stop.set()
-        thread.join(60)
-    assert not errors, errors
     assert observed
-    for ds, fallback, days, items, user in observed:
-        assert not fallback, (ds, user)
-        assert ds in (D0, D1), ds
-        assert days == {f"day {ds}"}  # rows of one day only, the day the list says
-        offset = (ds - D0).days * 10
-        assert items == [1000 * user + offset + r for r in TOP]
-    served_days = [o[0] for o in observed]
+    for user, res in observed:
+        day = res.ds
+        assert not res.is_fallback, (day, user)
+        assert day in (D0, D1), day
+        assert day is not None  # (for the type checker: the line above says so)
+        assert reason_heads(res) == {f"day {day}"}  # rows of one day only, the day the list says
+        offset = (day - D0).days * 10
+        assert res.item_ids == [1000 * user + offset + r for r in TOP]
+    served_days = [res.ds for _, res in observed]
     first_d1 = served_days.index(D1)  # the reader moved to the new day ...
     assert set(served_days[:first_d1]) == {D0}
     assert set(served_days[first_d1:]) == {D1}  # ... and never went back

@@ -13,7 +13,6 @@ from pyspark.sql import functions as F
 from jobs import dq_checks as job
 from jobs import score as score_job
 from recsys.quality.observe import KNOWN_ROLES, dq_verdict, rec_set_stats
-from recsys.training.tiny import write_tiny_features
 from recsys.warehouse.completion import RECSYS_DAILY_TABLES, table_version
 from recsys.warehouse.io import append, replace_partition
 from recsys.warehouse.tables import (
@@ -25,6 +24,7 @@ from recsys.warehouse.tables import (
     Col,
     RecSet,
 )
+from tests.helpers.tiny_features import write_tiny_features
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import torch
 
 from jobs.evaluate import _member, challenger_bundle, parse_args
-from recsys.training.artifacts import save_artifact
 from recsys.training.bundle import BundleMismatchError, RankerInputs
-
-
-def _art(root: Path, name: str, second: int, extra: dict[str, object] | None = None) -> str:
-    return save_artifact(
-        root,
-        name,
-        {"w": torch.full((1,), float(second))},
-        config={},
-        feature_spec={},
-        metrics={},
-        data_versions={},
-        extra=extra,
-        now=datetime(2031, 1, 1, 0, 0, second, tzinfo=UTC),
-    ).version
+from tests.helpers.artifacts import fake_artifact
 
 
 def test_the_pipeline_is_judged_with_the_rankers_own_two_tower(tmp_path: Path) -> None:
     assert challenger_bundle(tmp_path, None) is None  # nothing trained: no bundle
-    tt1 = _art(tmp_path, "two_tower", 1)
-    sas1 = _art(tmp_path, "sasrec", 1)
-    rk1 = _art(tmp_path, "ranker", 2, RankerInputs(tt1, sas1).as_extra())
+    tt1 = fake_artifact(tmp_path, "two_tower", 1)
+    sas1 = fake_artifact(tmp_path, "sasrec", 1)
+    rk1 = fake_artifact(tmp_path, "ranker", 2, RankerInputs(tt1, sas1))
     # Newer two-tower and SASRec trained after the ranker: not the ranker's inputs.
-    tt2 = _art(tmp_path, "two_tower", 3)
-    _art(tmp_path, "sasrec", 3)
+    tt2 = fake_artifact(tmp_path, "two_tower", 3)
+    fake_artifact(tmp_path, "sasrec", 3)
     bundle = challenger_bundle(tmp_path, None)
     assert bundle is not None
     assert bundle.bundle_id == f"{tt1}+{sas1}+{rk1}"
@@ -42,7 +26,7 @@ def test_the_pipeline_is_judged_with_the_rankers_own_two_tower(tmp_path: Path) -
     assert _member(tmp_path, bundle, "sasrec").version == sas1
     # Before any ranker, or for a member the bundle lacks, the latest artifact is judged.
     assert _member(tmp_path, None, "two_tower").version == tt2
-    rk2 = _art(tmp_path, "ranker", 4, RankerInputs(tt2).as_extra())
+    rk2 = fake_artifact(tmp_path, "ranker", 4, RankerInputs(tt2))
     newest = challenger_bundle(tmp_path, None)
     assert newest is not None
     assert newest.bundle_id == f"{tt2}+{rk2}"

@@ -9,11 +9,7 @@ a rerun converges to what an uninterrupted run of the same input writes, nothing
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +18,6 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import ingest
-from recsys.settings import PROJECT_ROOT
 from recsys.surfaces.sources import resolve_delivery
 from recsys.warehouse.completion import (
     Pipeline,
@@ -40,6 +35,7 @@ from recsys.warehouse.tables import (
     Col,
     TableRef,
 )
+from tests.helpers.processes import run_processes
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -91,23 +87,8 @@ def argv(src: Path, ds: date) -> list[str]:
 
 def kill_after(k: int, src: Path, ds: date) -> None:
     """Run the job in its own process, killed by SIGKILL after its k-th commit."""
-    env = dict(os.environ, RECSYS_DRIVER_MEMORY="1g", RECSYS_SPARK_MASTER="local[1]")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KILLER, str(k), *argv(src, ds)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out = proc.communicate(timeout=600)[0]
-    finally:
-        # The JVM exits with its parent; make sure nothing of the group outlives the test.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == -signal.SIGKILL, out[-3000:]
+    ((code, out),) = run_processes([["-c", KILLER, str(k), *argv(src, ds)]], timeout_s=600)
+    assert code == -signal.SIGKILL, out[-3000:]
 
 
 def content(spark: SparkSession, table: TableRef, ds: date) -> list[tuple[object, ...]]:

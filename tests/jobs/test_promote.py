@@ -12,11 +12,12 @@ from pyspark.sql import functions as F
 
 from jobs import promote as job
 from recsys.training.artifacts import save_artifact
-from recsys.training.bundle import ModelBundle, read_bundle_champion
+from recsys.training.bundle import ModelBundle, RankerInputs, read_bundle_champion
 from recsys.training.promotion import GateDecision, GateInput
 from recsys.training.registry import read_champion, set_champion
 from recsys.warehouse.io import replace_partition
 from recsys.warehouse.tables import EVAL_OFFLINE_METRICS, OPS_MODEL_DECISIONS, Col
+from tests.helpers.artifacts import fake_artifact
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -25,22 +26,6 @@ pytestmark = pytest.mark.spark
 
 DS1 = date(2031, 3, 1)
 DS2 = date(2031, 3, 2)
-
-
-def _artifact(root: Path, name: str, second: int, retriever: str | None = None) -> str:
-    """A fake artifact; a ranker records the two-tower it was trained against (``retriever``),
-    as jobs/train.py does, and ranker artifacts record no SASRec here."""
-    return save_artifact(
-        root,
-        name,
-        {"w": torch.full((1,), float(second))},
-        config={},
-        feature_spec={},
-        metrics={},
-        data_versions={},
-        extra=None if retriever is None else {"retriever_version": retriever},
-        now=datetime(2031, 1, 1, 0, 0, second, tzinfo=UTC),
-    ).version
 
 
 def _eval_rows(spark: SparkSession, ds: date, rows: list[tuple[str, str, float]]) -> None:
@@ -59,8 +44,8 @@ def _decisions(spark: SparkSession, ds: date) -> dict[str, str]:
 
 
 def test_gate_promotes_then_keeps_a_worse_challenger(spark: SparkSession, tmp_path: Path) -> None:
-    tt1 = _artifact(tmp_path, "two_tower", 1)
-    rk1 = _artifact(tmp_path, "ranker", 1, retriever=tt1)
+    tt1 = fake_artifact(tmp_path, "two_tower", 1)
+    rk1 = fake_artifact(tmp_path, "ranker", 1, RankerInputs(tt1))
     _eval_rows(spark, DS1, [("two_tower", tt1, 0.030), ("two_tower+ranker", tt1 + "+" + rk1, 0.02)])
     args = [
         "--ds",
@@ -82,8 +67,8 @@ def test_gate_promotes_then_keeps_a_worse_challenger(spark: SparkSession, tmp_pa
 
     # Day 2: a new two-tower (and the ranker trained on it) whose two-tower is clearly worse,
     # evaluated together with the champion's.
-    tt2 = _artifact(tmp_path, "two_tower", 2)
-    rk2 = _artifact(tmp_path, "ranker", 2, retriever=tt2)
+    tt2 = fake_artifact(tmp_path, "two_tower", 2)
+    rk2 = fake_artifact(tmp_path, "ranker", 2, RankerInputs(tt2))
     _eval_rows(
         spark,
         DS2,
@@ -125,7 +110,7 @@ def test_gate_promotes_then_keeps_a_worse_challenger(spark: SparkSession, tmp_pa
 
 
 def test_unevaluated_challenger_fails_with_exit_1(spark: SparkSession, tmp_path: Path) -> None:
-    _artifact(tmp_path, "sasrec", 5)
+    fake_artifact(tmp_path, "sasrec", 5)
     args = ["--ds", "2031-04-01", "--models", "sasrec", "--artifacts-dir", str(tmp_path)]
     assert job.main(args) == 1
     assert read_champion(tmp_path, "sasrec") is None
@@ -147,12 +132,12 @@ def test_a_model_trained_after_evaluate_is_not_promoted(
     )  # fmt: skip
     set_champion(tmp_path, unpaired, 0.5, "legacy")
     # Evaluate judged the bundle (tt1, rk1) on DS3 ...
-    tt1 = _artifact(tmp_path, "two_tower", 1)
-    rk1 = _artifact(tmp_path, "ranker", 2, retriever=tt1)
+    tt1 = fake_artifact(tmp_path, "two_tower", 1)
+    rk1 = fake_artifact(tmp_path, "ranker", 2, RankerInputs(tt1))
     _eval_rows(spark, DS3, [("two_tower", tt1, 0.03), ("two_tower+ranker", f"{tt1}+{rk1}", 0.04)])
     # ... then a new training finished before the gate ran: newer artifacts, never evaluated.
-    tt2 = _artifact(tmp_path, "two_tower", 3)
-    _artifact(tmp_path, "ranker", 4, retriever=tt2)
+    tt2 = fake_artifact(tmp_path, "two_tower", 3)
+    fake_artifact(tmp_path, "ranker", 4, RankerInputs(tt2))
     args = ["--ds", DS3.isoformat(), "--models", "two_tower,ranker"]
     args += ["--artifacts-dir", str(tmp_path)]
     assert job.main(args) == 0
@@ -174,8 +159,8 @@ def test_a_model_trained_after_evaluate_is_not_promoted(
 def test_a_model_trained_during_promote_is_not_promoted(
     spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tt1 = _artifact(tmp_path, "two_tower", 1)
-    rk1 = _artifact(tmp_path, "ranker", 2, retriever=tt1)
+    tt1 = fake_artifact(tmp_path, "two_tower", 1)
+    rk1 = fake_artifact(tmp_path, "ranker", 2, RankerInputs(tt1))
     _eval_rows(spark, DS4, [("two_tower", tt1, 0.03), ("two_tower+ranker", f"{tt1}+{rk1}", 0.04)])
     real_decide = job.decide  # type: ignore[attr-defined]
     trained: list[str] = []
@@ -184,8 +169,8 @@ def test_a_model_trained_during_promote_is_not_promoted(
         # A training that finishes while the gate decides its last model (after every version
         # and score was read): its artifacts are the newest now.
         if g.model_name == "ranker" and not trained:
-            trained.append(_artifact(tmp_path, "two_tower", 5))
-            trained.append(_artifact(tmp_path, "ranker", 6, retriever=trained[0]))
+            trained.append(fake_artifact(tmp_path, "two_tower", 5))
+            trained.append(fake_artifact(tmp_path, "ranker", 6, RankerInputs(trained[0])))
         return real_decide(g)
 
     monkeypatch.setattr(job, "decide", decide_while_training)
@@ -208,9 +193,9 @@ def test_a_model_trained_during_promote_is_not_promoted(
 
 def test_an_evaluated_mismatched_pair_is_refused(spark: SparkSession, tmp_path: Path) -> None:
     # What the old evaluation judged: the latest two-tower with a ranker trained on another one.
-    tt1 = _artifact(tmp_path, "two_tower", 1)
-    rk1 = _artifact(tmp_path, "ranker", 2, retriever=tt1)
-    tt2 = _artifact(tmp_path, "two_tower", 3)
+    tt1 = fake_artifact(tmp_path, "two_tower", 1)
+    rk1 = fake_artifact(tmp_path, "ranker", 2, RankerInputs(tt1))
+    tt2 = fake_artifact(tmp_path, "two_tower", 3)
     _eval_rows(spark, DS5, [("two_tower", tt2, 0.03), ("two_tower+ranker", f"{tt2}+{rk1}", 0.04)])
     args = ["--ds", DS5.isoformat(), "--artifacts-dir", str(tmp_path)]
     assert job.main(args) == 2

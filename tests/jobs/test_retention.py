@@ -5,8 +5,6 @@ travel within the VACUUM horizon."""
 from __future__ import annotations
 
 import itertools
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,6 +26,7 @@ from recsys.warehouse.tables import (
     RecSet,
     TableRef,
 )
+from tests.helpers.background import reader_in_background, reason_heads
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -277,39 +276,18 @@ def test_reader_keeps_serving_during_a_retention_run(warehouse: Warehouse) -> No
     newest = days[-1]
     reader = Reader(wh.root, sink=InMemorySink(), refresh_interval_s=0)
     assert reader.recommendations_for(1).ds == newest
-    observed: list[tuple[Any, ...]] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        try:
-            while not stop.is_set():
-                time.sleep(0.01)  # leave the Spark driver some of the GIL
-                for u in users:
-                    res = reader.recommendations_for(u, n=3)
-                    reasons = {i.reason.rsplit(" ", 1)[0] for i in res.items}
-                    observed.append((res.ds, res.table_version, reasons, res.item_ids, u))
-        except BaseException as err:  # any error fails the test
-            errors.append(err)
-
-    thread = threading.Thread(target=serve)
-    thread.start()
-    try:
+    with reader_in_background(reader, users) as observed:
         # An aggressive horizon: VACUUM deletes every file no current version needs.
         config = RetentionConfig(ds=RUN, serve_days=7, vacuum_hours=0)
         retention.run(wh.spark, config, wh.root, tables=[SERVE_RECOMMENDATIONS])
         retention.run(wh.spark, config, wh.root, tables=[SERVE_RECOMMENDATIONS])
-    finally:
-        stop.set()
-        thread.join(60)
-    assert not errors, errors
     assert wh.days(SERVE_RECOMMENDATIONS) == [newest]
     assert observed
-    for ds, _, reasons, items, user in observed:
-        assert ds == newest  # the published day, whole, before and after every commit
-        assert reasons == {f"day {newest}"}  # rows of one day only
-        assert items == [100 * user + r for r in (1, 2, 3)]
-    versions = {o[1] for o in observed}
+    for user, res in observed:
+        assert res.ds == newest  # the published day, whole, before and after every commit
+        assert reason_heads(res) == {f"day {newest}"}  # rows of one day only
+        assert res.item_ids == [100 * user + r for r in (1, 2, 3)]
+    versions = {res.table_version for _, res in observed}
     assert len(versions) > 1  # the reader reloaded across the retention commits
 
 

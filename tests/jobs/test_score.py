@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from pyspark.sql import functions as F
 
 from jobs.score import ScoreJobConfig, main, parse_args, run
@@ -21,11 +20,9 @@ from recsys.training.artifacts import (
     COVISIT_CONFIG,
     SEQUENCER_VERSION,
     latest_artifact,
-    save_artifact,
 )
 from recsys.training.bundle import BUNDLES_DIR, ModelBundle, RankerInputs, set_bundle_champion
 from recsys.training.registry import CHAMPION_FILE
-from recsys.training.tiny import write_tiny_features
 from recsys.warehouse.io import append
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
@@ -38,6 +35,8 @@ from recsys.warehouse.tables import (
     Col,
     RecSet,
 )
+from tests.helpers.artifacts import fake_artifact
+from tests.helpers.tiny_features import write_tiny_features
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -239,20 +238,6 @@ def test_fused_scoring_equals_two_steps(
     assert _day(spark, SERVE_RANKED).count() == len(ranked)
 
 
-def _fake(root: Path, name: str, second: int, inputs: RankerInputs | None = None) -> str:
-    return save_artifact(
-        root,
-        name,
-        {"w": torch.full((1,), float(second))},
-        config={},
-        feature_spec={},
-        metrics={},
-        data_versions={},
-        extra=None if inputs is None else inputs.as_extra(),
-        now=datetime(2031, 1, 1, 0, 0, second, tzinfo=UTC),
-    ).version
-
-
 @pytest.mark.spark
 def test_score_refuses_a_mismatched_pair(
     spark: SparkSession,
@@ -263,10 +248,10 @@ def test_score_refuses_a_mismatched_pair(
     """A pinned version or a hand-edited pointer that pairs a ranker with another two-tower than
     it was trained with: exit 2 before any step writes."""
     day = date(2031, 6, 1)
-    tt1 = _fake(tmp_path, "two_tower", 1)
-    rk1 = _fake(tmp_path, "ranker", 2, RankerInputs(tt1))
-    tt2 = _fake(tmp_path, "two_tower", 3)
-    rk2 = _fake(tmp_path, "ranker", 4, RankerInputs(tt2))
+    tt1 = fake_artifact(tmp_path, "two_tower", 1)
+    rk1 = fake_artifact(tmp_path, "ranker", 2, RankerInputs(tt1))
+    tt2 = fake_artifact(tmp_path, "two_tower", 3)
+    rk2 = fake_artifact(tmp_path, "ranker", 4, RankerInputs(tt2))
     set_bundle_champion(tmp_path, ModelBundle.from_ranker(tmp_path, rk1), 0.03, "gate")
     base = ["embeddings", "--ds", day.isoformat(), "--artifacts-dir", str(tmp_path)]
     caplog.set_level(logging.ERROR, logger="jobs.score")

@@ -15,8 +15,8 @@ from jobs.evaluate import run as run_eval
 from jobs.train import parse_args as parse_train
 from jobs.train import run as run_train
 from recsys.training.artifacts import latest_artifact
-from recsys.training.tiny import write_tiny_features
 from recsys.warehouse.tables import EVAL_OFFLINE_METRICS, Col
+from tests.helpers.tiny_features import write_tiny_features
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

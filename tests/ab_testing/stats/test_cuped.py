@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,18 +31,25 @@ def _correlated(rng: np.random.Generator, rho: float, shape: tuple[int, ...]) ->
     return y, 3.0 + x
 
 
+def _ols_reference(yc: Arr, xc: Arr, yt: Arr, xt: Arr) -> tuple[Arr, Any]:
+    """The reference CUPED answer: OLS of y on [1, treatment, x] over both arms (its params:
+    intercept, lift, theta) and Welch's t-test on the residualised outcome y - theta * x."""
+    y, x = np.concatenate([yc, yt]), np.concatenate([xc, xt])
+    treat = np.r_[np.zeros(len(yc)), np.ones(len(yt))]
+    params = sm.OLS(y, np.column_stack([np.ones_like(y), treat, x])).fit().params
+    ref = stats.ttest_ind(yt - params[2] * xt, yc - params[2] * xc, equal_var=False)
+    return np.asarray(params, dtype=np.float64), ref
+
+
 def test_matches_ols_regression_adjustment(rng: np.random.Generator) -> None:
     yc, xc = _correlated(rng, 0.6, (300,))
     yt, xt = _correlated(rng, 0.6, (350,))
     yt = yt + 0.1
     res = cuped_t_test(CupedStats.from_arrays(yc, xc), CupedStats.from_arrays(yt, xt))
-    y, x = np.concatenate([yc, yt]), np.concatenate([xc, xt])
-    treat = np.r_[np.zeros(300), np.ones(350)]
-    ols = sm.OLS(y, np.column_stack([np.ones_like(y), treat, x])).fit()
-    assert res.abs_lift == pytest.approx(ols.params[1], abs=1e-6)
-    assert res.theta == pytest.approx(ols.params[2], abs=1e-6)
+    params, ref = _ols_reference(yc, xc, yt, xt)
+    assert res.abs_lift == pytest.approx(params[1], abs=1e-6)
+    assert res.theta == pytest.approx(params[2], abs=1e-6)
     # Standard error and p: Welch on the OLS-residualised outcome y - θ·x.
-    ref = stats.ttest_ind(yt - ols.params[2] * xt, yc - ols.params[2] * xc, equal_var=False)
     assert res.statistic == pytest.approx(ref.statistic, abs=1e-6)
     assert res.p_value == pytest.approx(ref.pvalue, abs=1e-6)
     assert res.mean_control == pytest.approx(yc.mean())  # reported means are unadjusted
@@ -64,12 +72,9 @@ def test_ratio_matches_ols_on_linearised_values(rng: np.random.Generator) -> Non
         return np.asarray(r + (num - r * den) / den.mean(), dtype=np.float64)  # R + influence value
 
     zc, zt = z(nc, dc), z(nt, dt)
-    zz, x = np.concatenate([zc, zt]), np.concatenate([xc, xt])
-    treat = np.r_[np.zeros(400), np.ones(450)]
-    ols = sm.OLS(zz, np.column_stack([np.ones_like(zz), treat, x])).fit()
-    assert res.abs_lift == pytest.approx(ols.params[1], abs=1e-6)
-    assert res.theta == pytest.approx(ols.params[2], abs=1e-6)
-    ref = stats.ttest_ind(zt - ols.params[2] * xt, zc - ols.params[2] * xc, equal_var=False)
+    params, ref = _ols_reference(zc, xc, zt, xt)
+    assert res.abs_lift == pytest.approx(params[1], abs=1e-6)
+    assert res.theta == pytest.approx(params[2], abs=1e-6)
     assert res.p_value == pytest.approx(ref.pvalue, abs=1e-6)
     plain = delta_ratio_test(
         CupedRatioStats.from_arrays(nc, dc, xc).ratio_stats,

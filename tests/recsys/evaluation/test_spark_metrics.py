@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,24 +17,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 pytestmark = pytest.mark.spark
-
-
-def hand_frames() -> dict[str, pd.DataFrame]:
-    """The hand case of test_metrics.py (values worked out there)."""
-    return {
-        "recs": pd.DataFrame(
-            {
-                "user_id": [1, 1, 1, 1, 2, 2, 2, 3, 3],
-                "item_id": ["a", "b", "c", "d", "c", "a", "e", "b", "e"],
-                "rank": [1, 2, 3, 4, 1, 2, 3, 1, 2],
-            }
-        ),
-        "truth": pd.DataFrame(
-            {"user_id": [1, 1, 2, 2, 2, 4], "item_id": ["a", "c", "b", "e", "f", "a"]}
-        ),
-        "catalog": pd.DataFrame({"item_id": list("abcdefgh")}),
-        "train_counts": pd.DataFrame({"item_id": ["a", "b", "c"], "n_interactions": [4, 2, 1]}),
-    }
 
 
 def random_frames(seed: int = 7) -> tuple[dict[str, pd.DataFrame], int]:
@@ -76,8 +59,8 @@ def assert_same(a: list[MetricRow], b: list[MetricRow]) -> None:
         assert abs(x.value - y.value) <= 1e-9, (x, y)
 
 
-def test_hand_case_parity(spark: SparkSession) -> None:
-    p: dict[str, Any] = dict(hand_frames())
+def test_hand_case_parity(spark: SparkSession, hand: dict[str, pd.DataFrame]) -> None:
+    p: dict[str, Any] = dict(hand)
     s: dict[str, Any] = dict(to_spark(spark, p))
     slices: dict[str, Any] = {
         "light": UserSlice({1, 3}),
@@ -90,8 +73,8 @@ def test_hand_case_parity(spark: SparkSession) -> None:
     assert_same(expected, got)
 
 
-def test_single_metric_functions_parity(spark: SparkSession) -> None:
-    p: dict[str, Any] = dict(hand_frames())
+def test_single_metric_functions_parity(spark: SparkSession, hand: dict[str, pd.DataFrame]) -> None:
+    p: dict[str, Any] = dict(hand)
     s: dict[str, Any] = dict(to_spark(spark, p))
     # The five accuracy wrappers share one path (checked in full by the evaluate parity tests).
     for name in ("ndcg_at_k", "map_at_k"):
@@ -114,23 +97,15 @@ def test_random_case_parity(spark: SparkSession) -> None:
     assert heavy
     assert cold
     heavy_df = spark.createDataFrame(pd.DataFrame({"user_id": sorted(heavy)}))
-    common: dict[str, Any] = {"n_train_users": n_train}
-    expected = evaluate(
-        p["recs"],
-        p["truth"],
-        catalog=p["catalog"],
-        train_counts=p["train_counts"],
-        slices={"light": UserSlice(light), "heavy": UserSlice(heavy), "cold": ItemSlice(cold)},
-        **common,
-    )
-    got = evaluate_spark(
-        s["recs"],
-        s["truth"],
-        catalog=s["catalog"],
-        train_counts=s["train_counts"],
-        slices={"light": UserSlice(light), "heavy": UserSlice(heavy_df), "cold": ItemSlice(cold)},
-        **common,
-    )
+
+    def slices(heavy_users: Any) -> dict[str, Any]:
+        return {"light": UserSlice(light), "heavy": UserSlice(heavy_users), "cold": ItemSlice(cold)}
+
+    def kw(frames: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: frames[k] for k in ("catalog", "train_counts")} | {"n_train_users": n_train}
+
+    expected = evaluate(p["recs"], p["truth"], **kw(p), slices=slices(heavy))
+    got = evaluate_spark(s["recs"], s["truth"], **kw(s), slices=slices(heavy_df))
     assert len(expected) == 4 * (9 + 9 + 3 + 9)
     assert_same(expected, got)
     assert any(r.value > 0 for r in got if r.slice == "cold")

@@ -75,13 +75,19 @@ TAGS = (
 )
 
 
-def test_duplicates_unknown_items_and_counts(spark: SparkSession, tmp_path: Path) -> None:
-    c = deliver(
+@pytest.fixture
+def latest_small(spark: SparkSession, tmp_path: Path) -> Classified:
+    """MOVIES, RATINGS and TAGS delivered as one ml-latest-small delivery, classified."""
+    return deliver(
         spark,
         tmp_path,
         Layout.ML_LATEST_SMALL,
         {FileKind.MOVIES: MOVIES, FileKind.RATINGS: RATINGS, FileKind.TAGS: TAGS},
     )
+
+
+def test_duplicates_unknown_items_and_counts(latest_small: Classified) -> None:
+    c = latest_small
     q = collect(quarantine_rows(c, DELIVERY), "raw_line")
     assert [(r["raw_line"], r["reason"], r["target_table"]) for r in q] == [
         ("10,1,4.0,1000", Reason.DUPLICATE.value, "bronze.interactions"),
@@ -99,13 +105,8 @@ def test_duplicates_unknown_items_and_counts(spark: SparkSession, tmp_path: Path
     assert counts == {"movies": (3, 1), "ratings": (5, 2), "tags": (5, 2)}
 
 
-def test_bronze_rows(spark: SparkSession, tmp_path: Path) -> None:
-    c = deliver(
-        spark,
-        tmp_path,
-        Layout.ML_LATEST_SMALL,
-        {FileKind.MOVIES: MOVIES, FileKind.RATINGS: RATINGS, FileKind.TAGS: TAGS},
-    )
+def test_bronze_rows(latest_small: Classified) -> None:
+    c = latest_small
     inter = collect(interactions_rows(c, DELIVERY), "user_id", "item_id")
     assert [(r["user_id"], r["item_id"], r["rating"], r["is_positive"]) for r in inter] == [
         (10, 1, 2.0, False),

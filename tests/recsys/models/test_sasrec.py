@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,15 +14,6 @@ from recsys.models import SASRecConfig, SequentialRecommender, full_softmax_loss
 TINY = SASRecConfig(
     n_items=12, max_len=8, d_model=16, n_heads=2, n_layers=2, dim_feedforward=32, dropout=0.1
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _model(cfg: SASRecConfig = TINY) -> SequentialRecommender:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -27,14 +26,6 @@ from recsys.training.loops import build_model, config_dict
 TINY = SASRecConfig(
     n_items=12, max_len=8, d_model=16, n_heads=2, n_layers=2, dim_feedforward=32, dropout=0.1
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _previous_loss(model: SequentialRecommender, seq: Tensor, targets: Tensor) -> Tensor:

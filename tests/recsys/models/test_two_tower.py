@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,15 +32,6 @@ TINY = TwoTowerConfig(
     out_dim=8,
     dropout=0.0,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _users(b: int, cfg: TwoTowerConfig = TINY, seed: int = 1) -> dict[str, Tensor]:

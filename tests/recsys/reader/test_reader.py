@@ -20,6 +20,7 @@ from recsys.warehouse.tables import (
     TRENDING_ALL_GENRES,
     RecSet,
 )
+from tests.helpers.experiments import experiment, layer
 
 D1 = date(2031, 3, 1)
 D2 = date(2031, 3, 2)
@@ -133,21 +134,16 @@ CONFIG = {
     "version": 1,
     "holdout": {"salt": "holdout-reader", "buckets": 1000},
     "layers": [
-        {
-            "id": "ranking",
-            "experiments": [
-                {
-                    "id": "pop_vs_model",
-                    "start": "2031-01-01",
-                    "end": "2031-06-01",
-                    "buckets": [0, 10000],
-                    "variants": [
-                        {"id": "model", "weight": 1, "control": True},
-                        {"id": "popularity", "weight": 1},
-                    ],
-                }
-            ],
-        }
+        layer(
+            "ranking",
+            experiment(
+                "pop_vs_model",
+                "2031-01-01",
+                "2031-06-01",
+                [0, 10000],
+                {"model": 1, "popularity": 1},
+            ),
+        )
     ],
 }
 

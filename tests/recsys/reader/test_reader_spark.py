@@ -22,6 +22,7 @@ from recsys.warehouse.tables import (
     Col,
     RecSet,
 )
+from tests.helpers.experiments import experiment, layer
 
 if TYPE_CHECKING:
     from ab_testing.config import ExperimentsConfig
@@ -41,47 +42,34 @@ def experiments() -> ExperimentsConfig:
             "version": 2,
             "holdout": {"salt": "holdout-parity", "buckets": 1000},
             "layers": [
-                {
-                    "id": "ranking",
-                    "experiments": [
-                        {
-                            "id": "pop_test",
-                            "start": "2031-01-01",
-                            "end": "2031-12-01",
-                            "buckets": [0, 5000],
-                            "variants": [
-                                {"id": "model", "weight": 1, "control": True},
-                                {"id": "popularity", "weight": 1},
-                            ],
-                        },
-                        {
-                            "id": "tt_v2",
-                            "start": "2031-01-01",
-                            "end": "2031-12-01",
-                            "buckets": [5000, 10000],
-                            "variants": [
-                                {"id": "control", "weight": 1, "control": True},
-                                {"id": "two_tower", "weight": 1},
-                            ],
-                            "targeting": [{"attribute": "age", "op": "ge", "value": 18}],
-                        },
-                    ],
-                },
-                {
-                    "id": "home_ui",
-                    "experiments": [
-                        {
-                            "id": "pop_row",
-                            "start": "2031-01-01",
-                            "end": "2031-12-01",
-                            "buckets": [0, 10000],
-                            "variants": [
-                                {"id": "control", "weight": 1, "control": True},
-                                {"id": "popularity", "weight": 3},
-                            ],
-                        }
-                    ],
-                },
+                layer(
+                    "ranking",
+                    experiment(
+                        "pop_test",
+                        "2031-01-01",
+                        "2031-12-01",
+                        [0, 5000],
+                        {"model": 1, "popularity": 1},
+                    ),
+                    experiment(
+                        "tt_v2",
+                        "2031-01-01",
+                        "2031-12-01",
+                        [5000, 10000],
+                        {"control": 1, "two_tower": 1},
+                        targeting=[{"attribute": "age", "op": "ge", "value": 18}],
+                    ),
+                ),
+                layer(
+                    "home_ui",
+                    experiment(
+                        "pop_row",
+                        "2031-01-01",
+                        "2031-12-01",
+                        [0, 10000],
+                        {"control": 1, "popularity": 3},
+                    ),
+                ),
             ],
         }
     )

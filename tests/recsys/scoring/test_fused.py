@@ -27,13 +27,14 @@ from recsys.scoring.fused import (
     merge_sources,
     score_batch,
 )
-from recsys.scoring.rank_inputs import ItemArrays, uniform_sequence_vector
+from recsys.scoring.rank_inputs import uniform_sequence_vector
 from recsys.scoring.ranking import BECAUSE, RECENT_ITEMS, SEQUENCE_VECTOR, SOURCES, rank_local
 from recsys.scoring.retrieval import SEEN, retrieve_local
 from recsys.scoring.sequential import sasrec_topk
 from recsys.training.covisit import CovisitConfig, covisit_matrix
 from recsys.training.inference import sasrec_item_vectors, sasrec_user_vectors
 from recsys.warehouse.tables import Col
+from tests.helpers.scoring import random_item_arrays
 
 CPU = torch.device("cpu")
 N_ITEMS, DIM, N_GENRES, DENSE, K, N = 40, 6, 5, 3, 8, 5
@@ -70,12 +71,11 @@ def _setup() -> tuple[FusedModels, pa.RecordBatch, dict[str, Any]]:
     emb = rng.normal(size=(N_ITEMS, DIM)).astype(np.float32)
     seqs_for_cov = {u: rng.integers(1, N_ITEMS + 1, size=10).tolist() for u in range(15)}
     cov_config = CovisitConfig(window=3, top_n=5, last=3)
-    arrays = ItemArrays(
-        item_ids=item_ids,
-        genres=(rng.random((N_ITEMS, N_GENRES)) > 0.6).astype(np.float32),
-        log_count=rng.random(N_ITEMS).astype(np.float32) * 5,
-        is_cold=rng.random(N_ITEMS) > 0.8,
-        embedding=emb / np.linalg.norm(emb, axis=1, keepdims=True),
+    arrays = random_item_arrays(
+        rng,
+        item_ids,
+        emb,
+        N_GENRES,
         sequence=sasrec_item_vectors(sasrec)[1:].numpy(),
         covisit_matrix=covisit_matrix(seqs_for_cov, N_ITEMS, cov_config),
         covisit_config=cov_config,

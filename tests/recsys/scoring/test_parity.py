@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,7 +14,6 @@ from pyspark.sql import types as T
 
 from recsys.models.ranker import InteractionRanker, RankerConfig
 from recsys.models.sasrec import SASRecConfig, SequentialRecommender
-from recsys.scoring.rank_inputs import ItemArrays
 from recsys.scoring.ranking import (
     RECENT_ITEMS,
     SEQUENCE_VECTOR,
@@ -29,6 +29,7 @@ from recsys.training.covisit import CovisitConfig, covisit_matrix
 from recsys.training.inference import sasrec_user_vectors
 from recsys.training.loops import config_dict
 from recsys.warehouse.tables import Col
+from tests.helpers.scoring import random_item_arrays
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -113,16 +114,15 @@ def test_ranking_spark_equals_local(
     seq_items = np.hstack([rng.normal(size=(n_items, seq_dim - 1)), np.ones((n_items, 1))]).astype(
         np.float32
     )
-    items = ItemArrays(
-        item_ids=item_ids,
-        genres=(rng.random((n_items, n_genres)) > 0.6).astype(np.float32),
-        log_count=rng.random(n_items).astype(np.float32) * 5,
-        is_cold=rng.random(n_items) > 0.8,
-        embedding=emb / np.linalg.norm(emb, axis=1, keepdims=True),
-        sequence=seq_items if with_sequence else None,
-        covisit_matrix=_random_covisit(rng, n_items) if with_covisit else None,
-        covisit_config=CovisitConfig(last=3) if with_covisit else None,
+    items = random_item_arrays(
+        rng, item_ids, emb, n_genres, sequence=seq_items if with_sequence else None
     )
+    if with_covisit:  # the co-visitation matrix is drawn after the item arrays
+        items = replace(
+            items,
+            covisit_matrix=_random_covisit(rng, n_items),
+            covisit_config=CovisitConfig(last=3),
+        )
     user_ids = np.arange(1, n_users + 1)
     cands = pd.DataFrame(
         [

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import torch
 
-from recsys.training.artifacts import save_artifact
 from recsys.training.bundle import (
     BUNDLES_DIR,
     BundleMismatchError,
@@ -24,27 +21,14 @@ from recsys.training.bundle import (
 )
 from recsys.training.covisit import CovisitConfig
 from recsys.training.registry import CHAMPION_FILE, read_champion, set_champion
-
-
-def _art(root: Path, name: str, second: int, inputs: RankerInputs | None = None) -> str:
-    return save_artifact(
-        root,
-        name,
-        {"w": torch.full((1,), float(second))},
-        config={},
-        feature_spec={},
-        metrics={},
-        data_versions={},
-        extra=None if inputs is None else inputs.as_extra(),
-        now=datetime(2031, 1, 1, 0, 0, second, tzinfo=UTC),
-    ).version
+from tests.helpers.artifacts import fake_artifact
 
 
 def _trained(root: Path, second: int, covisit: CovisitConfig | None = None) -> ModelBundle:
     """A two-tower, a SASRec and a ranker trained against them; their bundle (not saved)."""
-    tt = _art(root, "two_tower", second)
-    sas = _art(root, "sasrec", second)
-    rk = _art(root, "ranker", second + 1, RankerInputs(tt, sas, covisit))
+    tt = fake_artifact(root, "two_tower", second)
+    sas = fake_artifact(root, "sasrec", second)
+    rk = fake_artifact(root, "ranker", second + 1, RankerInputs(tt, sas, covisit))
     return ModelBundle.from_ranker(root, rk)
 
 
@@ -61,8 +45,8 @@ def test_bundle_roundtrip(tmp_path: Path) -> None:
     assert ModelBundle.load(tmp_path, bundle.bundle_id) == bundle
     assert ModelBundle.from_json(raw, "x") == bundle
     # Without SASRec and co-visitation the id has two parts.
-    tt = _art(tmp_path, "two_tower", 9)
-    rk = _art(tmp_path, "ranker", 10, RankerInputs(tt))
+    tt = fake_artifact(tmp_path, "two_tower", 9)
+    rk = fake_artifact(tmp_path, "ranker", 10, RankerInputs(tt))
     small = ModelBundle.from_ranker(tmp_path, rk)
     assert small.bundle_id == f"{tt}+{rk}"
     assert (small.sasrec, small.covisit) == (None, None)
@@ -71,8 +55,8 @@ def test_bundle_roundtrip(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="has no sasrec"):
         small.artifact(tmp_path, "sasrec")
     # A ranker from before bundle files: its bundle is derived from what it records.
-    tt3 = _art(tmp_path, "two_tower", 20)
-    rk3 = _art(tmp_path, "ranker", 21, RankerInputs(tt3))
+    tt3 = fake_artifact(tmp_path, "two_tower", 20)
+    rk3 = fake_artifact(tmp_path, "ranker", 21, RankerInputs(tt3))
     assert ModelBundle.load(tmp_path, f"{tt3}+{rk3}").ranker == rk3
 
 
@@ -154,7 +138,7 @@ def test_mismatched_pairs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleMismatchError, match="does not name its members"):
         ModelBundle.from_json(bad, "hand-edited")
     # A ranker from before recorded versions cannot be paired.
-    legacy = _art(tmp_path, "ranker", 30)
+    legacy = fake_artifact(tmp_path, "ranker", 30)
     with pytest.raises(BundleMismatchError, match="records no two-tower version"):
         ModelBundle.from_ranker(tmp_path, legacy)
     with pytest.raises(FileNotFoundError):

@@ -20,7 +20,6 @@ from recsys.training.covisit_spark import (
     load_covisit_matrix,
     recent_items_spark,
 )
-from recsys.training.tiny import write_tiny_features
 from recsys.warehouse.io import replace_rows
 from recsys.warehouse.tables import (
     FEATURES_COVISIT,
@@ -28,6 +27,7 @@ from recsys.warehouse.tables import (
     FEATURES_ITEM_FEATURES,
     Col,
 )
+from tests.helpers.tiny_features import write_tiny_features
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

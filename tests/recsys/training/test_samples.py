@@ -10,9 +10,9 @@ from pyspark.sql import functions as F
 
 from recsys.training import data as D
 from recsys.training import samples as S
-from recsys.training.tiny import write_tiny_features
 from recsys.training.trainers import load_split
 from recsys.warehouse.tables import FEATURES_RANKER_EXAMPLES, Col
+from tests.helpers.tiny_features import write_tiny_features
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -13,8 +13,8 @@ from torch import Tensor
 from recsys.models import sasrec as sasrec_module
 from recsys.models.sasrec import SASRecConfig
 from recsys.training.loops import NDCG10, TrainConfig
-from recsys.training.tiny import write_tiny_features
-from recsys.training.trainers import SplitData, load_split, train_sasrec
+from recsys.training.trainers import SplitData, train_sasrec
+from tests.helpers.tiny_features import tiny_split
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -27,8 +27,7 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def split(spark: SparkSession) -> SplitData:
-    write_tiny_features(spark, DS)
-    return load_split(spark, DS, "leave_last_out", history_len=10)
+    return tiny_split(spark, DS)
 
 
 def test_sampled_sasrec_trains_with_popularity_q_from_train_counts(

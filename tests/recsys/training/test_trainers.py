@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,15 +33,14 @@ from recsys.training.baselines import (
 from recsys.training.covisit import CovisitConfig
 from recsys.training.inference import known_mask, top_k
 from recsys.training.loops import NDCG10, TrainConfig, fit
-from recsys.training.tiny import write_tiny_features
 from recsys.training.trainers import (
     SplitData,
-    load_split,
     train_ranker,
     train_sasrec,
     train_two_tower,
 )
 from recsys.warehouse.tables import FEATURES_INTERACTIONS_SPLIT, Col
+from tests.helpers.tiny_features import tiny_split, write_tiny_features
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -54,8 +53,7 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def split(spark: SparkSession) -> SplitData:
-    write_tiny_features(spark, DS)
-    return load_split(spark, DS, "leave_last_out", history_len=10)
+    return tiny_split(spark, DS)
 
 
 @pytest.fixture
@@ -185,23 +183,32 @@ def test_ranker_with_sasrec_and_covisit_reads_both_scores_straight(
     assert r.result.history[-1].loss < r.result.history[0].loss
 
 
-def test_early_stopping_keeps_the_best_epoch() -> None:
-    model = torch.nn.Linear(1, 1, bias=False)
-    scores = iter([0.0, 0.5, 0.9, 0.4, 0.3, 0.2, 0.1])
-    weights: list[float] = []
+def _one_batch() -> Iterator[dict[str, torch.Tensor]]:
+    """An epoch of one batch: x = 1."""
+    yield {"x": torch.ones(1, 1)}
 
-    def batches() -> Iterator[dict[str, torch.Tensor]]:
-        yield {"x": torch.ones(1, 1)}
+
+def _towards_10(model: torch.nn.Module) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+    """The loss (model(x) - 10)^2: every step moves ``model``'s output towards 10."""
 
     def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         out: torch.Tensor = (model(batch["x"]) - 10.0).pow(2).mean()
         return out
 
+    return loss_fn
+
+
+def test_early_stopping_keeps_the_best_epoch() -> None:
+    model = torch.nn.Linear(1, 1, bias=False)
+    scores = iter([0.0, 0.5, 0.9, 0.4, 0.3, 0.2, 0.1])
+    weights: list[float] = []
+
     def validate() -> dict[str, float]:
         weights.append(float(model.weight))
         return {NDCG10: next(scores)}
 
-    res = fit(model, batches, loss_fn, validate, TrainConfig(epochs=10, patience=2, lr=0.1), "t")
+    config = TrainConfig(epochs=10, patience=2, lr=0.1)
+    res = fit(model, _one_batch, _towards_10(model), validate, config, "t")
     assert res.best_epoch == 2
     assert len(res.history) == 4  # epochs 3 and 4 did not improve: stop
     assert float(model.weight) == pytest.approx(weights[2])
@@ -212,17 +219,11 @@ def test_untrained_weights_are_kept_when_no_epoch_beats_them() -> None:
     start = float(model.weight)
     scores = iter([0.6, 0.5, 0.6, 0.1])  # epoch 0 (untrained), then no epoch better
 
-    def batches() -> Iterator[dict[str, torch.Tensor]]:
-        yield {"x": torch.ones(1, 1)}
-
-    def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        out: torch.Tensor = (model(batch["x"]) - 10.0).pow(2).mean()
-        return out
-
     def validate() -> dict[str, float]:
         return {NDCG10: next(scores)}
 
-    res = fit(model, batches, loss_fn, validate, TrainConfig(epochs=10, patience=3, lr=0.1), "t")
+    config = TrainConfig(epochs=10, patience=3, lr=0.1)
+    res = fit(model, _one_batch, _towards_10(model), validate, config, "t")
     assert res.best_epoch == 0
     assert len(res.history) == 3
     assert res.metrics[NDCG10] == 0.6

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from pyspark.sql import functions as F
 
-from recsys.settings import PROJECT_ROOT
+from tests.helpers.processes import run_jobs_together
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,26 +32,11 @@ def test_two_ingest_processes_write_the_same_tables_at_once(
 ) -> None:
     # Same tables, same ds, different sources: both commit to the same Delta logs and the same
     # ds partition while the other is running.
-    procs = []
+    argvs: list[list[str]] = []
     for name, n_users in (("conc-a", 30), ("conc-b", 40)):
         src = tiny_delivery(tmp_path / name, n_users)
-        argv = ["-m", "jobs.ingest", "--input", str(src), "--ds", "2026-10-01", "--source", name]
-        env = dict(os.environ, RECSYS_DRIVER_MEMORY="1g", RECSYS_SPARK_MASTER="local[1]")
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, *argv],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    for p, out in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, "\n".join(
-            line for line in out.splitlines() if not line.lstrip().startswith("at ")
-        )[-3000:]
+        argvs.append(["jobs.ingest", "--input", str(src), "--ds", "2026-10-01", "--source", name])
+    run_jobs_together(argvs, timeout_s=1200)
     got = {
         r["source"]: r["n"]
         for r in spark.table("bronze.interactions")

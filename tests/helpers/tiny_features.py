@@ -1,6 +1,6 @@
-"""A tiny, seeded, learnable feature set written straight into the ``features.*`` tables.
+"""A tiny, seeded, learnable feature set written straight into the ``features.*`` tables (tests).
 
-For tests and demos of the training and evaluation jobs without running ingest and the feature
+For tests of the training and evaluation jobs without running ingest and the feature
 job: two user groups, each preferring one half of the catalogue and walking through it in item
 order (so the next item is predictable), one genre per half, a small content vector, and two
 cold items. Every user has ``n_positives`` positives: all but the last two are train, then one
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pyspark.sql import functions as F
 
+from recsys.training.trainers import SplitData, load_split
 from recsys.warehouse.io import with_conflict_retry
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
@@ -147,3 +148,10 @@ def write_tiny_features(
         (FEATURES_RANKER_EXAMPLES, examples),
     ):
         _write(spark, table, [{**r, **stamp} for r in rows], ds, split_id)
+
+
+def tiny_split(spark: SparkSession, ds: date, history_len: int = 10) -> SplitData:
+    """Write the default tiny feature set for ``ds`` and load its ``leave_last_out`` split, as
+    the trainers read it (``history_len`` items of history per user)."""
+    write_tiny_features(spark, ds)
+    return load_split(spark, ds, "leave_last_out", history_len=history_len)
