@@ -281,6 +281,7 @@ def test_experiment_analysis_dry_run_with_replay_over_a_range(airflow_home: Path
         "--experiment", "recs_model_vs_popularity",
         "--ds", "2027-01-06",
         "--data-start", "2010-01-01T00:00:00",
+        "--align", "held_out",
         "--speed", "250",
         "--list-size", "20",
     ]  # fmt: skip
