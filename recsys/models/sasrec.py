@@ -317,8 +317,15 @@ class SequentialRecommender(nn.Module):
     def user_representation(self, seq: Tensor) -> Tensor:
         """Hidden state at each row's most recent (last non-padding) item; ``(B, d_model)``.
 
-        An all-padding row yields the zero vector.
+        An all-padding row yields the zero vector. Columns that are padding in every row are
+        dropped first: positions count back from each row's most recent item and padding keys
+        are masked, so they change nothing but the cost (attention is quadratic in ``L``, and
+        most users' histories are far shorter than ``max_len``).
         """
+        real = (seq != 0).any(dim=0)
+        if bool(real.any()):
+            kept = real.nonzero()[:, 0]
+            seq = seq[:, int(kept[0]) : int(kept[-1]) + 1]
         hidden = self(seq)
         idx = torch.arange(seq.shape[1], device=seq.device).expand_as(seq)
         last = torch.where(seq != 0, idx, torch.zeros_like(idx)).max(dim=1).values

@@ -225,10 +225,19 @@ def _gather(top: TopK, at: NDArray, ids: NDArray, source: int) -> tuple[NDArray,
 
 
 def _retrieve(
-    batch: pa.RecordBatch, models: FusedModels, k: int, seen_rows: NDArray, seen_ids: NDArray
+    batch: pa.RecordBatch,
+    models: FusedModels,
+    k: int,
+    seen_rows: NDArray,
+    seen_ids: NDArray,
+    sasrec_vectors: dict[str, NDArray] | None = None,
 ) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray]:
     """Merged candidates of the batch's users: ``(rows, item ids, ranks, source codes,
-    retrieval scores)`` (:func:`merge_sources`)."""
+    retrieval scores)`` (:func:`merge_sources`).
+
+    ``sasrec_vectors``, when given and a SASRec retriever runs, receives ``rows`` (batch rows)
+    and ``vectors`` (their ``[h, -log Z]`` from the retrieval's forward pass; NaN where none
+    was computed)."""
     items = models.items
     warm = _flag(batch, WARM)
     item_ids = items.arrays.item_ids
@@ -248,6 +257,11 @@ def _retrieve(
             at = _select(warm & (lengths > 0))
             if len(at):
                 seqs = history_matrix(column, int(models.retriever.config.max_len))[at]
+                vectors = None
+                if sasrec_vectors is not None:
+                    dim = int(models.retriever.item_emb.weight.shape[1]) + 1
+                    vectors = np.full((len(at), dim), np.nan, dtype=np.float32)
+                    sasrec_vectors.update(rows=at, vectors=vectors)
                 top = sasrec_topk(
                     models.retriever,
                     seqs,
@@ -255,6 +269,7 @@ def _retrieve(
                     k,
                     *_seen_for(at, seen_rows, seen_ids),
                     models.device,
+                    user_vectors=vectors,
                 )
                 parts.append(_gather(top, at, item_ids, SOURCE_CODE["sasrec"]))
         at = _select(~warm)
@@ -298,17 +313,39 @@ def candidate_batch(batch: pa.RecordBatch, models: FusedModels, k: int) -> pa.Re
     )
 
 
-def _sequence_vectors(batch: pa.RecordBatch, models: FusedModels, has: NDArray) -> NDArray | None:
+def _shares_sasrec(models: FusedModels) -> bool:
+    """The retriever and the ranker's sequencer are one model reading one column, so the
+    retrieval's forward pass gives the sequence feature too."""
+    return (
+        models.retriever is not None
+        and models.retriever is models.sequencer
+        and models.retriever_column == models.sequencer_column
+    )
+
+
+def _sequence_vectors(
+    batch: pa.RecordBatch,
+    models: FusedModels,
+    has: NDArray,
+    known: dict[str, NDArray] | None = None,
+) -> NDArray | None:
     """SASRec user vectors of the ranker's sequencer for the users with features (``has``) and
     events; the uniform vector for the others (the two-step path joins the vectors onto the
-    users with features, and the rest get the default)."""
+    users with features, and the rest get the default). ``known``: vectors already computed
+    for some batch rows by the same model (``rows``, ``vectors``; NaN rows are recomputed)."""
     if models.sequencer is None or models.sequencer_column is None:
         return None
     arrays = models.items.arrays
     out = np.tile(uniform_sequence_vector(arrays), (batch.num_rows, 1))
     column = batch.column(models.sequencer_column)
     lengths = column.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
-    at = _select(has & (lengths > 0))
+    wanted = has & (lengths > 0)
+    if known is not None and "rows" in known:
+        rows, vectors = known["rows"], known["vectors"]
+        ready = ~np.isnan(vectors).any(axis=1) & wanted[rows]
+        out[rows[ready]] = vectors[ready]
+        wanted[rows[ready]] = False
+    at = _select(wanted)
     if len(at):
         seqs = torch.from_numpy(history_matrix(column, int(models.sequencer.config.max_len))[at])
         size = batch_size_for("sasrec", models.device, "score")
@@ -341,7 +378,9 @@ def score_batch(batch: pa.RecordBatch, models: FusedModels, k: int, n: int) -> p
         raise ValueError(f"k, n: need 1 <= n <= k, got k={k!r}, n={n!r}")
     user_ids = batch.column(Col.USER_ID).to_numpy(zero_copy_only=False).astype(np.int64)
     seen_rows, seen_ids = _seen(batch)
-    rows, items, _, sources, _ = _retrieve(batch, models, k, seen_rows, seen_ids)
+    # One SASRec forward pass per user when the retriever is also the ranker's sequencer.
+    shared: dict[str, NDArray] | None = {} if _shares_sasrec(models) else None
+    rows, items, _, sources, _ = _retrieve(batch, models, k, seen_rows, seen_ids, shared)
     arrays = models.items.arrays
     has = _flag(batch, HAS_FEATURES)
     covisit = arrays.covisit()
@@ -362,7 +401,7 @@ def score_batch(batch: pa.RecordBatch, models: FusedModels, k: int, n: int) -> p
         cand_rows=rows,
         cand_items=items,
         cand_sources=sources,
-        sequence=_sequence_vectors(batch, models, has),
+        sequence=_sequence_vectors(batch, models, has, shared),
         recent=recent,
     )
     out = rank_kernel(

@@ -155,7 +155,14 @@ def _fused_batches(
 
     def load() -> FusedModels:
         payloads = models_bc.value
-        built = {name: (p.build(device), column) for name, (p, column) in payloads.items()}
+        # The SASRec retriever and the ranker's sequencer of one bundle are usually one
+        # artifact: build it once, so score_batch can share its forward pass.
+        modules: dict[str, Any] = {}
+        built: dict[str, tuple[Any, str | None]] = {}
+        for name, (p, column) in payloads.items():
+            if p.key not in modules:
+                modules[p.key] = p.build(device)
+            built[name] = (modules[p.key], column)
         retriever = built.get("retriever")
         sequencer = built.get("sequencer")
         return FusedModels.load(

@@ -51,14 +51,31 @@ def sasrec_topk(
     seen_rows: NDArray | None,
     seen_item_ids: NDArray | None,
     device: torch.device,
+    user_vectors: NDArray | None = None,
 ) -> TopK:
     """Top-``k`` items of each row of ``sequences`` (``(B, max_len)`` item indices, 0-padded
-    at the front); ``item_ids[j]`` is item index ``j + 1`` (ascending)."""
+    at the front); ``item_ids[j]`` is item index ``j + 1`` (ascending).
+
+    ``user_vectors``, when given (``(B, d_model + 1)`` float32), is filled with each row's
+    :func:`recsys.training.inference.sasrec_user_vectors` ``[h, -log Z]`` from the same forward
+    pass, so a caller that also needs them (the ranker's sequence feature) does not run the
+    transformer twice. ``log Z`` is the log-sum-exp of the scores of items ``1..n``: every
+    item of the model, which here are exactly the columns scored.
+    """
     seq = torch.from_numpy(sequences.astype(np.int64))
     size = batch_size_for("sasrec", device, "score")
+    if user_vectors is not None and user_vectors.shape != (
+        len(seq),
+        int(model.item_emb.weight.shape[1]) + 1,
+    ):
+        raise ValueError(f"user_vectors: shape {user_vectors.shape} does not fit the sequences")
 
     def block(u0: int, u1: int, i0: int, i1: int) -> torch.Tensor:
-        scores = model.next_item_scores(seq[u0:u1].to(device))
+        hidden = model.user_representation(seq[u0:u1].to(device))
+        scores = model.scores(hidden)
+        if user_vectors is not None and i0 == 0:
+            log_z = torch.logsumexp(scores[:, 1:], dim=1, keepdim=True)
+            user_vectors[u0:u1] = torch.cat([hidden, -log_z], dim=1).float().cpu().numpy()
         return scores[:, 1 + i0 : 1 + i1]
 
     cols = None if seen_item_ids is None else positions(item_ids, seen_item_ids)

@@ -66,6 +66,26 @@ def test_padding_does_not_change_real_positions() -> None:
     torch.testing.assert_close(model(batch)[:1, 3:], h)
 
 
+def test_user_representation_drops_shared_padding_columns_without_changing_the_result() -> None:
+    """The columns that are padding in every row are cut before the transformer runs: same
+    vectors as the full forward pass, and the transformer sees only the needed width."""
+    model = _model()
+    seq = torch.tensor([[0, 0, 0, 0, 4, 9, 2, 0], [0, 0, 0, 5, 1, 2, 3, 0], [0] * 8])
+    hidden = model(seq)  # the untrimmed pass, read at each row's last real item
+    want = torch.stack([hidden[0, 6], hidden[1, 6], torch.zeros(TINY.d_model)])
+    widths: list[int] = []
+    forward = model.forward
+
+    def spy(x: torch.Tensor) -> torch.Tensor:
+        widths.append(int(x.shape[1]))
+        return forward(x)
+
+    model.forward = spy  # type: ignore[method-assign,assignment]
+    torch.testing.assert_close(model.user_representation(seq), want)
+    assert widths == [4]  # columns 3..6
+    assert not model.user_representation(torch.zeros(2, 8, dtype=torch.long)).any()
+
+
 def test_padding_only_row_is_zero_and_finite() -> None:
     model = _model().train()
     seq = torch.tensor([[0, 0, 0], [0, 1, 2]])

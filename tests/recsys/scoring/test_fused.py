@@ -316,3 +316,69 @@ def test_fused_models_refuse_mismatched_inputs() -> None:
     _, batch, _ = _setup()
     with pytest.raises(ValueError, match="n <= k"):
         score_batch(batch, models, 3, 4)
+
+
+def test_sasrec_topk_hands_back_the_user_vectors_of_its_forward_pass() -> None:
+    _, _, c = _setup()
+    model = c["sasrec"]
+    seqs = history_matrix(pa.array([s for s in c["seq_pos"] if s], IDS), 6)
+    ids = np.arange(1, N_ITEMS + 1)
+    vectors = np.full((len(seqs), int(model.item_emb.weight.shape[1]) + 1), np.nan, np.float32)
+    with_vectors = sasrec_topk(model, seqs, ids, K, None, None, CPU, user_vectors=vectors)
+    plain = sasrec_topk(model, seqs, ids, K, None, None, CPU)
+    assert with_vectors.cols.tolist() == plain.cols.tolist()
+    want = sasrec_user_vectors(model, torch.from_numpy(seqs.astype(np.int64))).numpy()
+    np.testing.assert_allclose(vectors, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="user_vectors"):
+        sasrec_topk(model, seqs, ids, K, None, None, CPU, user_vectors=vectors[:1])
+
+
+def test_one_sasrec_for_retrieval_and_ranking_runs_once_and_scores_the_same() -> None:
+    """The retriever and the sequencer one model on one column: the retrieval's forward pass
+    serves the ranker's sequence feature (one transformer pass per user instead of two), and
+    the lists equal those of two separate copies of the model (no sharing)."""
+    models, batch, c = _setup()
+    shared = FusedModels.load(
+        models.items,
+        c["ranker"],
+        CPU,
+        retriever=c["sasrec"],
+        retriever_column=SEQUENCE_POSITIVES,
+        sequencer=c["sasrec"],
+        sequencer_column=SEQUENCE_POSITIVES,
+    )
+    copy = SequentialRecommender(c["sasrec"].config)
+    copy.load_state_dict(c["sasrec"].state_dict())
+    separate = FusedModels.load(
+        models.items,
+        c["ranker"],
+        CPU,
+        retriever=c["sasrec"],
+        retriever_column=SEQUENCE_POSITIVES,
+        sequencer=copy,
+        sequencer_column=SEQUENCE_POSITIVES,
+    )
+    model = shared.retriever
+    assert model is not None
+    forward, rows_forwarded = model.forward, []
+
+    def counting(seq: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        rows_forwarded.append(int(seq.shape[0]))
+        return forward(seq, *args, **kwargs)
+
+    model.forward = counting  # type: ignore[method-assign]
+    got = score_batch(batch, shared, K, N).to_pandas()
+    model.forward = forward  # type: ignore[method-assign]
+    want = score_batch(batch, separate, K, N).to_pandas()
+    # Each user with events runs through the transformer once: the warm ones for retrieval
+    # (their vectors reused by the ranker), the cold ones with features only for the ranker.
+    events = np.array([len(s) > 0 for s in c["seq_pos"]])
+    retrieved = c["warm"] & events
+    assert sum(rows_forwarded) == int(retrieved.sum() + (c["feats"] & events & ~retrieved).sum())
+    keys = [REC_SET_CODE, Col.USER_ID, Col.RANK]
+    got, want = got.sort_values(keys).reset_index(drop=True), want.sort_values(keys).reset_index(
+        drop=True
+    )
+    for col in (Col.USER_ID, Col.RANK, Col.ITEM_ID, Col.SOURCE, BECAUSE, REC_SET_CODE):
+        assert got[col].tolist() == want[col].tolist(), col
+    np.testing.assert_allclose(got[Col.SCORE], want[Col.SCORE], atol=1e-5)
