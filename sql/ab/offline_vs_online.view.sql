@@ -18,21 +18,30 @@ AS WITH evaluations AS (
     FROM eval.offline_metrics
   )
 ),
-offline AS (
-  SELECT e.model_version,
-         e.model_name AS offline_model_name,
-         e.split_id AS offline_split_id,
-         e.ds AS offline_ds,
-         e.evaluated_at AS offline_evaluated_at,
-         map_from_entries(
-           collect_list(struct(concat(m.metric, '@', CAST(m.k AS STRING)), m.value))
-         ) AS offline_metrics
+offline_rows AS (
+  -- One value per metric@k of the chosen run; max() keeps the map's keys unique should a run
+  -- have written a metric twice.
+  SELECT e.model_version, e.model_name, e.split_id, e.ds, e.evaluated_at,
+         concat(m.metric, '@', CAST(m.k AS STRING)) AS metric_key,
+         max(m.value) AS value
   FROM evaluations e
   JOIN eval.offline_metrics m
     ON m.run_id = e.run_id AND m.model_version = e.model_version
-   AND m.model_name = e.model_name AND m.slice = 'all'
+   AND m.model_name = e.model_name AND m.split_id = e.split_id AND m.ds = e.ds
+   AND m.slice = 'all'
   WHERE e.recency = 1
-  GROUP BY e.model_version, e.model_name, e.split_id, e.ds, e.evaluated_at
+  GROUP BY e.model_version, e.model_name, e.split_id, e.ds, e.evaluated_at,
+           concat(m.metric, '@', CAST(m.k AS STRING))
+),
+offline AS (
+  SELECT model_version,
+         model_name AS offline_model_name,
+         split_id AS offline_split_id,
+         ds AS offline_ds,
+         evaluated_at AS offline_evaluated_at,
+         map_from_entries(collect_list(struct(metric_key, value))) AS offline_metrics
+  FROM offline_rows
+  GROUP BY model_version, model_name, split_id, ds, evaluated_at
 ),
 analysed AS (
   SELECT DISTINCT ds, experiment_id, metric, control
