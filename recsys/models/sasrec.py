@@ -314,18 +314,39 @@ class SequentialRecommender(nn.Module):
         loss: Tensor = F.cross_entropy(logits, targets[valid] - 1)
         return loss
 
-    def user_representation(self, seq: Tensor) -> Tensor:
+    def user_representation(self, seq: Tensor, chunk_rows: int = 128) -> Tensor:
         """Hidden state at each row's most recent (last non-padding) item; ``(B, d_model)``.
 
-        An all-padding row yields the zero vector. Columns that are padding in every row are
-        dropped first: positions count back from each row's most recent item and padding keys
-        are masked, so they change nothing but the cost (attention is quadratic in ``L``, and
-        most users' histories are far shorter than ``max_len``).
+        An all-padding row yields the zero vector. Rows are run in chunks of ``chunk_rows``
+        (>= 1) rows of similar history length, and each chunk drops the columns that are padding
+        in every one of its rows: positions count back from each row's most recent item and
+        padding keys are masked, so this changes nothing but the cost. Attention is quadratic
+        in the width ``L``, most histories are far shorter than ``max_len``, and one long
+        history would otherwise set the width of a whole batch.
         """
+        if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+            raise ValueError(f"chunk_rows: must be an int >= 1, got {chunk_rows!r}")
+        if seq.shape[0] <= chunk_rows:
+            return self._represent(seq)
+        lengths = (seq != 0).sum(dim=1)
+        order = torch.argsort(lengths, stable=True)
+        out = torch.empty(
+            seq.shape[0], self.config.d_model, dtype=self.item_emb.weight.dtype, device=seq.device
+        )
+        for start in range(0, seq.shape[0], chunk_rows):
+            rows = order[start : start + chunk_rows]
+            out[rows] = self._represent(seq[rows]).to(out.dtype)
+        return out
+
+    def _represent(self, seq: Tensor) -> Tensor:
+        """:meth:`user_representation` of one chunk: shared padding columns cut, then read at
+        each row's last real item."""
         real = (seq != 0).any(dim=0)
         if bool(real.any()):
             kept = real.nonzero()[:, 0]
             seq = seq[:, int(kept[0]) : int(kept[-1]) + 1]
+        else:
+            seq = seq[:, :1]  # padding only: one column gives the same zero vectors
         hidden = self(seq)
         idx = torch.arange(seq.shape[1], device=seq.device).expand_as(seq)
         last = torch.where(seq != 0, idx, torch.zeros_like(idx)).max(dim=1).values

@@ -86,6 +86,35 @@ def test_user_representation_drops_shared_padding_columns_without_changing_the_r
     assert not model.user_representation(torch.zeros(2, 8, dtype=torch.long)).any()
 
 
+def test_user_representation_chunks_rows_by_length_without_changing_the_result() -> None:
+    """Rows are run in chunks of similar length, each as wide as its own longest history: one
+    long history no longer sets the width of every row, and the vectors (unsorted back into
+    the input order) equal those of one full-width pass."""
+    model = _model()
+    g = torch.Generator().manual_seed(0)
+    lengths = [8, 1, 0, 2, 7, 1, 3, 2, 8]
+    seq = torch.zeros(len(lengths), 8, dtype=torch.long)
+    for r, n in enumerate(lengths):
+        if n:
+            seq[r, 8 - n :] = torch.randint(1, TINY.n_items + 1, (n,), generator=g)
+    want = model.user_representation(seq, chunk_rows=len(lengths))  # one chunk: full width
+    widths: list[int] = []
+    forward = model.forward
+
+    def spy(x: torch.Tensor) -> torch.Tensor:
+        widths.append(int(x.shape[1]))
+        return forward(x)
+
+    model.forward = spy  # type: ignore[method-assign,assignment]
+    got = model.user_representation(seq, chunk_rows=3)
+    torch.testing.assert_close(got, want)
+    assert not got[2].any()  # the empty history stays the zero vector
+    # sorted lengths 0 1 1 | 2 2 3 | 7 8 8: each chunk as wide as its longest row
+    assert widths == [1, 3, 8]
+    with pytest.raises(ValueError, match="chunk_rows"):
+        model.user_representation(seq, chunk_rows=0)
+
+
 def test_padding_only_row_is_zero_and_finite() -> None:
     model = _model().train()
     seq = torch.tensor([[0, 0, 0], [0, 1, 2]])
