@@ -242,17 +242,23 @@ class SequentialRecommender(nn.Module):
         if seq.shape[1] > self.config.max_len:
             raise ValueError(f"seq: length {seq.shape[1]} exceeds max_len={self.config.max_len}")
 
-    def _attention_mask(self, real: Tensor) -> Tensor:
-        # True = may not attend. Causal (no key after the query) plus key padding. Every position
-        # may attend to itself: a left-padding query would otherwise have no key at all, and a
-        # fully masked softmax row is NaN on some attention kernels, which then leaks into real
-        # positions through 0 * NaN in the next layer. Padding outputs are discarded anyway.
+    def _attention_mask(self, real: Tensor, dtype: torch.dtype) -> Tensor:
+        # Blocked (-inf) = may not attend. Causal (no key after the query) plus key padding.
+        # Every position may attend to itself: a left-padding query would otherwise have no key
+        # at all, and a fully masked softmax row is NaN on some attention kernels, which then
+        # leaks into real positions through 0 * NaN in the next layer. Padding outputs are
+        # discarded anyway.
         length = real.shape[1]
         ones = torch.ones(length, length, dtype=torch.bool, device=real.device)
         causal = ones.triu(1)
         blocked = causal.unsqueeze(0) | ~real.unsqueeze(1)  # (B, L, L)
         blocked = blocked & ~torch.eye(length, dtype=torch.bool, device=real.device)
-        return blocked.repeat_interleave(self.config.n_heads, dim=0)  # (B * heads, L, L)
+        blocked = blocked.repeat_interleave(self.config.n_heads, dim=0)  # (B * heads, L, L)
+        # Additive form (0 or -inf), built once: a boolean mask would be converted to it again
+        # by every encoder layer (``F._canonical_mask``).
+        return torch.zeros(blocked.shape, dtype=dtype, device=real.device).masked_fill_(
+            blocked, float("-inf")
+        )
 
     def forward(self, seq: Tensor) -> Tensor:
         """Hidden states of every position.
@@ -270,7 +276,7 @@ class SequentialRecommender(nn.Module):
         pos = (real.flip(1).cumsum(1).flip(1) - 1).clamp(min=0)
         x = self.item_emb(seq) * math.sqrt(self.config.d_model) + self.pos_emb(pos)
         x = self.emb_dropout(x) * real.unsqueeze(-1).to(x.dtype)
-        h: Tensor = self.encoder(x, mask=self._attention_mask(real))
+        h: Tensor = self.encoder(x, mask=self._attention_mask(real, x.dtype))
         return h * real.unsqueeze(-1).to(h.dtype)
 
     def scores(self, hidden: Tensor) -> Tensor:
