@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Final
 
 from pyspark.sql import functions as F
 
+from ab_testing.analysis_input import STAT_COLUMNS
 from ab_testing.metrics_config import EventAggregate, MetricDefinition
 from ab_testing.stats.moments import sandwich_keys
 from recsys.warehouse.tables import Col
@@ -56,19 +57,6 @@ _TYPE: Final = "_event_type"
 _EVENT_HASH: Final = "_event_unit_hash"
 _SLICES: Final = "_slices"
 _KEYS: Final = (Col.EXPERIMENT_ID, Col.VARIANT, Col.UNIT_ID)
-#: Sufficient-statistic columns of ``ab.metric_stats``, in order.
-STAT_COLUMNS: Final[tuple[str, ...]] = (
-    "n",
-    "sum_y",
-    "sum_y_sq",
-    "sum_d",
-    "sum_d_sq",
-    "sum_yd",
-    "sum_x",
-    "sum_x_sq",
-    "sum_yx",
-    "sum_dx",
-)
 
 
 def _event_value(agg: EventAggregate) -> Column:
