@@ -407,6 +407,12 @@ def ds_param() -> Param:
     )
 
 
+def int_param(default: int, description: str, *, minimum: int, maximum: int | None = None) -> Param:
+    """An integer in ``[minimum, maximum]`` (no upper bound when ``maximum`` is None)."""
+    bounds = {"minimum": minimum} if maximum is None else {"minimum": minimum, "maximum": maximum}
+    return Param(default, type="integer", **bounds, description=description)
+
+
 def path_param(default: Path | str, description: str) -> Param:
     """A non-empty path (existence is checked by the job at run time, not at parse time)."""
     return Param(str(default), type="string", minLength=1, description=description)

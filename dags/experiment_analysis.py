@@ -215,18 +215,12 @@ with DAG(
                 "evaluation holds out); calendar: one clock from replay_data_start."
             ),
         ),
-        "replay_speed": Param(
-            250, type="integer", minimum=1, maximum=10000, description="Data days per replay day."
+        "replay_speed": common.int_param(
+            250, "Data days per replay day.", minimum=1, maximum=10000
         ),
-        "replay_list_size": Param(
-            20, type="integer", minimum=1, maximum=200, description="Items per served list."
-        ),
-        "grace_days": Param(
-            7,
-            type="integer",
-            minimum=0,
-            maximum=90,
-            description="Keep analysing an experiment this many days after its end.",
+        "replay_list_size": common.int_param(20, "Items per served list.", minimum=1, maximum=200),
+        "grace_days": common.int_param(
+            7, "Keep analysing an experiment this many days after its end.", minimum=0, maximum=90
         ),
     },
     **common.dag_settings(timeout_hours=6),
