@@ -194,17 +194,15 @@ with DAG(
         "replay": Param(
             False, type="boolean", description="Replay held-out interactions (offline only)."
         ),
-        "replay_experiment": Param(
+        "replay_experiment": common.string_param(
             "recs_model_vs_popularity",
-            type="string",
-            pattern=r"^[a-z][a-z0-9_]{0,62}" + common.PATTERN_END,
-            description="Experiment id the replay serves.",
+            "Experiment id the replay serves.",
+            r"^[a-z][a-z0-9_]{0,62}",
         ),
-        "replay_data_start": Param(
+        "replay_data_start": common.string_param(
             "2010-01-01T00:00:00",
-            type="string",
-            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}" + common.PATTERN_END,
-            description="Data instant (UTC) mapped onto the experiment's first day.",
+            "Data instant (UTC) mapped onto the experiment's first day.",
+            r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}",
         ),
         "replay_align": Param(
             "held_out",

@@ -161,11 +161,10 @@ with DAG(
             "Two-tower and SASRec train on a seeded sample of this many users; 0 = every user.",
             minimum=0,
         ),
-        "eval_models": Param(
+        "eval_models": common.string_param(
             "popularity,two_tower,sasrec,two_tower+ranker",
-            type="string",
-            pattern=r"^[a-z_+]+(,[a-z_+]+)*" + common.PATTERN_END,
-            description="Models jobs/evaluate.py compares (als is slower).",
+            "Models jobs/evaluate.py compares (als is slower).",
+            r"^[a-z_+]+(,[a-z_+]+)*",
         ),
         "promotion_margin": Param(
             0.005,
