@@ -50,6 +50,7 @@ if __package__ in (None, ""):  # python bench/bench_ab_pipeline.py: the reposito
 
 from ab_testing.analysis_input import STAT_COLUMNS
 from ab_testing.metrics_config import EventAggregate, MetricDefinition
+from ab_testing.settings import OVERALL_SLICE
 from bench import _harness, _measure
 
 if TYPE_CHECKING:
@@ -65,7 +66,6 @@ START: Final = datetime(2026, 1, 1, tzinfo=UTC)
 PRE_DAYS: Final = 14  # events before the test start (covariate period)
 US_PER_DAY: Final = 86_400_000_000
 CONTROL: Final = "control"
-SLICE_ALL: Final = "all"
 
 METRICS: Final[tuple[MetricDefinition, ...]] = (
     MetricDefinition("converted", "binomial", EventAggregate("click", "any"), window_days=3),
@@ -280,7 +280,7 @@ def duckdb_sql(root: Path, metrics: Sequence[MetricDefinition], days: Sequence[d
             for col, p in zip(STAT_COLUMNS[1:], products, strict=True)
         ]
     unpivot = " UNION ALL ".join(
-        f"SELECT experiment_id, variant, {_lit(m.name)} AS metric, {_lit(SLICE_ALL)} AS slice,"
+        f"SELECT experiment_id, variant, {_lit(m.name)} AS metric, {_lit(OVERALL_SLICE)} AS slice,"
         f" look_date, n, {', '.join(f'{col}{i} AS {col}' for col in STAT_COLUMNS[1:])},"
         f" {'true' if m.covariate is not None else 'false'} AS has_covariate FROM agg"
         for i, m in enumerate(metrics)
