@@ -52,6 +52,13 @@ def add_args(parser: argparse.ArgumentParser, single_process: str | None = None)
     parser.add_argument("--keep", action="store_true", help="keep the data, print its path")
 
 
+def add_work_args(parser: argparse.ArgumentParser) -> None:
+    """``--work-dir`` and ``--keep``: where :func:`warehouse_spark` puts its throw-away
+    warehouse and whether it stays, for the benchmarks that run the real jobs."""
+    parser.add_argument("--work-dir", type=Path, help="parent of the throw-away warehouse")
+    parser.add_argument("--keep", action="store_true", help="keep the warehouse and the report")
+
+
 @contextlib.contextmanager
 def warehouse_spark(
     prefix: str, parent: Path | None, keep: bool, app_name: str

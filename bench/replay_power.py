@@ -73,8 +73,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--future-days", type=int, default=730, help="held-out days before the end")
     p.add_argument("--list-size", type=int, default=20, help="items per served list")
     p.add_argument("--seed", type=int, default=0, help="generator seed")
-    p.add_argument("--work-dir", type=Path, help="parent of the throw-away warehouse")
-    p.add_argument("--keep", action="store_true", help="keep the warehouse and the report")
+    _harness.add_work_args(p)
     args = p.parse_args(argv)
     for name, lo in (("users", 200), ("items", 100), ("draws_per_user", 1), ("future_days", 1)):
         if getattr(args, name) < lo:

@@ -338,8 +338,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rho", type=float, default=0.5, help="covariate-outcome correlation")
     parser.add_argument("--days", type=int, default=7, help="test days = daily looks")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work-dir", type=Path, help="parent of the throw-away warehouse")
-    parser.add_argument("--keep", action="store_true", help="keep the warehouse and reports")
+    _harness.add_work_args(parser)
     args = parser.parse_args(argv)
     try:
         args.design = Design(
