@@ -409,8 +409,9 @@ def ds_param() -> Param:
 
 def int_param(default: int, description: str, *, minimum: int, maximum: int | None = None) -> Param:
     """An integer in ``[minimum, maximum]`` (no upper bound when ``maximum`` is None)."""
-    bounds = {"minimum": minimum} if maximum is None else {"minimum": minimum, "maximum": maximum}
-    return Param(default, type="integer", **bounds, description=description)
+    if maximum is None:
+        return Param(default, type="integer", minimum=minimum, description=description)
+    return Param(default, type="integer", minimum=minimum, maximum=maximum, description=description)
 
 
 def string_param(default: str, description: str, pattern: str) -> Param:

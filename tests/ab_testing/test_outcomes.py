@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ab_testing.analysis_input import STAT_COLUMNS
 from ab_testing.metrics_config import EventAggregate, MetricDefinition
-from ab_testing.outcomes import STAT_COLUMNS, sufficient_stats
+from ab_testing.outcomes import sufficient_stats
 from tests.ab_testing.outcome_reference import (
     EVENTS_SCHEMA,
     EXPOSURES_SCHEMA,
