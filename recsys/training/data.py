@@ -30,6 +30,8 @@ import torch
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from recsys.features.split import Role
+from recsys.features.split import table_slice as table_slice  # re-exported: callers read it here
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_ITEM_FEATURES,
@@ -55,16 +57,10 @@ MAX_ROWS_IN_MEMORY: Final = 2_000_000
 LENGTH_WINDOW_BATCHES: Final = 8
 #: Passes over a converter before a short read is an error (see :func:`epoch_batches`).
 READ_ATTEMPTS: Final = 3
-TRAIN: Final = "train"
-VALIDATION: Final = "validation"
-TEST: Final = "test"
-
-
-def table_slice(spark: SparkSession, table: TableRef, ds: date, split_id: str) -> DataFrame:
-    """Rows of ``table`` for one ``(ds, split_id)``."""
-    return spark.table(table.qualified_name).where(
-        (F.col(Col.DS) == F.lit(ds)) & (F.col(Col.SPLIT_ID) == F.lit(split_id))
-    )
+#: The roles of ``features.interactions_split`` (:class:`recsys.features.split.Role`).
+TRAIN: Final = Role.TRAIN.value
+VALIDATION: Final = Role.VALIDATION.value
+TEST: Final = Role.TEST.value
 
 
 def delta_versions(spark: SparkSession, tables: tuple[TableRef, ...]) -> dict[str, int]:
