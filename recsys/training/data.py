@@ -537,13 +537,7 @@ def positive_sequences(
     pairs: pd.DataFrame, roles: tuple[str, ...], index_of: Mapping[int, int]
 ) -> dict[int, list[int]]:
     """Per user, item indices of positives in ``roles``, oldest first (ties by item id)."""
-    sub = pairs[pairs[Col.ROLE].isin(roles) & pairs[Col.IS_POSITIVE]]
-    sub = sub.sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
-    grouped = sub.groupby(Col.USER_ID, sort=True)[Col.ITEM_ID].agg(list)
-    return {
-        int(u): [index_of[int(i)] for i in g if int(i) in index_of]
-        for u, g in zip(grouped.index.tolist(), grouped.tolist(), strict=True)
-    }
+    return _sequences(pairs[pairs[Col.ROLE].isin(roles) & pairs[Col.IS_POSITIVE]], index_of)
 
 
 def event_sequences(
@@ -560,9 +554,14 @@ def event_sequences(
     """
     if positives_only:
         return positive_sequences(pairs, roles, index_of)
-    sub = pairs[pairs[Col.ROLE].isin(roles)]
-    sub = sub.sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
-    grouped = sub.groupby(Col.USER_ID, sort=True)[Col.ITEM_ID].agg(list)
+    return _sequences(pairs[pairs[Col.ROLE].isin(roles)], index_of)
+
+
+def _sequences(events: pd.DataFrame, index_of: Mapping[int, int]) -> dict[int, list[int]]:
+    """Per user, the item indices of ``events`` (rows of ``pairs``), oldest first (ties by item
+    id); items without an index dropped."""
+    ordered = events.sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
+    grouped = ordered.groupby(Col.USER_ID, sort=True)[Col.ITEM_ID].agg(list)
     return {
         int(u): [index_of[int(i)] for i in g if int(i) in index_of]
         for u, g in zip(grouped.index.tolist(), grouped.tolist(), strict=True)
