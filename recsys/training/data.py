@@ -38,7 +38,6 @@ from recsys.warehouse.tables import (
     FEATURES_RANKER_EXAMPLES,
     FEATURES_USER_FEATURES,
     Col,
-    TableRef,
 )
 
 if TYPE_CHECKING:
@@ -61,15 +60,6 @@ READ_ATTEMPTS: Final = 3
 TRAIN: Final = Role.TRAIN.value
 VALIDATION: Final = Role.VALIDATION.value
 TEST: Final = Role.TEST.value
-
-
-def delta_versions(spark: SparkSession, tables: tuple[TableRef, ...]) -> dict[str, int]:
-    """Latest Delta version of each table (``DESCRIBE HISTORY t LIMIT 1``)."""
-    out: dict[str, int] = {}
-    for table in tables:
-        row = spark.sql(f"DESCRIBE HISTORY {table.qualified_name} LIMIT 1").first()
-        out[table.qualified_name] = -1 if row is None else int(row["version"])
-    return out
 
 
 @dataclass(frozen=True)

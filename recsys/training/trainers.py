@@ -50,6 +50,7 @@ from recsys.training.inference import (
     user_vectors,
 )
 from recsys.training.loops import NDCG10, FitResult, TrainConfig, config_dict, fit, seed_everything
+from recsys.warehouse.completion import table_versions
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_ITEM_FEATURES,
@@ -133,7 +134,7 @@ def load_split(
     """Read one split's item features, a seeded user sample's features and interactions, and
     the Delta versions read. ``sample_size`` >= the split's users: every user."""
     S.check_sample_size("sample_size", sample_size)
-    versions = D.delta_versions(spark, INPUT_TABLES)
+    versions = table_versions(spark, INPUT_TABLES)
     items = D.load_items(spark, ds, split_id)
     sample = S.draw_sample(spark, ds, split_id, sample_size, sample_seed)
     return SplitData(
