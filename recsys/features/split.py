@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 from pyspark.sql import Column, Window
 from pyspark.sql import functions as F
 
+from recsys.validation import check_int
 from recsys.warehouse.tables import Col, TableRef
 
 if TYPE_CHECKING:
@@ -73,12 +74,7 @@ class LeaveLastOut:
     min_positives: int = 3
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.min_positives, int)
-            or isinstance(self.min_positives, bool)
-            or self.min_positives < 3
-        ):
-            raise ValueError(f"min_positives: must be an int >= 3, got {self.min_positives!r}")
+        check_int("min_positives", self.min_positives, 3)
 
     @property
     def split_id(self) -> str:

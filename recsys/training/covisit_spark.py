@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 
 from recsys.features.split import table_slice, train_rows
 from recsys.training.covisit import CovisitConfig, matrix_from_ids
+from recsys.validation import check_int
 from recsys.warehouse.tables import (
     FEATURES_COVISIT,
     FEATURES_INTERACTIONS_SPLIT,
@@ -243,8 +244,7 @@ def recent_items_spark(
     ids, oldest first, in the order of the offline sequences (event time, ties by item id;
     items outside the split's catalogue dropped). ``users``: a ``user_id`` frame to keep (a
     sample, the evaluated users), None for every user. Nothing is collected."""
-    if not isinstance(last, int) or isinstance(last, bool) or last < 1:
-        raise ValueError(f"last: must be an int >= 1, got {last!r}")
+    check_int("last", last, 1)
     if not roles:
         raise ValueError(f"roles: expected at least one role, got {roles!r}")
     events = table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id).where(

@@ -26,6 +26,7 @@ import pandas as pd
 from pyspark.sql import functions as F
 
 from recsys.training.data import TRAIN, table_slice
+from recsys.validation import check_int
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_USER_FEATURES,
@@ -52,9 +53,7 @@ _ORDER: Final = "_sample_order"
 
 def check_sample_size(name: str, value: object) -> int:
     """``value`` as a sample size (an int >= 1); ValueError naming ``name`` otherwise."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: must be an int >= 1, got {value!r}")
-    return value
+    return check_int(name, value, 1)
 
 
 def sample_users(users: DataFrame, size: int, seed: int = SAMPLE_SEED) -> DataFrame:
