@@ -170,11 +170,7 @@ def _train_counts(
     per_item = S.train_item_counts(
         spark, split.ds, split.split_id, positives_only=positives_only, distinct_users=False
     )
-    counts = np.zeros(split.items.n_items + 1, dtype=np.int64)
-    for item, n in zip(per_item[Col.ITEM_ID], per_item[Col.N_INTERACTIONS], strict=True):
-        if int(item) in split.index_of:
-            counts[split.index_of[int(item)]] = int(n)
-    return counts
+    return S.counts_by_index(per_item, split.index_of, split.items.n_items)
 
 
 def _fit_streamed(
