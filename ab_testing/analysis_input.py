@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 from ab_testing.metrics_config import MetricDefinition
 from ab_testing.settings import OVERALL_SLICE
@@ -34,6 +34,47 @@ from ab_testing.stats.sufficient import AnyStats, cuped_moments
 
 #: A row of ``ab.metric_stats`` as a mapping (e.g. ``Row.asDict()``).
 StatsRow = Mapping[str, Any]
+
+#: Sufficient-statistic columns of ``ab.metric_stats``, in order (written by
+#: :mod:`ab_testing.outcomes`): ``y`` the outcome or numerator, ``d`` the denominator, ``x`` the
+#: first covariate, sums over units of each and of their products.
+STAT_COLUMNS: Final[tuple[str, ...]] = (
+    "n",
+    "sum_y",
+    "sum_y_sq",
+    "sum_d",
+    "sum_d_sq",
+    "sum_yd",
+    "sum_x",
+    "sum_x_sq",
+    "sum_yx",
+    "sum_dx",
+)
+_Y: Final = (("sum", "sum_y"), ("sum_sq", "sum_y_sq"))
+_RATIO: Final = (
+    ("sum_num", "sum_y"),
+    ("sum_num_sq", "sum_y_sq"),
+    ("sum_den", "sum_d"),
+    ("sum_den_sq", "sum_d_sq"),
+    ("sum_num_den", "sum_yd"),
+)
+_X: Final = (("sum_x", "sum_x"), ("sum_x_sq", "sum_x_sq"))
+#: Each sums type's fields besides ``n`` and the ``ab.metric_stats`` column each is read from.
+_COLUMNS: Final[dict[type[AnyStats], tuple[tuple[str, str], ...]]] = {
+    SampleStats: _Y,
+    CupedStats: (*_Y, *_X, ("sum_xy", "sum_yx")),
+    RatioStats: _RATIO,
+    CupedRatioStats: (*_RATIO, *_X, ("sum_num_x", "sum_yx"), ("sum_den_x", "sum_dx")),
+}
+#: The sums type by (ratio metric, has a covariate).
+_KINDS: Final[
+    dict[tuple[bool, bool], type[SampleStats | RatioStats | CupedStats | CupedRatioStats]]
+] = {
+    (False, False): SampleStats,
+    (False, True): CupedStats,
+    (True, False): RatioStats,
+    (True, True): CupedRatioStats,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,36 +115,8 @@ def to_stats(row: StatsRow, metric: MetricDefinition) -> AnyStats:
 
 def _cuped(row: StatsRow, metric: MetricDefinition) -> AnyStats:
     """The metric kind's sums (with the first covariate's CUPED sums when it has one)."""
-    n = float(row["n"])
-    cuped = metric.covariate is not None
-    if metric.kind == "ratio":
-        ratio = dict(
-            n=n,
-            sum_num=row["sum_y"],
-            sum_num_sq=row["sum_y_sq"],
-            sum_den=row["sum_d"],
-            sum_den_sq=row["sum_d_sq"],
-            sum_num_den=row["sum_yd"],
-        )
-        if cuped:
-            return CupedRatioStats(
-                **ratio,
-                sum_x=row["sum_x"],
-                sum_x_sq=row["sum_x_sq"],
-                sum_num_x=row["sum_yx"],
-                sum_den_x=row["sum_dx"],
-            )
-        return RatioStats(**ratio)
-    if cuped:
-        return CupedStats(
-            n=n,
-            sum=row["sum_y"],
-            sum_sq=row["sum_y_sq"],
-            sum_x=row["sum_x"],
-            sum_x_sq=row["sum_x_sq"],
-            sum_xy=row["sum_yx"],
-        )
-    return SampleStats(n=n, sum=row["sum_y"], sum_sq=row["sum_y_sq"])
+    kind = _KINDS[(metric.kind == "ratio", metric.covariate is not None)]
+    return kind(n=float(row["n"]), **{field: row[column] for field, column in _COLUMNS[kind]})
 
 
 def group_looks(rows: Iterable[StatsRow]) -> list[ArmLooks]:

@@ -34,12 +34,12 @@ named :attr:`EventAggregate.covariate_name` in the results.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from ab_testing.config_model import check_id
 from ab_testing.settings import (
     EVENT_AGGS,
     MARGIN_TYPES,
@@ -48,23 +48,11 @@ from ab_testing.settings import (
     MarginType,
     MetricKind,
     check_choice,
+    check_int_in,
 )
 from ab_testing.stats import MetricSpec
 
-_ID: Final = re.compile(r"[a-z][a-z0-9_]{0,62}")  # fullmatch: no trailing newline
 DEFAULT_EXPERIMENT_KEY: Final = "default"
-
-
-def _check_id(name: str, value: object) -> str:
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise ValueError(f"{name}: expected an id matching {_ID.pattern}, got {value!r}")
-    return value
-
-
-def _check_days(name: str, value: object, lo: int = 1, hi: int = 365) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {value!r}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +70,10 @@ class EventAggregate:
     pre_window_days: int | None = None
 
     def __post_init__(self) -> None:
-        _check_id("event", self.event)
+        check_id("event", self.event)
         check_choice("agg", self.agg, EVENT_AGGS)
         if self.pre_window_days is not None:
-            _check_days("pre_window_days", self.pre_window_days)
+            check_int_in("pre_window_days", self.pre_window_days, 1, 365)
 
     @property
     def covariate_name(self) -> str:
@@ -133,10 +121,10 @@ class MetricDefinition:
     spec: MetricSpec = field(init=False)
 
     def __post_init__(self) -> None:
-        _check_id("name", self.name)
+        check_id("name", self.name)
         check_choice("kind", self.kind, METRIC_KINDS)
         check_choice("margin_type", self.margin_type, MARGIN_TYPES)
-        _check_days("window_days", self.window_days)
+        check_int_in("window_days", self.window_days, 1, 365)
         if self.kind == "binomial" and self.numerator.agg != "any":
             raise ValueError(
                 f"numerator.agg: a binomial metric needs 'any', got {self.numerator.agg!r}"
@@ -215,7 +203,7 @@ class MetricsConfig:
             raise ValueError(f"metrics: names must be distinct and non-empty, got {names!r}")
         for key, listed in self.by_experiment.items():
             if key != DEFAULT_EXPERIMENT_KEY:
-                _check_id("experiments", key)
+                check_id("experiments", key)
             unknown = [m for m in listed if m not in names]
             if unknown or not listed:
                 raise ValueError(f"experiments.{key}: unknown or empty metrics {list(listed)!r}")

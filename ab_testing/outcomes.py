@@ -37,14 +37,15 @@ from typing import TYPE_CHECKING, Final
 
 from pyspark.sql import functions as F
 
+from ab_testing.analysis_input import STAT_COLUMNS
 from ab_testing.metrics_config import EventAggregate, MetricDefinition
+from ab_testing.settings import OVERALL_SLICE
 from ab_testing.stats.moments import sandwich_keys
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-OVERALL: Final = "all"
 LOOK_DATE: Final = "look_date"
 _Y: Final = "_y"
 _D: Final = "_d"
@@ -56,19 +57,6 @@ _TYPE: Final = "_event_type"
 _EVENT_HASH: Final = "_event_unit_hash"
 _SLICES: Final = "_slices"
 _KEYS: Final = (Col.EXPERIMENT_ID, Col.VARIANT, Col.UNIT_ID)
-#: Sufficient-statistic columns of ``ab.metric_stats``, in order.
-STAT_COLUMNS: Final[tuple[str, ...]] = (
-    "n",
-    "sum_y",
-    "sum_y_sq",
-    "sum_d",
-    "sum_d_sq",
-    "sum_yd",
-    "sum_x",
-    "sum_x_sq",
-    "sum_yx",
-    "sum_dx",
-)
 
 
 def _event_value(agg: EventAggregate) -> Column:
@@ -327,7 +315,7 @@ def sufficient_stats(
     outcomes, covariates = _sums_of(metrics)
     per_exposure = _per_exposure(exposures, events, outcomes, covariates, looks)
     if unit_slices is None:
-        per_exposure = per_exposure.withColumn(Col.SLICE, F.lit(OVERALL))
+        per_exposure = per_exposure.withColumn(Col.SLICE, F.lit(OVERALL_SLICE))
     else:
         # Each unit in ``all`` and once per (unit, slice) row: one row per unit expanded,
         # rather than a second pass over its values.
@@ -336,7 +324,7 @@ def sufficient_stats(
             Col.SLICE,
             F.explode(
                 F.concat(
-                    F.array(F.lit(OVERALL)),
+                    F.array(F.lit(OVERALL_SLICE)),
                     F.coalesce(F.col(_SLICES), F.array().cast("array<string>")),
                 )
             ),

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Final
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from ab_testing.settings import check_int_in
 from recsys.settings import Reason
 from recsys.warehouse.tables import Col, RecSet
 
@@ -104,12 +105,6 @@ _RN: Final = "_rn"
 _ORIGIN: Final = "_origin"
 
 
-def _int_in(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {value!r}")
-    return value
-
-
 @dataclass(frozen=True, slots=True)
 class ReplayConfig:
     """One replay, validated on construction.
@@ -150,10 +145,10 @@ class ReplayConfig:
             raise TypeError(
                 f"data_start: expected a timezone-aware datetime, got {self.data_start!r}"
             )
-        _int_in("speed", self.speed, 1, 3650)
-        _int_in("list_size", self.list_size, 1, 1000)
-        _int_in("click_window_days", self.click_window_days, 1, 365)
-        _int_in("pre_days", self.pre_days, 0, 365)
+        check_int_in("speed", self.speed, 1, 3650)
+        check_int_in("list_size", self.list_size, 1, 1000)
+        check_int_in("click_window_days", self.click_window_days, 1, 365)
+        check_int_in("pre_days", self.pre_days, 0, 365)
         if not isinstance(self.surface, str) or not _SURFACE_RE.fullmatch(self.surface):
             raise ValueError(f"surface: expected {_SURFACE_RE.pattern}, got {self.surface!r}")
         if self.fallback is not None and self.fallback not in REC_SETS:
@@ -230,7 +225,7 @@ def rec_lists(recommendations: DataFrame, list_size: int) -> DataFrame:
         recommendations,
         (Col.REC_SET, Col.USER_ID, Col.RANK, Col.ITEM_ID, Col.MODEL_VERSION),
     )
-    _int_in("list_size", list_size, 1, 1000)
+    check_int_in("list_size", list_size, 1, 1000)
     top = recommendations.where(F.col(Col.RANK) <= F.lit(list_size))
     return top.groupBy(Col.REC_SET, Col.USER_ID).agg(
         F.transform(

@@ -83,6 +83,14 @@ def check_open_unit(name: str, value: object) -> None:
         raise ValueError(f"{name} must be in (0, 1), got {value!r}")
 
 
+def check_int_in(name: str, value: object, lo: int, hi: int) -> int:
+    """Return ``value`` if it is an int (not a bool) in ``[lo, hi]``; else raise ``ValueError``
+    naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {value!r}")
+    return value
+
+
 def check_positive(name: str, value: object) -> None:
     """Raise ``TypeError``/``ValueError`` unless ``value`` is a finite real number > 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

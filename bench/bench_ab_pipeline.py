@@ -48,7 +48,9 @@ import numpy as np
 if __package__ in (None, ""):  # python bench/bench_ab_pipeline.py: the repository root first
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ab_testing.analysis_input import STAT_COLUMNS
 from ab_testing.metrics_config import EventAggregate, MetricDefinition
+from ab_testing.settings import OVERALL_SLICE
 from bench import _harness, _measure
 
 if TYPE_CHECKING:
@@ -64,7 +66,6 @@ START: Final = datetime(2026, 1, 1, tzinfo=UTC)
 PRE_DAYS: Final = 14  # events before the test start (covariate period)
 US_PER_DAY: Final = 86_400_000_000
 CONTROL: Final = "control"
-SLICE_ALL: Final = "all"
 
 METRICS: Final[tuple[MetricDefinition, ...]] = (
     MetricDefinition("converted", "binomial", EventAggregate("click", "any"), window_days=3),
@@ -83,18 +84,6 @@ METRICS: Final[tuple[MetricDefinition, ...]] = (
         denominator=EventAggregate("impression", "count"),
     ),
 )
-STATS: Final = (
-    "n",
-    "sum_y",
-    "sum_y_sq",
-    "sum_d",
-    "sum_d_sq",
-    "sum_yd",
-    "sum_x",
-    "sum_x_sq",
-    "sum_yx",
-    "sum_dx",
-)  # == ab_testing.outcomes.STAT_COLUMNS (imported lazily: it imports pyspark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,10 +211,8 @@ def generate(root: Path, units: int, events: int, days: int, seed: int, files: i
 
 def spark_stats(spark: SparkSession, root: Path, days: int) -> Rows:
     """Sufficient statistics by ``ab_testing.outcomes`` over the Parquet files."""
-    from ab_testing.outcomes import STAT_COLUMNS, sufficient_stats
+    from ab_testing.outcomes import sufficient_stats
 
-    if STAT_COLUMNS != STATS:
-        raise RuntimeError(f"STAT_COLUMNS changed: {STAT_COLUMNS} != {STATS}")
     exposures = spark.read.parquet(str(root / "exposures"))
     events = spark.read.parquet(str(root / "events"))
     return [r.asDict() for r in sufficient_stats(exposures, events, METRICS, looks(days)).collect()]
@@ -289,11 +276,12 @@ def duckdb_sql(root: Path, metrics: Sequence[MetricDefinition], days: Sequence[d
         y, d, x = f"y{i}", f"d{i}", f"x{i}"
         products = [y, f"{y}*{y}", d, f"{d}*{d}", f"{y}*{d}", x, f"{x}*{x}", f"{y}*{x}", f"{d}*{x}"]
         totals += [
-            f"SUM({p})::DOUBLE AS {col}{i}" for col, p in zip(STATS[1:], products, strict=True)
+            f"SUM({p})::DOUBLE AS {col}{i}"
+            for col, p in zip(STAT_COLUMNS[1:], products, strict=True)
         ]
     unpivot = " UNION ALL ".join(
-        f"SELECT experiment_id, variant, {_lit(m.name)} AS metric, {_lit(SLICE_ALL)} AS slice,"
-        f" look_date, n, {', '.join(f'{col}{i} AS {col}' for col in STATS[1:])},"
+        f"SELECT experiment_id, variant, {_lit(m.name)} AS metric, {_lit(OVERALL_SLICE)} AS slice,"
+        f" look_date, n, {', '.join(f'{col}{i} AS {col}' for col in STAT_COLUMNS[1:])},"
         f" {'true' if m.covariate is not None else 'false'} AS has_covariate FROM agg"
         for i, m in enumerate(metrics)
     )
@@ -368,7 +356,7 @@ def compare(spark_rows: Rows, duck_rows: Rows) -> int:
         other = b[key]
         if row["n"] != other["n"] or row["has_covariate"] != other["has_covariate"]:
             raise RuntimeError(f"{key}: n/has_covariate differ: {row} vs {other}")
-        for col in STATS[1:]:
+        for col in STAT_COLUMNS[1:]:
             x, y = float(row[col]), float(other[col])
             if abs(x - y) > REL_TOL * max(abs(x), abs(y)):
                 raise RuntimeError(f"{key} {col}: spark {x!r} != duckdb {y!r}")

@@ -32,18 +32,17 @@ Prints the table on stderr and ONE JSON line on stdout. Figures: docs/ab-demo-ex
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+
+from bench import _harness
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -61,6 +60,8 @@ WINDOW_DAYS: Final = 7
 #: Candidate items per genre (model) and beyond the list (popularity) before known items go.
 SPARE: Final = 200
 TOP_GENRES: Final = 3
+#: The arguments that size the run, echoed in the record's ``params``.
+PARAMS: Final = ("users", "items", "draws_per_user", "future_days", "list_size", "seed")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -72,8 +73,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--future-days", type=int, default=730, help="held-out days before the end")
     p.add_argument("--list-size", type=int, default=20, help="items per served list")
     p.add_argument("--seed", type=int, default=0, help="generator seed")
-    p.add_argument("--work-dir", type=Path, help="parent of the throw-away warehouse")
-    p.add_argument("--keep", action="store_true", help="keep the warehouse and the report")
+    _harness.add_work_args(p)
     args = p.parse_args(argv)
     for name, lo in (("users", 200), ("items", 100), ("draws_per_user", 1), ("future_days", 1)):
         if getattr(args, name) < lo:
@@ -337,44 +337,19 @@ def table(record: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="replay-power-", dir=args.work_dir))
-    os.environ["RECSYS_WAREHOUSE"] = str(root / "warehouse")
-    os.environ.setdefault("RECSYS_SPARK_UI", "false")
-    from jobs.common import configure_logging
-    from recsys.settings import load_settings
     from recsys.warehouse.catalog import apply_ddl
-    from recsys.warehouse.session import build_spark
 
-    configure_logging()
-    settings = load_settings()
-    spark = build_spark(settings, app_name="replay_power", attach=False)
-    started = time.perf_counter()
-    load = [os.getloadavg()[0]]
-    try:
+    session = _harness.warehouse_spark("replay-power-", args.work_dir, args.keep, "replay_power")
+    with session as (spark, settings, root):
+        started = time.perf_counter()
+        load = [os.getloadavg()[0]]
         apply_ddl(spark, settings.warehouse_root)
         record: dict[str, Any] = {"bench": "replay_power"}
-        record["params"] = {
-            "users": args.users,
-            "items": args.items,
-            "draws_per_user": args.draws_per_user,
-            "future_days": args.future_days,
-            "list_size": args.list_size,
-            "seed": args.seed,
-        }
+        record["params"] = {name: getattr(args, name) for name in PARAMS}
         record.update(run(spark, args, root))
-        record["seconds"] = round(time.perf_counter() - started, 1)
         load.append(os.getloadavg()[0])
-        record["loadavg_1m"] = [round(x, 2) for x in load]
-        record["cores"] = os.cpu_count()
         record["at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        print(table(record), file=sys.stderr, flush=True)
-        print(json.dumps(record, default=str), flush=True)
-    finally:
-        spark.stop()
-        if args.keep:
-            log.info("kept %s", root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        _harness.finish_timed(record, started, load, table)
     return 0
 
 

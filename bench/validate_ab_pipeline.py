@@ -43,19 +43,17 @@ Prints the table on stderr and ONE JSON line on stdout. Figures: ``docs/ab-valid
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from bench import _harness
 from bench._planted import CONVERTED, MEAN, P0, SD, VALUE, Design, summarise, table
 
 if TYPE_CHECKING:
@@ -71,6 +69,10 @@ PURCHASE: Final = "vp_purchase"
 CLICK: Final = "vp_click"
 CONTROL: Final = "control"
 TREATMENT: Final = "treatment"
+#: The design's fields echoed in the record's ``params``.
+PARAMS: Final = (
+    "units", "aa", "planted", "lift", "conversion_lift", "rho", "days", "seed", "alpha"
+)  # fmt: skip
 _2_53: Final = float(2**53)
 
 
@@ -336,8 +338,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rho", type=float, default=0.5, help="covariate-outcome correlation")
     parser.add_argument("--days", type=int, default=7, help="test days = daily looks")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work-dir", type=Path, help="parent of the throw-away warehouse")
-    parser.add_argument("--keep", action="store_true", help="keep the warehouse and reports")
+    _harness.add_work_args(parser)
     args = parser.parse_args(argv)
     try:
         args.design = Design(
@@ -358,55 +359,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     design: Design = args.design
-    root = Path(tempfile.mkdtemp(prefix="validate-ab-", dir=args.work_dir))
-    os.environ["RECSYS_WAREHOUSE"] = str(root / "warehouse")
-    os.environ.setdefault("RECSYS_SPARK_UI", "false")
-    from jobs.common import configure_logging
-    from recsys.settings import load_settings
     from recsys.warehouse.catalog import apply_ddl
-    from recsys.warehouse.session import build_spark
 
-    configure_logging()
-    settings = load_settings()
-    spark = build_spark(settings, app_name="validate_ab_pipeline", attach=False)
-    started = time.perf_counter()
-    load = [os.getloadavg()]
-    try:
+    session = _harness.warehouse_spark(
+        "validate-ab-", args.work_dir, args.keep, "validate_ab_pipeline"
+    )
+    with session as (spark, settings, root):
+        started = time.perf_counter()
+        load = [os.getloadavg()[0]]
         apply_ddl(spark, settings.warehouse_root)
         record: dict[str, Any] = {"bench": "validate_ab_pipeline"}
-        record["params"] = {
-            "units": design.units,
-            "aa": design.aa,
-            "planted": design.planted,
-            "lift": design.lift,
-            "conversion_lift": design.conversion_lift,
-            "rho": design.rho,
-            "days": design.days,
-            "seed": design.seed,
-            "alpha": design.alpha,
-        }
+        record["params"] = {name: getattr(design, name) for name in PARAMS}
         rows: list[dict[str, Any]] = []
         for key, value in run_pipeline(spark, design, root / "work"):
             if key == "rows":
                 rows = value
             else:
                 record[key] = value
-            load.append(os.getloadavg())
+            load.append(os.getloadavg()[0])
         record["result_rows"] = len(rows)
         record.update(summarise(design, rows))
-        record["seconds"] = round(time.perf_counter() - started, 1)
         record["spark_master"] = spark.sparkContext.master
-        record["cores"] = os.cpu_count()
         record["spark_shuffle_partitions"] = spark.conf.get("spark.sql.shuffle.partitions")
-        record["loadavg_1m"] = [round(x[0], 2) for x in load]
-        print(table(record), file=sys.stderr, flush=True)
-        print(json.dumps(record), flush=True)
-    finally:
-        spark.stop()
-        if args.keep:
-            log.info("kept %s", root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        _harness.finish_timed(record, started, load, table)
     return 0
 
 

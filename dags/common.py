@@ -407,6 +407,19 @@ def ds_param() -> Param:
     )
 
 
+def int_param(default: int, description: str, *, minimum: int, maximum: int | None = None) -> Param:
+    """An integer in ``[minimum, maximum]`` (no upper bound when ``maximum`` is None)."""
+    if maximum is None:
+        return Param(default, type="integer", minimum=minimum, description=description)
+    return Param(default, type="integer", minimum=minimum, maximum=maximum, description=description)
+
+
+def string_param(default: str, description: str, pattern: str) -> Param:
+    """A string matching ``pattern`` (a regex anchored with ``^``) to its very end
+    (:data:`PATTERN_END` is appended here)."""
+    return Param(default, type="string", pattern=pattern + PATTERN_END, description=description)
+
+
 def path_param(default: Path | str, description: str) -> Param:
     """A non-empty path (existence is checked by the job at run time, not at parse time)."""
     return Param(str(default), type="string", minLength=1, description=description)

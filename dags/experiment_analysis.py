@@ -194,17 +194,15 @@ with DAG(
         "replay": Param(
             False, type="boolean", description="Replay held-out interactions (offline only)."
         ),
-        "replay_experiment": Param(
+        "replay_experiment": common.string_param(
             "recs_model_vs_popularity",
-            type="string",
-            pattern=r"^[a-z][a-z0-9_]{0,62}" + common.PATTERN_END,
-            description="Experiment id the replay serves.",
+            "Experiment id the replay serves.",
+            r"^[a-z][a-z0-9_]{0,62}",
         ),
-        "replay_data_start": Param(
+        "replay_data_start": common.string_param(
             "2010-01-01T00:00:00",
-            type="string",
-            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}" + common.PATTERN_END,
-            description="Data instant (UTC) mapped onto the experiment's first day.",
+            "Data instant (UTC) mapped onto the experiment's first day.",
+            r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}",
         ),
         "replay_align": Param(
             "held_out",
@@ -215,18 +213,12 @@ with DAG(
                 "evaluation holds out); calendar: one clock from replay_data_start."
             ),
         ),
-        "replay_speed": Param(
-            250, type="integer", minimum=1, maximum=10000, description="Data days per replay day."
+        "replay_speed": common.int_param(
+            250, "Data days per replay day.", minimum=1, maximum=10000
         ),
-        "replay_list_size": Param(
-            20, type="integer", minimum=1, maximum=200, description="Items per served list."
-        ),
-        "grace_days": Param(
-            7,
-            type="integer",
-            minimum=0,
-            maximum=90,
-            description="Keep analysing an experiment this many days after its end.",
+        "replay_list_size": common.int_param(20, "Items per served list.", minimum=1, maximum=200),
+        "grace_days": common.int_param(
+            7, "Keep analysing an experiment this many days after its end.", minimum=0, maximum=90
         ),
     },
     **common.dag_settings(timeout_hours=6),

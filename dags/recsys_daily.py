@@ -150,28 +150,21 @@ with DAG(
         "force_retrain": Param(
             False, type="boolean", description="Train today whatever the cadence."
         ),
-        "train_every_days": Param(
-            7, type="integer", minimum=1, maximum=365, description="Training cadence in days."
+        "train_every_days": common.int_param(
+            7, "Training cadence in days.", minimum=1, maximum=365
         ),
-        "train_epochs": Param(
+        "train_epochs": common.int_param(
+            0, "Epoch cap for every model; 0 = each model's default.", minimum=0, maximum=1000
+        ),
+        "train_users": common.int_param(
             0,
-            type="integer",
+            "Two-tower and SASRec train on a seeded sample of this many users; 0 = every user.",
             minimum=0,
-            maximum=1000,
-            description="Epoch cap for every model; 0 = each model's default.",
         ),
-        "train_users": Param(
-            0,
-            type="integer",
-            minimum=0,
-            description="Two-tower and SASRec train on a seeded sample of this many users; "
-            "0 = every user.",
-        ),
-        "eval_models": Param(
+        "eval_models": common.string_param(
             "popularity,two_tower,sasrec,two_tower+ranker",
-            type="string",
-            pattern=r"^[a-z_+]+(,[a-z_+]+)*" + common.PATTERN_END,
-            description="Models jobs/evaluate.py compares (als is slower).",
+            "Models jobs/evaluate.py compares (als is slower).",
+            r"^[a-z_+]+(,[a-z_+]+)*",
         ),
         "promotion_margin": Param(
             0.005,

@@ -43,7 +43,7 @@ except ModuleNotFoundError:  # parsed by Airflow without the repository on sys.p
 
 
 def _days(default: int, description: str, minimum: int = 1) -> Param:
-    return Param(default, type="integer", minimum=minimum, maximum=3650, description=description)
+    return common.int_param(default, description, minimum=minimum, maximum=3650)
 
 
 with DAG(
@@ -59,12 +59,8 @@ with DAG(
         "candidates_days": _days(3, "Days of serve.candidates kept."),
         "served_days": _days(90, "Days of ab.served kept."),
         "compact_days": _days(2, "Recent days of ab.served compacted (0: none).", minimum=0),
-        "vacuum_hours": Param(
-            168,
-            type="integer",
-            minimum=1,
-            maximum=87600,
-            description="VACUUM horizon, hours: time travel works this far back.",
+        "vacuum_hours": common.int_param(
+            168, "VACUUM horizon, hours: time travel works this far back.", minimum=1, maximum=87600
         ),
         "log_retention_days": _days(30, "Delta log retention, days (>= vacuum_hours / 24)."),
         "vacuum": Param(True, type="boolean", description="Run VACUUM."),

@@ -38,7 +38,14 @@ from jobs import common
 from recsys.features.content import with_content_embedding
 from recsys.features.examples import READ_ROLES, ExampleConfig, check_roles, ranker_examples
 from recsys.features.item_features import ItemFeatureConfig, item_features
-from recsys.features.split import LeaveLastOut, Split, TimeCutoff, as_of, split_interactions
+from recsys.features.split import (
+    LeaveLastOut,
+    Split,
+    TimeCutoff,
+    as_of,
+    split_interactions,
+    table_slice,
+)
 from recsys.features.user_features import user_features
 from recsys.training.covisit import DEFAULT_TOP_N, CovisitConfig
 from recsys.training.covisit_spark import covisit_table_rows
@@ -294,10 +301,7 @@ def load(spark: SparkSession, features: Features, config: FeatureJobConfig) -> d
         started = time.perf_counter()
         replace_split(df, table, config.ds, split_id)
         seconds = time.perf_counter() - started
-        written = spark.table(table.qualified_name).where(
-            (F.col(Col.DS) == F.lit(config.ds)) & (F.col(Col.SPLIT_ID) == F.lit(split_id))
-        )
-        counts[str(table)] = written.count()
+        counts[str(table)] = table_slice(spark, table, config.ds, split_id).count()
         log.info("%s: %d rows in %.1f s", table, counts[str(table)], seconds)
         if table == FEATURES_ITEM_FEATURES and config.content:
             n = counts[str(table)]

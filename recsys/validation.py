@@ -1,4 +1,5 @@
-"""Argument checks shared by the recsys configs (models, feature sampling).
+"""Argument checks shared by the recsys configs and functions (models, features, training,
+surfaces, evaluation, the reader).
 
 A caller's mistake raises ValueError naming the argument and the value; each check is a pure
 function of its inputs, so a config validates the same way wherever it is built.
@@ -10,10 +11,20 @@ import math
 from collections.abc import Mapping
 
 
-def check_int(name: str, value: object, minimum: int) -> None:
-    """``value`` is an int (not a bool) >= ``minimum``."""
+def check_int(name: str, value: object, minimum: int) -> int:
+    """``value`` is an int (not a bool) >= ``minimum``; returns it."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name}: must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def check_typed_int(name: str, value: object, minimum: int) -> None:
+    """``value`` is an int (not a bool; TypeError otherwise) >= ``minimum`` (ValueError
+    otherwise): the contract of configs that tell a wrong type from a wrong value."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value!r}")
 
 
 def check_ints(obj: object, minimums: Mapping[str, int]) -> None:

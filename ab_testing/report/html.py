@@ -10,16 +10,8 @@ import jinja2
 
 from ab_testing.report.model import ReportData
 from ab_testing.report.plots import cumulative_plot_svg, forest_plot_svg, scope_svg_ids
-from ab_testing.report.tables import (
-    OFFLINE_COLUMNS,
-    decision_counts,
-    methods_notes,
-    offline_online_note,
-    offline_online_table,
-    results_tables,
-    srm_message,
-    summary_table,
-)
+from ab_testing.report.sections import sections
+from ab_testing.report.tables import OFFLINE_COLUMNS
 
 _CSS: Final = """
 body { font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
@@ -73,27 +65,27 @@ _TEMPLATE: Final = """<!DOCTYPE html>
 <header id="report-header">
 <h1>A/B test report: <span id="experiment-id">{{ r.experiment_id }}</span></h1>
 <dl class="meta">
-<dt>Dates</dt><dd id="report-dates">{{ dates }}</dd>
+<dt>Dates</dt><dd id="report-dates">{{ s.dates }}</dd>
 <dt>Control</dt><dd>{{ r.control }}</dd>
 {%- if r.source %}<dt>Input</dt><dd>{{ r.source }}</dd>{% endif %}
-<dt>Decisions</dt><dd id="decision-counts">{{ counts }}</dd>
+<dt>Decisions</dt><dd id="decision-counts">{{ s.decisions }}</dd>
 </dl>
 </header>
-{%- if srm %}
+{%- if s.srm is not none %}
 <div id="srm-banner" class="banner" role="alert"><strong>SRM check failed.</strong>
-{{ srm_text }}</div>
+{{ s.srm }}</div>
 {%- endif %}
 <section id="decision-summary">
 <h2>Decision summary (overall population)</h2>
-{{ table(summary, "summary-table") }}
+{{ table(s.summary, "summary-table") }}
 </section>
-{%- if offline_online is not none %}
+{%- if s.offline_online_note is not none %}
 <section id="offline-online">
 <h2>Offline vs online</h2>
-{%- if offline_online %}
-{{ table(offline_online, "offline-online-table") }}
+{%- if s.offline_online is not none %}
+{{ table(s.offline_online, "offline-online-table") }}
 {%- endif %}
-<p class="note" id="offline-online-note">{{ offline_online_note }}</p>
+<p class="note" id="offline-online-note">{{ s.offline_online_note }}</p>
 </section>
 {%- endif %}
 <section id="forest-section">
@@ -120,7 +112,7 @@ always-valid (sequential) p-value: the band is not corrected for daily peeking.<
 </section>
 <section id="results">
 <h2>Results</h2>
-{%- for slice, t in results %}
+{%- for slice, t in s.results %}
 <h3>Slice: {{ slice }}</h3>
 {{ table(t, "results-table-" ~ loop.index, slice) }}
 {%- endfor %}
@@ -128,7 +120,7 @@ always-valid (sequential) p-value: the band is not corrected for daily peeking.<
 <footer id="methods">
 <h2>Methods</h2>
 <ul>
-{%- for note in notes %}
+{%- for note in s.notes %}
 <li>{{ note }}</li>
 {%- endfor %}
 </ul>
@@ -147,14 +139,6 @@ _ENV: Final = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefin
 def slug(text: str) -> str:
     """Lower-case ASCII slug of ``text`` for ids and file names (``"metric"`` if empty)."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "metric"
-
-
-def date_range(report: ReportData) -> str:
-    """The analysis window for the header (``"not given"`` when unknown)."""
-    start, end = report.start_date, report.end_date
-    if start is None and end is None:
-        return "not given"
-    return f"{start.isoformat() if start else '?'} to {end.isoformat() if end else '?'}"
 
 
 def render_html(report: ReportData) -> str:
@@ -179,23 +163,11 @@ def render_html(report: ReportData) -> str:
     ]
     return _ENV.from_string(_TEMPLATE).render(
         r=report,
+        s=sections(report),
         css=_CSS,
-        dates=date_range(report),
-        counts=decision_counts(report) or "none",
-        srm=report.srm_failed,
-        srm_text=srm_message(report) if report.srm_failed else "",
-        summary=summary_table(report),
-        offline_online=(
-            None
-            if report.arm_versions is None
-            else (offline_online_table(report) if report.arm_versions else ())
-        ),
-        offline_online_note=offline_online_note(report) if report.arm_versions is not None else "",
         forest=scope_svg_ids(forest_plot_svg(report), "forest"),
         level=f"{1 - alpha:.0%}",
         cumulative=cumulative,
-        results=results_tables(report),
-        notes=methods_notes(report),
         numeric=_NUMERIC,
     )
 

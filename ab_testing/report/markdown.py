@@ -6,18 +6,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ab_testing.report.html import date_range, slug
+from ab_testing.report.html import slug
 from ab_testing.report.model import ReportData
 from ab_testing.report.plots import cumulative_plot_svg, forest_plot_svg
-from ab_testing.report.tables import (
-    decision_counts,
-    methods_notes,
-    offline_online_note,
-    offline_online_table,
-    results_tables,
-    srm_message,
-    summary_table,
-)
+from ab_testing.report.sections import sections
 
 if TYPE_CHECKING:
     from ab_testing.report.tables import Table
@@ -58,23 +50,24 @@ def render_markdown(report: ReportData, plot_prefix: str = "report") -> str:
     if not isinstance(report, ReportData):
         raise TypeError(f"report must be a ReportData, got {report!r}")
     forest, *cumulative = plot_files(report, plot_prefix)
+    s = sections(report)
     lines = [
         f"# A/B test report: {_cell(report.experiment_id)}",
         "",
-        f"- Dates: {date_range(report)}",
+        f"- Dates: {s.dates}",
         f"- Control: {_cell(report.control)}",
     ]
     if report.source:
         lines.append(f"- Input: {_cell(report.source)}")
-    lines += [f"- Decisions: {decision_counts(report) or 'none'}", ""]
-    if report.srm_failed:
-        lines += [f"> **SRM CHECK FAILED.** {srm_message(report)}", ""]
-    lines += ["## Decision summary (overall population)", "", *_table(summary_table(report)), ""]
-    if report.arm_versions is not None:
+    lines += [f"- Decisions: {s.decisions}", ""]
+    if s.srm is not None:
+        lines += [f"> **SRM CHECK FAILED.** {s.srm}", ""]
+    lines += ["## Decision summary (overall population)", "", *_table(s.summary), ""]
+    if s.offline_online_note is not None:
         lines += ["## Offline vs online", ""]
-        if report.arm_versions:
-            lines += [*_table(offline_online_table(report)), ""]
-        lines += [_cell(offline_online_note(report)), ""]
+        if s.offline_online is not None:
+            lines += [*_table(s.offline_online), ""]
+        lines += [_cell(s.offline_online_note), ""]
     lines += ["## Relative lift by metric", "", f"![Forest plot of relative lift]({forest[1]})"]
     lines += ["", "## Cumulative lift by day", ""]
     if not cumulative:
@@ -82,10 +75,10 @@ def render_markdown(report: ReportData, plot_prefix: str = "report") -> str:
     for metric, name in cumulative:
         lines.append(f"![Cumulative lift of {_cell(metric or '')}]({name})")
     lines += ["", "## Results"]
-    for slice_, table in results_tables(report):
+    for slice_, table in s.results:
         lines += ["", f"### Slice: {_cell(slice_)}", "", *_table(table)]
     lines += ["", "## Methods", ""]
-    lines += [f"- {_cell(note)}" for note in methods_notes(report)]
+    lines += [f"- {_cell(note)}" for note in s.notes]
     return "\n".join(lines) + "\n"
 
 

@@ -53,8 +53,64 @@ def _variance(sum_sq: Num, total: Num, n: Num) -> Array:
     return np.where(np.isnan(v), v, np.maximum(v, 0.0))
 
 
+def _sums(axis: int, **per_unit: Array) -> dict[str, Num]:
+    """Σ over the units (along ``axis``) of each named per-unit value."""
+    return {name: out(v.sum(axis)) for name, v in per_unit.items()}
+
+
+def _fields(stats: SampleStats | RatioStats) -> dict[str, Num]:
+    """``stats``'s fields by name (to build a wider sums type from them)."""
+    return {f.name: getattr(stats, f.name) for f in fields(stats)}
+
+
+P = TypeVar("P", "SampleStats", "RatioStats")
+
+
+def _part(stats: object, kind: type[P]) -> P:
+    """The ``kind`` statistics inside ``stats``: its fields of the same names."""
+    return kind(**{f.name: getattr(stats, f.name) for f in fields(kind)})
+
+
+class _OutcomeMoments:
+    """Mean and variance of the per-unit outcome ``y`` from ``n``, ``sum``, ``sum_sq``."""
+
+    __slots__ = ()
+    n: Num
+    sum: Num
+    sum_sq: Num
+
+    @property
+    def mean(self) -> Num:
+        """Outcome mean per unit, unadjusted (NaN if n == 0)."""
+        return out(_mean(self.sum, self.n))
+
+    @property
+    def variance(self) -> Num:
+        """Sample variance of the per-unit outcome, ddof = 1 (NaN if n < 2)."""
+        return out(_variance(self.sum_sq, self.sum, self.n))
+
+
+class _CovariateMoments:
+    """Mean and variance of a CUPED arm's per-unit covariate ``x``."""
+
+    __slots__ = ()
+    n: Num
+    sum_x: Num
+    sum_x_sq: Num
+
+    @property
+    def mean_x(self) -> Num:
+        """Covariate mean per unit."""
+        return out(_mean(self.sum_x, self.n))
+
+    @property
+    def variance_x(self) -> Num:
+        """Sample variance of the covariate."""
+        return out(_variance(self.sum_x_sq, self.sum_x, self.n))
+
+
 @dataclass(frozen=True, slots=True)
-class SampleStats:
+class SampleStats(_OutcomeMoments):
     """Per-arm sums of one per-unit value ``y``: ``n`` units, ``sum`` = Σy, ``sum_sq`` = Σy².
 
     For a binomial metric ``y`` is 0/1, so ``sum_sq == sum`` (see :meth:`from_counts`).
@@ -71,22 +127,12 @@ class SampleStats:
     def from_array(cls, values: npt.ArrayLike, axis: int = -1) -> SampleStats:
         """Sufficient statistics of ``values`` (units along ``axis``)."""
         v = arr(values)
-        return cls(n=float(v.shape[axis]), sum=out(v.sum(axis)), sum_sq=out((v * v).sum(axis)))
+        return cls(n=float(v.shape[axis]), **_sums(axis, sum=v, sum_sq=v * v))
 
     @classmethod
     def from_counts(cls, n: Num, successes: Num) -> SampleStats:
         """Binomial arm: ``successes`` of ``n`` units (``y`` in {0, 1})."""
         return cls(n=n, sum=successes, sum_sq=successes)
-
-    @property
-    def mean(self) -> Num:
-        """Mean per unit (NaN if n == 0)."""
-        return out(_mean(self.sum, self.n))
-
-    @property
-    def variance(self) -> Num:
-        """Sample variance per unit, ddof = 1 (NaN if n < 2)."""
-        return out(_variance(self.sum_sq, self.sum, self.n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +159,9 @@ class RatioStats:
         a, b = arr(num), arr(den)
         return cls(
             n=float(a.shape[axis]),
-            sum_num=out(a.sum(axis)),
-            sum_num_sq=out((a * a).sum(axis)),
-            sum_den=out(b.sum(axis)),
-            sum_den_sq=out((b * b).sum(axis)),
-            sum_num_den=out((a * b).sum(axis)),
+            **_sums(
+                axis, sum_num=a, sum_num_sq=a * a, sum_den=b, sum_den_sq=b * b, sum_num_den=a * b
+            ),
         )
 
     @property
@@ -152,7 +196,7 @@ class RatioStats:
 
 
 @dataclass(frozen=True, slots=True)
-class CupedStats:
+class CupedStats(_OutcomeMoments, _CovariateMoments):
     """Per-arm sums of an outcome ``y`` and a pre-experiment covariate ``x`` (CUPED, mean metric).
 
     ``sum_x``, ``sum_x_sq`` = Σx, Σx²; ``sum_xy`` = Σx·y over units.
@@ -172,39 +216,13 @@ class CupedStats:
     def from_arrays(cls, y: npt.ArrayLike, x: npt.ArrayLike, axis: int = -1) -> CupedStats:
         """Sufficient statistics of outcomes ``y`` and covariates ``x``."""
         a, b = arr(y), arr(x)
-        return cls(
-            n=float(a.shape[axis]),
-            sum=out(a.sum(axis)),
-            sum_sq=out((a * a).sum(axis)),
-            sum_x=out(b.sum(axis)),
-            sum_x_sq=out((b * b).sum(axis)),
-            sum_xy=out((a * b).sum(axis)),
-        )
+        covariate = _sums(axis, sum_x=b, sum_x_sq=b * b, sum_xy=a * b)
+        return cls(**_fields(SampleStats.from_array(a, axis)), **covariate)
 
     @property
     def outcome(self) -> SampleStats:
         """The outcome alone (for the unadjusted analysis)."""
-        return SampleStats(n=self.n, sum=self.sum, sum_sq=self.sum_sq)
-
-    @property
-    def mean(self) -> Num:
-        """Unadjusted outcome mean per unit."""
-        return out(_mean(self.sum, self.n))
-
-    @property
-    def variance(self) -> Num:
-        """Sample variance of the outcome."""
-        return out(_variance(self.sum_sq, self.sum, self.n))
-
-    @property
-    def mean_x(self) -> Num:
-        """Covariate mean per unit."""
-        return out(_mean(self.sum_x, self.n))
-
-    @property
-    def variance_x(self) -> Num:
-        """Sample variance of the covariate."""
-        return out(_variance(self.sum_x_sq, self.sum_x, self.n))
+        return _part(self, SampleStats)
 
     @property
     def covariance(self) -> Num:
@@ -213,7 +231,7 @@ class CupedStats:
 
 
 @dataclass(frozen=True, slots=True)
-class CupedRatioStats:
+class CupedRatioStats(_CovariateMoments):
     """Per-arm sums for a ratio metric plus a per-unit pre-experiment covariate ``x``.
 
     Adds to :class:`RatioStats` Σx, Σx², Σnum·x and Σden·x.  ``x`` is typically the unit's
@@ -240,40 +258,13 @@ class CupedRatioStats:
     ) -> CupedRatioStats:
         """Sufficient statistics of per-unit numerators, denominators and covariates."""
         a, b, c = arr(num), arr(den), arr(x)
-        return cls(
-            n=float(a.shape[axis]),
-            sum_num=out(a.sum(axis)),
-            sum_num_sq=out((a * a).sum(axis)),
-            sum_den=out(b.sum(axis)),
-            sum_den_sq=out((b * b).sum(axis)),
-            sum_num_den=out((a * b).sum(axis)),
-            sum_x=out(c.sum(axis)),
-            sum_x_sq=out((c * c).sum(axis)),
-            sum_num_x=out((a * c).sum(axis)),
-            sum_den_x=out((b * c).sum(axis)),
-        )
+        covariate = _sums(axis, sum_x=c, sum_x_sq=c * c, sum_num_x=a * c, sum_den_x=b * c)
+        return cls(**_fields(RatioStats.from_arrays(a, b, axis)), **covariate)
 
     @property
     def ratio_stats(self) -> RatioStats:
         """The ratio metric alone (for the unadjusted analysis)."""
-        return RatioStats(
-            n=self.n,
-            sum_num=self.sum_num,
-            sum_num_sq=self.sum_num_sq,
-            sum_den=self.sum_den,
-            sum_den_sq=self.sum_den_sq,
-            sum_num_den=self.sum_num_den,
-        )
-
-    @property
-    def mean_x(self) -> Num:
-        """Covariate mean per unit."""
-        return out(_mean(self.sum_x, self.n))
-
-    @property
-    def variance_x(self) -> Num:
-        """Sample variance of the covariate."""
-        return out(_variance(self.sum_x_sq, self.sum_x, self.n))
+        return _part(self, RatioStats)
 
     @property
     def covariance_num_x(self) -> Num:

@@ -14,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from recsys.validation import check_int
+
 FloatArray = npt.NDArray[np.float64]
 #: Bootstrap resamples evaluated at once by :func:`paired_ratio` (memory: batch x users).
 BOOTSTRAP_BATCH = 100
@@ -84,10 +86,8 @@ def paired_ratio(
         raise ValueError(f"a, b: expected the same users, got {len(x)} and {len(y)} values")
     if not (isinstance(level, float) and 0 < level < 1):
         raise ValueError(f"level: must be a float in (0, 1), got {level!r}")
-    if not isinstance(n_resamples, int) or n_resamples < 100:
-        raise ValueError(f"n_resamples: must be an int >= 100, got {n_resamples!r}")
-    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise ValueError(f"batch: must be an int >= 1, got {batch!r}")
+    check_int("n_resamples", n_resamples, 100)
+    check_int("batch", batch, 1)
     n = len(x)
     nan = float("nan")
     if n < 2 or y.sum() == 0:

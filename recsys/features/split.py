@@ -21,17 +21,18 @@ Two split definitions, each with its own ``split_id`` so several coexist in the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
 from pyspark.sql import Column, Window
 from pyspark.sql import functions as F
 
-from recsys.warehouse.tables import Col
+from recsys.validation import check_int
+from recsys.warehouse.tables import Col, TableRef
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
 _KEY: Final = "_key"
 _TEST_KEY: Final = "_test_key"
@@ -73,12 +74,7 @@ class LeaveLastOut:
     min_positives: int = 3
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.min_positives, int)
-            or isinstance(self.min_positives, bool)
-            or self.min_positives < 3
-        ):
-            raise ValueError(f"min_positives: must be an int >= 3, got {self.min_positives!r}")
+        check_int("min_positives", self.min_positives, 3)
 
     @property
     def split_id(self) -> str:
@@ -180,6 +176,14 @@ def split_interactions(interactions: DataFrame, split: Split) -> DataFrame:
     if isinstance(split, LeaveLastOut):
         return _leave_last_out(interactions, split)
     return _time_cutoff(interactions, split)
+
+
+def table_slice(spark: SparkSession, table: TableRef, ds: date, split_id: str) -> DataFrame:
+    """Rows of ``table`` (a ``features.*`` table, partitioned by ``ds`` and ``split_id``) for one
+    ``(ds, split_id)``."""
+    return spark.table(table.qualified_name).where(
+        (F.col(Col.DS) == F.lit(ds)) & (F.col(Col.SPLIT_ID) == F.lit(split_id))
+    )
 
 
 def train_rows(split_df: DataFrame) -> DataFrame:

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from recsys.features.item_features import GENRES, N_GENRES
 from recsys.features.split import train_rows
+from recsys.validation import check_int
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -41,8 +42,7 @@ USER_DENSE_DIM: Final = len(USER_DENSE_COLUMNS)
 
 
 def _check_history_len(history_len: int) -> None:
-    if not isinstance(history_len, int) or isinstance(history_len, bool) or history_len < 1:
-        raise ValueError(f"history_len: must be an int >= 1, got {history_len!r}")
+    check_int("history_len", history_len, 1)
 
 
 def _history(train: DataFrame, history_len: int) -> DataFrame:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final, Protocol, Self
 
 import pyarrow as pa
 
+from recsys.validation import check_int
 from recsys.warehouse.tables import AB_SERVED, Col
 
 if TYPE_CHECKING:
@@ -284,9 +285,8 @@ class DeltaServedSink(Closeable):
             or not 0 < flush_interval_s < float("inf")
         ):
             raise ValueError(f"flush_interval_s: must be a number > 0, got {flush_interval_s!r}")
-        for name, value, low in (("max_batch", max_batch, 1), ("max_pending", max_pending, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name}: must be an int >= {low}, got {value!r}")
+        check_int("max_batch", max_batch, 1)
+        check_int("max_pending", max_pending, 1)
         if max_pending < max_batch:
             raise ValueError(f"max_pending: must be >= max_batch ({max_batch}), got {max_pending}")
         if writer is not None and not callable(writer):

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recsys.surfaces.similarity import top_k_cosine, unit_rows
+from recsys.validation import check_typed_int
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
@@ -75,11 +76,7 @@ class RelatedConfig:
 
     def __post_init__(self) -> None:
         for name in ("top_k", "block_rows", "partitions", "max_genres", "max_tags", "min_co_users"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name}: expected an int, got {value!r}")
-            if value < 1:
-                raise ValueError(f"{name}: must be >= 1, got {value!r}")
+            check_typed_int(name, getattr(self, name), 1)
 
 
 def similar_pairs(embeddings: DataFrame, config: RelatedConfig) -> DataFrame:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from recsys.validation import check_int
+
 FloatMatrix = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 
@@ -49,9 +51,8 @@ def top_k_cosine(
     Raises:
         ValueError: ``k`` or ``block_rows`` < 1, or a position is out of range.
     """
-    for name, value in (("k", k), ("block_rows", block_rows)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: must be an int >= 1, got {value!r}")
+    check_int("k", k, 1)
+    check_int("block_rows", block_rows, 1)
     n = unit.shape[0]
     positions = np.asarray(positions, dtype=np.int64)
     if positions.size and (positions.min() < 0 or positions.max() >= n):

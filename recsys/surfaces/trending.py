@@ -22,6 +22,7 @@ from recsys.surfaces.trending_formula import (
     micros,
     trending_pandas,
 )
+from recsys.validation import check_int
 from recsys.warehouse.tables import TRENDING_ALL_GENRES, Col
 
 if TYPE_CHECKING:
@@ -126,9 +127,8 @@ def widen_windows(
     Raises:
         ValueError: ``min_items`` or ``max_doublings`` is not an int >= 0.
     """
-    for name, value in (("min_items", min_items), ("max_doublings", max_doublings)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name}: must be an int >= 0, got {value!r}")
+    check_int("min_items", min_items, 0)
+    check_int("max_doublings", max_doublings, 0)
     current = config
     for step in range(max_doublings + 1):
         if min_items == 0 or step == max_doublings:
@@ -147,8 +147,7 @@ def trending_lists(growth: DataFrame, items: DataFrame, top_k: int) -> DataFrame
         items: ``item_id`` and ``genres`` (ARRAY<STRING>), one row per item.
         top_k: Items kept per list, >= 1.
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k: must be an int >= 1, got {top_k!r}")
+    check_int("top_k", top_k, 1)
     genres = items.select(
         Col.ITEM_ID, F.explode(F.array_distinct(F.col(Col.GENRES))).alias(Col.GENRE)
     )

@@ -51,6 +51,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from recsys.validation import check_typed_int
 from recsys.warehouse.tables import TRENDING_ALL_GENRES, Col
 
 #: Columns of every trending frame this package returns, in order.
@@ -102,11 +103,8 @@ class TrendingConfig:
         if self.half_life_days is not None:
             _positive("half_life_days", self.half_life_days)
         _positive("prior", self.prior)
-        for name, value in (("min_support", self.min_support), ("top_k", self.top_k)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name}: expected an int, got {value!r}")
-            if value < 1:
-                raise ValueError(f"{name}: must be >= 1, got {value!r}")
+        check_typed_int("min_support", self.min_support, 1)
+        check_typed_int("top_k", self.top_k, 1)
 
     def scaled(self, factor: float) -> TrendingConfig:
         """Both windows (and an explicit half-life) times ``factor`` (> 0); the rest unchanged."""

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from torch import Tensor
 
 from recsys.training.data import TRAIN, table_slice
+from recsys.training.samples import counts_by_index
 from recsys.warehouse.tables import FEATURES_INTERACTIONS_SPLIT, FEATURES_ITEM_FEATURES, Col
 
 if TYPE_CHECKING:
@@ -66,11 +67,8 @@ def popularity_scores(train: pd.DataFrame, index_of: Mapping[int, int], n_items:
     Column 0 is ``-inf``; an item seen by more users always scores higher, and among equals the
     lower item index wins (through the stable sort in :func:`recsys.training.inference.top_k`).
     """
-    scores = torch.zeros(n_items + 1, dtype=torch.float64)
-    counts = popularity_counts(train)
-    for item, n in zip(counts[Col.ITEM_ID], counts[Col.N_INTERACTIONS], strict=True):
-        if int(item) in index_of:
-            scores[index_of[int(item)]] = float(n)
+    counts = counts_by_index(popularity_counts(train), index_of, n_items)
+    scores = torch.from_numpy(counts).to(torch.float64)
     scores[0] = float("-inf")
     return scores
 

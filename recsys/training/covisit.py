@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from recsys.validation import check_int, check_ints
+
 #: Added inside the log of a score, so an item never seen after the user's items is finite.
 COVISIT_EPS = 1e-6
 #: Scale of the log-score in the ranker input (log of COVISIT_EPS is -13.8).
@@ -58,10 +60,7 @@ class CovisitConfig:
     top_n: int = DEFAULT_TOP_N
 
     def __post_init__(self) -> None:
-        for name in ("window", "last", "top_n"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: must be an int >= 1, got {value!r}")
+        check_ints(self, {"window": 1, "last": 1, "top_n": 1})
         for name in ("step_decay", "recency_decay"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 < float(value) <= 1.0:
@@ -105,8 +104,7 @@ def truncate_rows(matrix: sp.csr_matrix, top_n: int) -> sp.csr_matrix:
     column first), as a CSR with sorted indices; values are compared as stored (float32 here),
     so the order does not depend on the order sums were taken in. A row with at most ``top_n``
     entries is unchanged."""
-    if not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1:
-        raise ValueError(f"top_n: must be an int >= 1, got {top_n!r}")
+    check_int("top_n", top_n, 1)
     m = sp.csr_matrix(matrix)
     m.sum_duplicates()  # canonical: sorted indices, no repeats
     m.eliminate_zeros()

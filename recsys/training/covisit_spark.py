@@ -29,13 +29,14 @@ from pyspark import StorageLevel
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from recsys.features.split import table_slice, train_rows
 from recsys.training.covisit import CovisitConfig, matrix_from_ids
+from recsys.validation import check_int
 from recsys.warehouse.tables import (
     FEATURES_COVISIT,
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_ITEM_FEATURES,
     Col,
-    TableRef,
 )
 
 if TYPE_CHECKING:
@@ -45,20 +46,12 @@ log = logging.getLogger(__name__)
 
 #: Column of :func:`recent_items_spark`: the user's last events, raw item ids, oldest first.
 RECENT_ITEM_IDS: Final = "recent_item_ids"
-#: Train role of ``features.interactions_split`` (as :data:`recsys.training.data.TRAIN`).
-TRAIN: Final = "train"
 #: Matrix entries collected per chunk by :func:`load_covisit_matrix`.
 CHUNK_ROWS: Final = 5_000_000
 _DECAYED: Final = "_decayed"
 _NEXT: Final = "_next"
 _COUNT: Final = "_count"
 _ROW_SUM: Final = "_row_sum"
-
-
-def _slice(spark: SparkSession, table: TableRef, ds: date, split_id: str) -> DataFrame:
-    return spark.table(table.qualified_name).where(
-        (F.col(Col.DS) == F.lit(ds)) & (F.col(Col.SPLIT_ID) == F.lit(split_id))
-    )
 
 
 def covisit_spark(events: DataFrame, config: CovisitConfig) -> DataFrame:
@@ -115,7 +108,7 @@ def train_events(split: DataFrame, items: DataFrame) -> DataFrame:
     rows) whose item is in ``items`` (an ``item_id`` frame: the catalogue, as offline sequences
     drop items without an index)."""
     return (
-        split.where(F.col(Col.ROLE) == F.lit(TRAIN))
+        train_rows(split)
         .join(items.select(Col.ITEM_ID), Col.ITEM_ID, "left_semi")
         .select(Col.USER_ID, Col.ITEM_ID, Col.EVENT_TS)
     )
@@ -136,7 +129,7 @@ def stored_settings(spark: SparkSession, ds: date, split_id: str) -> tuple[int, 
     """``(covisit_window, step_decay, top_n)`` of ``features.covisit`` for ``(ds, split_id)``,
     None without rows."""
     row = (
-        _slice(spark, FEATURES_COVISIT, ds, split_id)
+        table_slice(spark, FEATURES_COVISIT, ds, split_id)
         .select(Col.COVISIT_WINDOW, Col.STEP_DECAY, Col.TOP_N)
         .limit(1)
         .first()
@@ -170,8 +163,8 @@ def covisit_rows(spark: SparkSession, ds: date, split_id: str, config: CovisitCo
             FEATURES_INTERACTIONS_SPLIT,
         )
         rows = covisit_table_rows(
-            _slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id),
-            _slice(spark, FEATURES_ITEM_FEATURES, ds, split_id),
+            table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id),
+            table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id),
             config,
         )
     else:
@@ -185,7 +178,7 @@ def covisit_rows(spark: SparkSession, ds: date, split_id: str, config: CovisitCo
                 f"window={config.window}, step_decay={config.step_decay}, "
                 f"top_n={config.top_n} (rerun jobs.features with those settings)"
             )
-        rows = _slice(spark, FEATURES_COVISIT, ds, split_id)
+        rows = table_slice(spark, FEATURES_COVISIT, ds, split_id)
     return rows.where(F.col(Col.RANK) <= F.lit(config.top_n)).select(
         Col.ITEM_ID, Col.NEXT_ITEM_ID, Col.WEIGHT, Col.RANK
     )
@@ -251,16 +244,15 @@ def recent_items_spark(
     ids, oldest first, in the order of the offline sequences (event time, ties by item id;
     items outside the split's catalogue dropped). ``users``: a ``user_id`` frame to keep (a
     sample, the evaluated users), None for every user. Nothing is collected."""
-    if not isinstance(last, int) or isinstance(last, bool) or last < 1:
-        raise ValueError(f"last: must be an int >= 1, got {last!r}")
+    check_int("last", last, 1)
     if not roles:
         raise ValueError(f"roles: expected at least one role, got {roles!r}")
-    events = _slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id).where(
+    events = table_slice(spark, FEATURES_INTERACTIONS_SPLIT, ds, split_id).where(
         F.col(Col.ROLE).isin(list(roles))
     )
     if users is not None:
         events = events.join(users.select(Col.USER_ID), Col.USER_ID, "left_semi")
-    catalogue = _slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(Col.ITEM_ID)
+    catalogue = table_slice(spark, FEATURES_ITEM_FEATURES, ds, split_id).select(Col.ITEM_ID)
     events = events.join(catalogue, Col.ITEM_ID, "left_semi")
     ordered = F.sort_array(
         F.collect_list(F.struct(Col.EVENT_TS, F.col(Col.ITEM_ID).cast("long").alias("i")))

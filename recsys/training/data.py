@@ -30,13 +30,14 @@ import torch
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from recsys.features.split import Role
+from recsys.features.split import table_slice as table_slice  # re-exported: callers read it here
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_ITEM_FEATURES,
     FEATURES_RANKER_EXAMPLES,
     FEATURES_USER_FEATURES,
     Col,
-    TableRef,
 )
 
 if TYPE_CHECKING:
@@ -55,25 +56,10 @@ MAX_ROWS_IN_MEMORY: Final = 2_000_000
 LENGTH_WINDOW_BATCHES: Final = 8
 #: Passes over a converter before a short read is an error (see :func:`epoch_batches`).
 READ_ATTEMPTS: Final = 3
-TRAIN: Final = "train"
-VALIDATION: Final = "validation"
-TEST: Final = "test"
-
-
-def table_slice(spark: SparkSession, table: TableRef, ds: date, split_id: str) -> DataFrame:
-    """Rows of ``table`` for one ``(ds, split_id)``."""
-    return spark.table(table.qualified_name).where(
-        (F.col(Col.DS) == F.lit(ds)) & (F.col(Col.SPLIT_ID) == F.lit(split_id))
-    )
-
-
-def delta_versions(spark: SparkSession, tables: tuple[TableRef, ...]) -> dict[str, int]:
-    """Latest Delta version of each table (``DESCRIBE HISTORY t LIMIT 1``)."""
-    out: dict[str, int] = {}
-    for table in tables:
-        row = spark.sql(f"DESCRIBE HISTORY {table.qualified_name} LIMIT 1").first()
-        out[table.qualified_name] = -1 if row is None else int(row["version"])
-    return out
+#: The roles of ``features.interactions_split`` (:class:`recsys.features.split.Role`).
+TRAIN: Final = Role.TRAIN.value
+VALIDATION: Final = Role.VALIDATION.value
+TEST: Final = Role.TEST.value
 
 
 @dataclass(frozen=True)
@@ -541,13 +527,7 @@ def positive_sequences(
     pairs: pd.DataFrame, roles: tuple[str, ...], index_of: Mapping[int, int]
 ) -> dict[int, list[int]]:
     """Per user, item indices of positives in ``roles``, oldest first (ties by item id)."""
-    sub = pairs[pairs[Col.ROLE].isin(roles) & pairs[Col.IS_POSITIVE]]
-    sub = sub.sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
-    grouped = sub.groupby(Col.USER_ID, sort=True)[Col.ITEM_ID].agg(list)
-    return {
-        int(u): [index_of[int(i)] for i in g if int(i) in index_of]
-        for u, g in zip(grouped.index.tolist(), grouped.tolist(), strict=True)
-    }
+    return _sequences(pairs[pairs[Col.ROLE].isin(roles) & pairs[Col.IS_POSITIVE]], index_of)
 
 
 def event_sequences(
@@ -564,9 +544,14 @@ def event_sequences(
     """
     if positives_only:
         return positive_sequences(pairs, roles, index_of)
-    sub = pairs[pairs[Col.ROLE].isin(roles)]
-    sub = sub.sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
-    grouped = sub.groupby(Col.USER_ID, sort=True)[Col.ITEM_ID].agg(list)
+    return _sequences(pairs[pairs[Col.ROLE].isin(roles)], index_of)
+
+
+def _sequences(events: pd.DataFrame, index_of: Mapping[int, int]) -> dict[int, list[int]]:
+    """Per user, the item indices of ``events`` (rows of ``pairs``), oldest first (ties by item
+    id); items without an index dropped."""
+    ordered = events.sort_values([Col.USER_ID, Col.EVENT_TS, Col.ITEM_ID])
+    grouped = ordered.groupby(Col.USER_ID, sort=True)[Col.ITEM_ID].agg(list)
     return {
         int(u): [index_of[int(i)] for i in g if int(i) in index_of]
         for u, g in zip(grouped.index.tolist(), grouped.tolist(), strict=True)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from recsys.models.ranker import InteractionRanker, RankerConfig
 from recsys.models.sasrec import SASRecConfig, SequentialRecommender
 from recsys.models.two_tower import TwoTower, TwoTowerConfig
+from recsys.validation import check_ints
 
 if TYPE_CHECKING:
     from recsys.training.artifacts import Artifact
@@ -80,16 +81,9 @@ class TrainConfig:
     train_users: int | None = None
 
     def __post_init__(self) -> None:
-        for name, minimum in (
-            ("epochs", 1),
-            ("patience", 1),
-            ("history_len", 1),
-            ("max_len", 2),
-            ("candidates", 10),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"{name}: must be an int >= {minimum}, got {value!r}")
+        check_ints(
+            self, {"epochs": 1, "patience": 1, "history_len": 1, "max_len": 2, "candidates": 10}
+        )
         if self.batch_size is not None and (
             not isinstance(self.batch_size, int) or self.batch_size < 1
         ):

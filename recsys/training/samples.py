@@ -17,15 +17,18 @@ aggregated in Spark and come back as one row per item or one number (:func:`trai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pyspark.sql import functions as F
 
 from recsys.training.data import TRAIN, table_slice
+from recsys.validation import check_int
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_USER_FEATURES,
@@ -52,9 +55,7 @@ _ORDER: Final = "_sample_order"
 
 def check_sample_size(name: str, value: object) -> int:
     """``value`` as a sample size (an int >= 1); ValueError naming ``name`` otherwise."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: must be an int >= 1, got {value!r}")
-    return value
+    return check_int(name, value, 1)
 
 
 def sample_users(users: DataFrame, size: int, seed: int = SAMPLE_SEED) -> DataFrame:
@@ -150,6 +151,19 @@ def train_item_counts(
         .orderBy(Col.ITEM_ID)
         .toPandas()
     )
+
+
+def counts_by_index(
+    counts: pd.DataFrame, index_of: Mapping[int, int], n_items: int
+) -> npt.NDArray[np.int64]:
+    """``(n_items + 1,)`` int64: each item's ``n_interactions`` of ``counts`` (one row per
+    ``item_id``, e.g. :func:`train_item_counts`) at its item index; 0 for padding (index 0) and
+    items without a row; rows of items without an index are dropped."""
+    out = np.zeros(n_items + 1, dtype=np.int64)
+    for item, n in zip(counts[Col.ITEM_ID], counts[Col.N_INTERACTIONS], strict=True):
+        if int(item) in index_of:
+            out[index_of[int(item)]] = int(n)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import torch
 from pyspark.sql import Column
@@ -27,7 +29,7 @@ from pyspark.sql import functions as F
 from torch import Tensor, nn
 
 from recsys.features.item_features import GENRES
-from recsys.models.device import batch_size_for
+from recsys.models.device import ModelKind, batch_size_for
 from recsys.models.ranker import InteractionRanker, RankerConfig, bce_loss
 from recsys.models.sasrec import SASRecConfig, SequentialRecommender, item_log_q
 from recsys.models.two_tower import TwoTower, TwoTowerConfig, id_buckets, in_batch_softmax_loss
@@ -50,6 +52,7 @@ from recsys.training.inference import (
     user_vectors,
 )
 from recsys.training.loops import NDCG10, FitResult, TrainConfig, config_dict, fit, seed_everything
+from recsys.warehouse.completion import table_versions
 from recsys.warehouse.tables import (
     FEATURES_INTERACTIONS_SPLIT,
     FEATURES_ITEM_FEATURES,
@@ -59,7 +62,7 @@ from recsys.warehouse.tables import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 INPUT_TABLES = (
     FEATURES_INTERACTIONS_SPLIT,
@@ -133,7 +136,7 @@ def load_split(
     """Read one split's item features, a seeded user sample's features and interactions, and
     the Delta versions read. ``sample_size`` >= the split's users: every user."""
     S.check_sample_size("sample_size", sample_size)
-    versions = D.delta_versions(spark, INPUT_TABLES)
+    versions = table_versions(spark, INPUT_TABLES)
     items = D.load_items(spark, ds, split_id)
     sample = S.draw_sample(spark, ds, split_id, sample_size, sample_seed)
     return SplitData(
@@ -159,8 +162,36 @@ class Trained:
     result: FitResult
 
 
-def _batch_size(config: TrainConfig, kind: Any, device: torch.device) -> int:
-    return config.batch_size or batch_size_for(kind, device)
+def _train_counts(
+    spark: SparkSession, split: SplitData, *, positives_only: bool
+) -> npt.NDArray[np.int64]:
+    """``(n_items + 1,)`` int64: train rows per item index (positives only when asked), counted
+    in Spark over every user; 0 for padding and items without train rows."""
+    per_item = S.train_item_counts(
+        spark, split.ds, split.split_id, positives_only=positives_only, distinct_users=False
+    )
+    return S.counts_by_index(per_item, split.index_of, split.items.n_items)
+
+
+def _fit_streamed(
+    name: ModelKind,
+    model: nn.Module,
+    model_config: Any,
+    rows: DataFrame,
+    loss_fn: Callable[[dict[str, Tensor]], Tensor],
+    validate: Callable[[], dict[str, float]],
+    config: TrainConfig,
+    warehouse_root: str,
+    device: torch.device,
+    length_of: str | None = None,
+) -> Trained:
+    """:func:`fit` ``model`` on ``rows`` streamed through petastorm (batch size from
+    ``config`` or the device; ``length_of``: see :class:`recsys.training.data.EpochBatches`)."""
+    size = config.batch_size or batch_size_for(name, device)
+    with D.petastorm_converter(rows, warehouse_root) as conv:
+        batches = D.EpochBatches(conv, size, config.seed, length_of=length_of)
+        result = fit(model, batches, loss_fn, validate, config, name)
+    return Trained(name, model, config_dict(model_config), result)
 
 
 def train_two_tower(
@@ -191,13 +222,7 @@ def train_two_tower(
         hidden_dims=(128,),
     )
     model = TwoTower(mc).to(device)
-    per_item = S.train_item_counts(
-        spark, split.ds, split.split_id, positives_only=True, distinct_users=False
-    )
-    counts = np.zeros(items.n_items + 1, dtype=np.int64)
-    for item, n in zip(per_item[Col.ITEM_ID], per_item[Col.N_INTERACTIONS], strict=True):
-        if int(item) in split.index_of:
-            counts[split.index_of[int(item)]] = int(n)
+    counts = _train_counts(spark, split, positives_only=True)
     log_q = torch.log(torch.from_numpy(np.maximum(counts, 1) / max(1, counts.sum())).float())
     val = split.eval_task(D.VALIDATION)
 
@@ -231,12 +256,9 @@ def train_two_tower(
         history_len=int(users.history.shape[1]),
         users=S.training_users(spark, split.ds, split.split_id, config.train_users),
     )
-    size = _batch_size(config, "two_tower", device)
-    with D.petastorm_converter(rows_df, warehouse_root) as conv:
-        result = fit(
-            model, D.EpochBatches(conv, size, config.seed), loss_fn, validate, config, "two_tower"
-        )
-    return Trained("two_tower", model, config_dict(mc), result)
+    return _fit_streamed(
+        "two_tower", model, mc, rows_df, loss_fn, validate, config, warehouse_root, device
+    )
 
 
 def train_sasrec(
@@ -270,14 +292,8 @@ def train_sasrec(
     # train counts of the events the sequences hold, counted in Spark (one row per item).
     log_q: Tensor | None = None
     if mc.sampled and mc.negatives == "popularity":
-        per_item = S.train_item_counts(
-            spark, split.ds, split.split_id, positives_only=mc.positives_only, distinct_users=False
-        )
-        counts = torch.zeros(split.items.n_items + 1, dtype=torch.long)
-        for item, n in zip(per_item[Col.ITEM_ID], per_item[Col.N_INTERACTIONS], strict=True):
-            if int(item) in split.index_of:
-                counts[split.index_of[int(item)]] = int(n)
-        log_q = item_log_q(counts).to(device)
+        counts = _train_counts(spark, split, positives_only=mc.positives_only)
+        log_q = item_log_q(torch.from_numpy(counts)).to(device)
 
     def loss_fn(batch: dict[str, Tensor]) -> Tensor:
         seq = batch[D.SEQ].long().to(device)
@@ -300,11 +316,9 @@ def train_sasrec(
         mc.positive_targets,
         users=S.training_users(spark, split.ds, split.split_id, config.train_users),
     )
-    size = _batch_size(config, "sasrec", device)
-    with D.petastorm_converter(rows_df, warehouse_root) as conv:
-        batches = D.EpochBatches(conv, size, config.seed, length_of=D.SEQ)
-        result = fit(model, batches, loss_fn, validate, config, "sasrec")
-    return Trained("sasrec", model, config_dict(mc), result)
+    return _fit_streamed(
+        "sasrec", model, mc, rows_df, loss_fn, validate, config, warehouse_root, device, D.SEQ
+    )
 
 
 def _auc(labels: Tensor, logits: Tensor) -> float:
@@ -503,9 +517,6 @@ def train_ranker(
         return metrics
 
     rows_df = examples.where(~held)
-    size = _batch_size(config, "ranker", device)
-    with D.petastorm_converter(rows_df, warehouse_root) as conv:
-        result = fit(
-            model, D.EpochBatches(conv, size, config.seed), loss_fn, validate, config, "ranker"
-        )
-    return Trained("ranker", model, config_dict(mc), result)
+    return _fit_streamed(
+        "ranker", model, mc, rows_df, loss_fn, validate, config, warehouse_root, device
+    )

@@ -142,6 +142,11 @@ def table_version(spark: SparkSession, table: TableRef) -> int:
     return int(row["version"])
 
 
+def table_versions(spark: SparkSession, tables: Iterable[TableRef]) -> dict[str, int]:
+    """:func:`table_version` of each table, by qualified name."""
+    return {t.qualified_name: table_version(spark, t) for t in tables}
+
+
 def record_completion(
     spark: SparkSession,
     pipeline: Pipeline | str,
@@ -182,7 +187,7 @@ def record_completion(
             ds,
         )
         return None
-    versions = {t.qualified_name: table_version(spark, t) for t in tables}
+    versions = table_versions(spark, tables)
     schema: StructType = spark.table(OPS_COMPLETED_RUNS.qualified_name).schema
     values = {
         Col.PIPELINE: name.value,

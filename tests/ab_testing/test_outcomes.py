@@ -7,8 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ab_testing.analysis_input import STAT_COLUMNS
 from ab_testing.metrics_config import EventAggregate, MetricDefinition
-from ab_testing.outcomes import STAT_COLUMNS, sufficient_stats
+from ab_testing.outcomes import sufficient_stats
+from tests.ab_testing.outcome_reference import (
+    EVENTS_SCHEMA,
+    EXPOSURES_SCHEMA,
+    Event,
+    Exposure,
+    event_total,
+    input_frames,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -40,7 +49,7 @@ def frames(spark: SparkSession) -> tuple[DataFrame, DataFrame, DataFrame]:
             ("e1", "control", "u2", datetime(2026, 1, 2, 9)),
             ("e1", "treat", "u3", datetime(2026, 1, 1, 12)),
         ],
-        "experiment_id string, variant string, unit_id string, first_exposure_ts timestamp",
+        EXPOSURES_SCHEMA,
     )
     events = spark.createDataFrame(
         [
@@ -55,7 +64,7 @@ def frames(spark: SparkSession) -> tuple[DataFrame, DataFrame, DataFrame]:
             ("u3", "impression", datetime(2026, 1, 2, 8), None),
             ("u4", "click", datetime(2026, 1, 2, 8), None),
         ],  # never exposed: ignored
-        "unit_id string, event_type string, event_ts timestamp, value double",
+        EVENTS_SCHEMA,
     )
     slices = spark.createDataFrame(
         [("u1", "heavy"), ("u2", "light"), ("u3", "light")], "unit_id string, slice string"
@@ -179,20 +188,13 @@ RANDOM_LOOKS = [date(2026, 1, d) for d in (1, 2, 3, 5, 8)]
 
 
 def _reference(
-    exposures: list[tuple[str, str, str, datetime]],
-    events: list[tuple[str, str, datetime, float | None]],
-    slices: list[tuple[str, str]],
+    exposures: list[Exposure], events: list[Event], slices: list[tuple[str, str]]
 ) -> dict[tuple[str, str, str, str, date], list[float]]:
     """Sufficient statistics by brute force in pure Python (the definition in outcomes.py)."""
     from datetime import timedelta
 
     def total(agg: EventAggregate, unit: str, lo: datetime, hi: datetime) -> float:
-        hits = [
-            (v or 0.0) for u, t, ts, v in events if u == unit and t == agg.event and lo <= ts < hi
-        ]
-        if agg.agg == "any":
-            return 1.0 if hits else 0.0
-        return float(sum(hits)) if agg.agg == "sum" else float(len(hits))
+        return event_total(events, agg, unit, lo, hi)
 
     out: dict[tuple[str, str, str, str, date], list[float]] = {}
     for exp, variant, unit, fe in exposures:
@@ -237,13 +239,7 @@ def test_matches_brute_force_on_random_data(spark: SparkSession) -> None:
         events.append((rng.choice([*units, "nobody"]), kind, ts, value))
     slices = [(u, s) for u in units for s in ("s1", "s2") if rng.random() < 0.4]
     got = sufficient_stats(
-        spark.createDataFrame(
-            exposures,
-            "experiment_id string, variant string, unit_id string, first_exposure_ts timestamp",
-        ),
-        spark.createDataFrame(
-            events, "unit_id string, event_type string, event_ts timestamp, value double"
-        ),
+        *input_frames(spark, exposures, events),
         RANDOM_METRICS,
         RANDOM_LOOKS,
         spark.createDataFrame(slices, "unit_id string, slice string"),

@@ -21,6 +21,7 @@ from ab_testing.metrics_config import EventAggregate, MetricDefinition
 from ab_testing.outcomes import sufficient_stats
 from ab_testing.settings import AnalysisConfig
 from ab_testing.stats import analyze_experiment, regression_test_arrays, sandwich_keys
+from tests.ab_testing.outcome_reference import Event, Exposure, event_total, input_frames
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -50,8 +51,6 @@ CTR = MetricDefinition(
 )
 METRICS = [CLICKS, CTR]
 LOOKS = [date(2026, 1, d) for d in (1, 2, 3, 6)]
-Exposure = tuple[str, str, str, datetime]
-Event = tuple[str, str, datetime, float | None]
 
 
 def _data() -> tuple[list[Exposure], list[Event]]:
@@ -78,24 +77,18 @@ def _unit_values(
     exposures: list[Exposure], events: list[Event], m: MetricDefinition, look: date
 ) -> dict[str, list[tuple[float, float, list[float]]]]:
     """Per variant, (y, d, [x_1..x_K]) of each unit exposed by ``look``: the definition."""
-
-    def total(agg: EventAggregate, unit: str, lo: datetime, hi: datetime) -> float:
-        hits = [
-            (v or 0.0) for u, t, ts, v in events if u == unit and t == agg.event and lo <= ts < hi
-        ]
-        if agg.agg == "any":
-            return 1.0 if hits else 0.0
-        return float(sum(hits)) if agg.agg == "sum" else float(len(hits))
-
     end = datetime.combine(look + timedelta(days=1), datetime.min.time())
     out: dict[str, list[tuple[float, float, list[float]]]] = {"control": [], "treat": []}
     for _, variant, unit, fe in exposures:
         if fe.date() > look:
             continue
         hi = min(fe + timedelta(days=m.window_days), end)
-        y = total(m.numerator, unit, fe, hi)
-        d = 1.0 if m.denominator is None else total(m.denominator, unit, fe, hi)
-        xs = [total(c, unit, fe - timedelta(days=c.pre_window_days or 0), fe) for c in m.covariates]
+        y = event_total(events, m.numerator, unit, fe, hi)
+        d = 1.0 if m.denominator is None else event_total(events, m.denominator, unit, fe, hi)
+        xs = [
+            event_total(events, c, unit, fe - timedelta(days=c.pre_window_days or 0), fe)
+            for c in m.covariates
+        ]
         out[variant].append((y, d, xs))
     return out
 
@@ -103,17 +96,7 @@ def _unit_values(
 @pytest.fixture(scope="module")
 def spark_rows(spark: SparkSession) -> tuple[list[dict[str, Any]], list[Exposure], list[Event]]:
     exposures, events = _data()
-    rows = sufficient_stats(
-        spark.createDataFrame(
-            exposures,
-            "experiment_id string, variant string, unit_id string, first_exposure_ts timestamp",
-        ),
-        spark.createDataFrame(
-            events, "unit_id string, event_type string, event_ts timestamp, value double"
-        ),
-        METRICS,
-        LOOKS,
-    ).collect()
+    rows = sufficient_stats(*input_frames(spark, exposures, events), METRICS, LOOKS).collect()
     return [r.asDict() for r in rows], exposures, events
 
 

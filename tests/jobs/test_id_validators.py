@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from ab_testing.config_model import check_id, check_salt
-from ab_testing.metrics_config import _check_id as metric_id
 from ab_testing.replay import ReplayConfig
 from jobs import assign, exposures, replay
 from jobs.common import check_names
@@ -37,7 +36,6 @@ def _replay_job(value: str) -> object:
 VALIDATORS: dict[str, tuple[Callable[[str], object], str]] = {
     "ab_testing check_id": (lambda v: check_id("id", v), "exp"),
     "ab_testing check_salt": (lambda v: check_salt("salt", v), "salt-1.a"),
-    "metrics_config id": (lambda v: metric_id("name", v), "clicks"),
     "ReplayConfig.surface": (
         lambda v: ReplayConfig(DAY, DAY, datetime(2010, 1, 1, tzinfo=UTC), surface=v),
         "home",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
@@ -170,3 +172,11 @@ def test_ranker_rows_read_only_their_role_with_the_filter_in_the_scan(
         .count()
     )
     assert 0 < rows.count() == validation
+
+
+def test_counts_by_index_places_each_count_at_its_item_index() -> None:
+    counts = pd.DataFrame({Col.ITEM_ID: [10, 30, 99], Col.N_INTERACTIONS: [4, 1, 7]})
+    got = S.counts_by_index(counts, {10: 2, 20: 1, 30: 3}, n_items=3)
+    # index 0 is padding; item 20 has no row; item 99 has no index and is dropped.
+    assert got.dtype == np.int64
+    assert got.tolist() == [0, 0, 4, 1]
