@@ -66,13 +66,8 @@ def test_padding_does_not_change_real_positions() -> None:
     torch.testing.assert_close(model(batch)[:1, 3:], h)
 
 
-def test_user_representation_drops_shared_padding_columns_without_changing_the_result() -> None:
-    """The columns that are padding in every row are cut before the transformer runs: same
-    vectors as the full forward pass, and the transformer sees only the needed width."""
-    model = _model()
-    seq = torch.tensor([[0, 0, 0, 0, 4, 9, 2, 0], [0, 0, 0, 5, 1, 2, 3, 0], [0] * 8])
-    hidden = model(seq)  # the untrimmed pass, read at each row's last real item
-    want = torch.stack([hidden[0, 6], hidden[1, 6], torch.zeros(TINY.d_model)])
+def _record_widths(model: SequentialRecommender) -> list[int]:
+    """Wrap ``model.forward`` so each call appends the width ``L`` it ran at to the list."""
     widths: list[int] = []
     forward = model.forward
 
@@ -81,6 +76,17 @@ def test_user_representation_drops_shared_padding_columns_without_changing_the_r
         return forward(x)
 
     model.forward = spy  # type: ignore[method-assign,assignment]
+    return widths
+
+
+def test_user_representation_drops_shared_padding_columns_without_changing_the_result() -> None:
+    """The columns that are padding in every row are cut before the transformer runs: same
+    vectors as the full forward pass, and the transformer sees only the needed width."""
+    model = _model()
+    seq = torch.tensor([[0, 0, 0, 0, 4, 9, 2, 0], [0, 0, 0, 5, 1, 2, 3, 0], [0] * 8])
+    hidden = model(seq)  # the untrimmed pass, read at each row's last real item
+    want = torch.stack([hidden[0, 6], hidden[1, 6], torch.zeros(TINY.d_model)])
+    widths = _record_widths(model)
     torch.testing.assert_close(model.user_representation(seq), want)
     assert widths == [4]  # columns 3..6
     assert not model.user_representation(torch.zeros(2, 8, dtype=torch.long)).any()
@@ -98,14 +104,7 @@ def test_user_representation_chunks_rows_by_length_without_changing_the_result()
         if n:
             seq[r, 8 - n :] = torch.randint(1, TINY.n_items + 1, (n,), generator=g)
     want = model.user_representation(seq, chunk_rows=len(lengths))  # one chunk: full width
-    widths: list[int] = []
-    forward = model.forward
-
-    def spy(x: torch.Tensor) -> torch.Tensor:
-        widths.append(int(x.shape[1]))
-        return forward(x)
-
-    model.forward = spy  # type: ignore[method-assign,assignment]
+    widths = _record_widths(model)
     got = model.user_representation(seq, chunk_rows=3)
     torch.testing.assert_close(got, want)
     assert not got[2].any()  # the empty history stays the zero vector
