@@ -94,6 +94,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--train-users", type=int, default=0, help="train_users param (0 = every user)"
     )
+    parser.add_argument(
+        "--covisit-top-n", type=int, default=None, help="covisit_top_n param (None: the DAG's)"
+    )
     parser.add_argument("--als", action="store_true", help="also time ALS recommendForAllUsers")
     parser.add_argument("--keep", action="store_true", help="reuse an existing warehouse")
     parser.add_argument("--out", type=Path, default=None, help="also append the JSON lines here")
@@ -108,6 +111,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--epochs: must be >= 0, got {args.epochs!r}")
     if args.train_users < 0:
         parser.error(f"--train-users: must be >= 0, got {args.train_users!r}")
+    if args.covisit_top_n is not None and args.covisit_top_n < 1:
+        parser.error(f"--covisit-top-n: must be >= 1, got {args.covisit_top_n!r}")
     return args
 
 
@@ -327,6 +332,8 @@ def run_day(
         "train_users": args.train_users,
         "content_embeddings": False,
     }
+    if args.covisit_top_n is not None:
+        params["covisit_top_n"] = args.covisit_top_n
     line["params"] = params
     skip = set() if training else skipped_on_scoring_day()
     for task in dag_tasks(ds, params, {**os.environ, **env}):

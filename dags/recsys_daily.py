@@ -161,6 +161,12 @@ with DAG(
             "Two-tower and SASRec train on a seeded sample of this many users; 0 = every user.",
             minimum=0,
         ),
+        "covisit_top_n": common.int_param(
+            500,  # recsys.training.covisit.DEFAULT_TOP_N (DAG files import nothing of recsys)
+            "Followers kept per item in features.covisit: at most items x this many rows, "
+            "collected by training and broadcast to scoring; lower it for 100k-item catalogues.",
+            minimum=1,
+        ),
         "eval_models": common.string_param(
             "popularity,two_tower,sasrec,two_tower+ranker",
             "Models jobs/evaluate.py compares (als is slower).",
@@ -192,6 +198,7 @@ with DAG(
             "--ds", DS,
             "--source", "{{ params.source }}",
             "--source-ds", DS,
+            "--covisit-top-n", "{{ params.covisit_top_n }}",
             "{{ '--no-content' if not params.content_embeddings else '' }}",
         ],
     )  # fmt: skip

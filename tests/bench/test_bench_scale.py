@@ -41,7 +41,12 @@ def test_tasks_are_the_dags_spark_submits_rendered_for_the_day(
 
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_LOCAL", '{"conn_type": "spark", "host": "local[2]"}')
     environ = {"RECSYS_WAREHOUSE": str(tmp_path), "RECSYS_SPARK_UI": "false"}
-    params = {"source": "synthetic", "force_retrain": True, "content_embeddings": False}
+    params = {
+        "source": "synthetic",
+        "force_retrain": True,
+        "content_embeddings": False,
+        "covisit_top_n": 100,
+    }
     tasks = dag_tasks(date(2027, 1, 3), params, environ)
     spark_ids = {t.task_id for t in dag.tasks if t.task_type == "SparkJobOperator"}
     assert {t.task_id for t in tasks} == spark_ids - {"ingest"}
@@ -49,9 +54,10 @@ def test_tasks_are_the_dags_spark_submits_rendered_for_the_day(
     features = by_id["features"].command
     assert features[:3] == [features[0], "--master", "local[2]"]
     assert features[0].endswith("spark-submit")
-    assert features[-8:] == [
+    assert features[-10:] == [
         str(job_path("features")),
-        "--ds", "2027-01-03", "--source", "synthetic", "--source-ds", "2027-01-03", "--no-content",
+        "--ds", "2027-01-03", "--source", "synthetic", "--source-ds", "2027-01-03",
+        "--covisit-top-n", "100", "--no-content",
     ]  # fmt: skip
     assert "spark.ui.enabled=false" in features
     assert by_id["features"].env["RECSYS_WAREHOUSE"] == str(tmp_path)

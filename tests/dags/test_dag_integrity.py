@@ -28,6 +28,7 @@ from dags.experiment_analysis import (
     pick_run_day,
     pick_source,
 )
+from recsys.training.covisit import DEFAULT_TOP_N
 from tests.helpers.fresh_imports import dag_import_cost
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,7 +129,10 @@ def test_recsys_daily_shape(dagbag: DagBag) -> None:
     assert op_of(dag, "ingest").application_args == [
         "--input", "{{ params.input_path }}", "--ds", "{{ ds }}", "--source", "{{ params.source }}"
     ]  # fmt: skip
-    assert op_of(dag, "features").application_args[:2] == ["--ds", "{{ ds }}"]
+    features = op_of(dag, "features").application_args
+    assert features[:2] == ["--ds", "{{ ds }}"]
+    at = features.index("--covisit-top-n")
+    assert features[at + 1] == "{{ params.covisit_top_n }}"
     run_ids = {
         t.task_id: t.application_args[t.application_args.index("--run-id") + 1]
         for t in cast(list[Any], dag.tasks)
@@ -201,6 +205,7 @@ def test_params_are_validated(dagbag: DagBag) -> None:
         "train_every_days": 7,
         "train_epochs": 0,
         "train_users": 0,
+        "covisit_top_n": DEFAULT_TOP_N,
         "eval_models": "popularity,two_tower,sasrec,two_tower+ranker",
         "promotion_margin": 0.005,
         "content_embeddings": True,
@@ -209,6 +214,8 @@ def test_params_are_validated(dagbag: DagBag) -> None:
         daily.get_param("train_every_days").resolve(0)
     with pytest.raises(ParamValidationError):
         daily.get_param("train_users").resolve(-1)
+    with pytest.raises(ParamValidationError):
+        daily.get_param("covisit_top_n").resolve(0)
     with pytest.raises(ParamValidationError):
         daily.get_param("eval_models").resolve("two_tower; rm -rf /")
     with pytest.raises(ParamValidationError):

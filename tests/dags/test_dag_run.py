@@ -182,7 +182,8 @@ def test_recsys_daily_dry_run_training_day(airflow_home: Path, tmp_path: Path) -
     ]  # fmt: skip
     # Empty template results are dropped at execution; the rendered field keeps them.
     assert [a for a in args["features[-1]"] if a] == [
-        "--ds", "2026-01-07", "--source", "ml-test", "--source-ds", "2026-01-07", "--no-content"
+        "--ds", "2026-01-07", "--source", "ml-test", "--source-ds", "2026-01-07",
+        "--covisit-top-n", "500", "--no-content",
     ]  # fmt: skip
     assert [a for a in args["train_sasrec[-1]"] if a] == [
         "--model", "sasrec", "--ds", "2026-01-07", "--epochs", "3"
