@@ -270,14 +270,44 @@ class SequentialRecommender(nn.Module):
         Returns:
             ``(B, L, d_model)`` float; row t summarises items ``<= t`` (zeros at padding).
         """
+        x, real = self._embed(seq)
+        h: Tensor = self.encoder(x, mask=self._attention_mask(real, x.dtype))
+        return h * real.unsqueeze(-1).to(h.dtype)
+
+    def _embed(self, seq: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder input ``(B, L, d_model)`` (zeros at padding) and the real-item mask."""
         self._check_seq(seq)
         real = seq != 0
         # Distance back from the row's most recent item: count of real items at or after t.
         pos = (real.flip(1).cumsum(1).flip(1) - 1).clamp(min=0)
         x = self.item_emb(seq) * math.sqrt(self.config.d_model) + self.pos_emb(pos)
-        x = self.emb_dropout(x) * real.unsqueeze(-1).to(x.dtype)
-        h: Tensor = self.encoder(x, mask=self._attention_mask(real, x.dtype))
-        return h * real.unsqueeze(-1).to(h.dtype)
+        return self.emb_dropout(x) * real.unsqueeze(-1).to(x.dtype), real
+
+    def _hidden_at(self, seq: Tensor, last: Tensor) -> Tensor:
+        """``self(seq)[b, last[b]]`` for every row ``b``; ``(B, d_model)``.
+
+        Every layer but the last runs over all positions (the keys and values of the last
+        one); the last layer runs only the one query per row that is read, so its attention is
+        linear in ``L`` instead of quadratic and its feed-forward block runs once per row. The
+        layer's own pre-norm arithmetic, written out for one query (``norm_first``, as built).
+        """
+        x, real = self._embed(seq)
+        mask = self._attention_mask(real, x.dtype)
+        *early, final = self.encoder.layers
+        for layer in early:
+            x = layer(x, src_mask=mask)
+        rows = torch.arange(seq.shape[0], device=seq.device)
+        length, heads = seq.shape[1], self.config.n_heads
+        q_mask = mask.view(-1, heads, length, length)[rows, :, last].reshape(-1, 1, length)
+        q = x[rows, last].unsqueeze(1)  # (B, 1, d_model)
+        kv = final.norm1(x)
+        attn = final.self_attn(final.norm1(q), kv, kv, attn_mask=q_mask, need_weights=False)[0]
+        q = q + final.dropout1(attn)
+        q = q + final._ff_block(final.norm2(q))
+        if self.encoder.norm is not None:
+            q = self.encoder.norm(q)
+        out: Tensor = q[:, 0] * real[rows, last].unsqueeze(-1).to(q.dtype)
+        return out
 
     def scores(self, hidden: Tensor) -> Tensor:
         """Tied-embedding scores ``(*, n_items + 1)`` of hidden states ``(*, d_model)``.
@@ -353,12 +383,9 @@ class SequentialRecommender(nn.Module):
             seq = seq[:, int(kept[0]) : int(kept[-1]) + 1]
         else:
             seq = seq[:, :1]  # padding only: one column gives the same zero vectors
-        hidden = self(seq)
         idx = torch.arange(seq.shape[1], device=seq.device).expand_as(seq)
         last = torch.where(seq != 0, idx, torch.zeros_like(idx)).max(dim=1).values
-        rows = torch.arange(seq.shape[0], device=seq.device)
-        out: Tensor = hidden[rows, last]
-        return out
+        return self._hidden_at(seq, last)
 
     def next_item_scores(self, seq: Tensor) -> Tensor:
         """Scores of every item as the next one; ``(B, n_items + 1)``, column 0 ``-inf``."""

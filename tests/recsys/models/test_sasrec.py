@@ -67,15 +67,16 @@ def test_padding_does_not_change_real_positions() -> None:
 
 
 def _record_widths(model: SequentialRecommender) -> list[int]:
-    """Wrap ``model.forward`` so each call appends the width ``L`` it ran at to the list."""
+    """Wrap the model's embedding step (the start of every encoder pass) so each call appends
+    the width ``L`` it ran at to the list."""
     widths: list[int] = []
-    forward = model.forward
+    embed = model._embed
 
-    def spy(x: torch.Tensor) -> torch.Tensor:
+    def spy(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         widths.append(int(x.shape[1]))
-        return forward(x)
+        return embed(x)
 
-    model.forward = spy  # type: ignore[method-assign,assignment]
+    model._embed = spy  # type: ignore[method-assign,assignment]
     return widths
 
 
@@ -112,6 +113,25 @@ def test_user_representation_chunks_rows_by_length_without_changing_the_result()
     assert widths == [1, 3, 8]
     with pytest.raises(ValueError, match="chunk_rows"):
         model.user_representation(seq, chunk_rows=0)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+def test_last_layer_for_the_read_position_only_equals_the_full_pass(n_layers: int) -> None:
+    """The representation runs the last encoder layer for each row's read position only; it
+    equals the full forward pass read there, with left, right and no padding in one batch."""
+    model = _model(replace(TINY, n_layers=n_layers))
+    g = torch.Generator().manual_seed(n_layers)
+    seq = torch.randint(1, TINY.n_items + 1, (6, 8), generator=g)
+    seq[0, :5] = 0  # left padding
+    seq[1, 6:] = 0  # right padding
+    seq[2, :2] = 0
+    seq[2, 7:] = 0  # both sides
+    seq[3] = 0  # no history
+    hidden = model(seq)
+    last = torch.tensor([7, 5, 6, 0, 7, 7])
+    want = hidden[torch.arange(6), last]
+    torch.testing.assert_close(model.user_representation(seq), want)
+    assert not model.user_representation(seq)[3].any()
 
 
 def test_padding_only_row_is_zero_and_finite() -> None:
