@@ -9,6 +9,7 @@ its job's ``main`` in one process whose one SparkSession has the 1 MiB limit. Th
 to the DAG's arguments are the sample sizes, scaled down with the population as the defaults
 (100,000 evaluation users, 10,000 validation users) are a tenth of a 1M-user warehouse: a task
 that collects only its sample passes; one that collects every user or interaction fails.
+Evaluation also fits the ALS baseline (one grid point, two iterations) to cover its Spark path.
 
 ``ingest`` is not run (the generator writes bronze directly, as in the scale benchmark). What
 the 1 MiB limit cannot tell apart at this size: a table of one small row per user (3,000 rows)
@@ -68,9 +69,14 @@ params = {
     "train_epochs": 1,
     "train_users": 400,
     "content_embeddings": False,
+    "eval_models": "popularity,als,two_tower,sasrec,two_tower+ranker",
 }
-# Samples scaled with the population (argparse keeps the last value of a repeated option).
-SAMPLES = {"train": ["--validation-users", "100"], "evaluate": ["--eval-users", "200"]}
+# Samples scaled with the population, and one short ALS fit instead of the grid (argparse
+# keeps the last value of a repeated option).
+SAMPLES = {
+    "train": ["--validation-users", "100"],
+    "evaluate": ["--eval-users", "200", "--als-grid", "one", "--als-max-iter", "2"],
+}
 for task in dag_tasks(ds, params, dict(os.environ)):
     at = next(i for i, part in enumerate(task.command) if part.endswith(".py"))
     job = os.path.basename(task.command[at])[: -len(".py")]
@@ -93,6 +99,8 @@ out["recommendations"] = count("serve.recommendations", day)
 served = spark.table("serve.recommendations").where(day)
 out["users_served"] = served.select("user_id").distinct().count()
 out["dq_failed"] = count("ops.dq_checks", day + " AND NOT passed")
+ndcg10 = spark.table("eval.offline_metrics").where("metric = 'ndcg' AND k = 10 AND slice = 'all'")
+out["evaluated"] = sorted({(r["model_name"], int(r["n_users"])) for r in ndcg10.collect()})
 print("RESULT " + json.dumps(out))
 """
 
@@ -148,3 +156,9 @@ def test_daily_dag_tasks_run_under_a_small_max_result_size(tmp_path: Path) -> No
     assert out["users_served"] == out["users"]
     assert out["users"] * 50 < out["recommendations"] <= out["users"] * 100
     assert out["dq_failed"] == 0
+    # Every model, ALS (fitted in Spark) included, was judged on the same users of the
+    # 200-user sample (those with a held-out item), not on every user.
+    models = {"popularity", "als", "two_tower", "sasrec", "two_tower+ranker"}
+    assert {m for m, _ in out["evaluated"]} == models
+    (n_users,) = {n for _, n in out["evaluated"]}
+    assert 150 < n_users <= 200
