@@ -139,7 +139,8 @@ def test_quarantine_rows_keep_the_served_row_verbatim(spark: SparkSession) -> No
         Col.RUN_ID: "r1",
         Col.DS: DAY1,
     }
-    assert job.quarantine_rows(bad, "r1", DAY2).first().ds == DAY2
+    (on_day2,) = job.quarantine_rows(bad, "r1", DAY2).collect()
+    assert on_day2.ds == DAY2
 
 
 def test_missing_assignments_and_bad_arguments(spark: SparkSession) -> None:

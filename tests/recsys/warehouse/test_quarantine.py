@@ -35,7 +35,8 @@ def test_rows_have_the_table_columns_and_take_literals_or_columns(spark: SparkSe
     )
     assert tuple(rows.columns) == QUARANTINE_COLUMNS
     assert rows.columns == spark.table(BRONZE_QUARANTINE.qualified_name).columns
-    assert rows.first().asDict() == {
+    (first,) = rows.collect()
+    assert first.asDict() == {
         Col.TARGET_TABLE: "bronze.items",
         Col.SOURCE_FILE: "f.csv",
         Col.RAW_LINE: "1,x",
@@ -45,7 +46,7 @@ def test_rows_have_the_table_columns_and_take_literals_or_columns(spark: SparkSe
         Col.RUN_ID: "r1",
         Col.DS: DS,
     }
-    per_row = quarantine_rows(
+    (per_row,) = quarantine_rows(
         rejected,
         target_table=AB_SERVED,
         source_file="file",
@@ -53,7 +54,7 @@ def test_rows_have_the_table_columns_and_take_literals_or_columns(spark: SparkSe
         source=F.col("file"),
         run_id="r2",
         ds=F.col(Col.DS),
-    ).first()
+    ).collect()
     assert (per_row.source_file, per_row.raw_line, per_row.source, per_row.ds) == (
         "file",
         '{"line":"1,x","ds":"2031-07-02"}',
