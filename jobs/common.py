@@ -6,7 +6,8 @@
   (``extract`` / ``transform`` / ``load``): ``main = common.job_main("x", parse_args, body)``.
 - One argument vocabulary: :func:`job_parser`, :func:`add_ds`, :func:`add_from_ds`,
   :func:`add_source`, :func:`add_run_id`; :func:`day_range` for ``--from-ds``..``--ds``;
-  :data:`NAME_PATTERN` for names (``--source`` ...) and :data:`RUN_ID_PATTERN` for run ids.
+  :data:`NAME_PATTERN` for names (``--source`` ...) and :data:`RUN_ID_PATTERN` for run ids;
+  :func:`add_fields` for a config dataclass's fields as options and :func:`config_from` back.
 
 Exit codes: 0 done; 1 the job ran and refused (a failed check, nothing to do); 2 bad arguments or
 missing inputs (nothing written).
@@ -15,16 +16,20 @@ missing inputs (nothing written).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
     from pyspark.sql import SparkSession
+
+DataclassT = TypeVar("DataclassT")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -149,6 +154,57 @@ def add_run_id(
 ) -> None:
     """``--run-id`` (a :data:`RUN_ID_PATTERN` id; :func:`run_id_or_new` checks it)."""
     parser.add_argument("--run-id", default=None, help=help)
+
+
+#: Option types :func:`add_fields` derives from a field's annotation.
+_OPTION_TYPES: Final[dict[object, type]] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    int: int,
+    float: float,
+    str: str,
+}
+
+
+def add_fields(
+    parser: argparse.ArgumentParser,
+    config: type[DataclassInstance],
+    helps: Mapping[str, str | None],
+    *,
+    flags: Mapping[str, str] | None = None,
+) -> None:
+    """One option per field of dataclass ``config`` named in ``helps`` (field -> help text or
+    None), in that order: ``--<field with dashes>`` (or ``flags[field]``) with the field's type
+    (int, float or str) and default, stored under the field's name for :func:`config_from`.
+
+    Raises:
+        TypeError: a named field is not a field of ``config``, has no default or another type.
+    """
+    known = {f.name: f for f in dataclasses.fields(config)}
+    for name, text in helps.items():
+        f = known.get(name)
+        kind = None if f is None else _OPTION_TYPES.get(f.type)
+        if f is None or kind is None or f.default is dataclasses.MISSING:
+            raise TypeError(f"helps: {name!r} is no int/float/str field with a default of {config}")
+        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        parser.add_argument(flag, dest=name, type=kind, default=f.default, help=text)
+
+
+def config_from(
+    args: argparse.Namespace, config: Callable[..., DataclassT], **given: object
+) -> DataclassT:
+    """``config`` (a dataclass) built from ``given`` and, for its other fields, the parsed
+    arguments of the same name (fields with neither keep their default).
+
+    Raises:
+        TypeError: a name in ``given`` is not a field of ``config``.
+    """
+    names = [f.name for f in dataclasses.fields(cast("type[DataclassInstance]", config))]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise TypeError(f"given: {unknown} are not fields of {config}")
+    return config(**({n: getattr(args, n) for n in names if hasattr(args, n)} | given))
 
 
 # --- run_job: the preamble and exit codes ---------------------------------------------------------

@@ -28,7 +28,6 @@ the latest artifacts.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -132,18 +131,20 @@ class EvalJobConfig:
 
 def parse_args(argv: Sequence[str] | None) -> EvalJobConfig:
     """Command line -> :class:`EvalJobConfig` (ValueError on bad values)."""
-    p = argparse.ArgumentParser(prog="jobs.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--ds", type=date.fromisoformat, default=datetime.now(UTC).date())
+    p = common.job_parser("jobs.evaluate", __doc__)
+    common.add_ds(p)
     p.add_argument("--split-id", default="leave_last_out")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--artifacts-dir", type=Path, default=None)
-    p.add_argument("--als-max-iter", type=int, default=10)
-    p.add_argument("--als-grid", default="full", help="full (8 points) or one (rank 64 only)")
-    p.add_argument(
-        "--eval-users",
-        type=int,
-        default=S.EVAL_USERS,
-        help="users in the seeded evaluation sample (every user when the split has fewer)",
+    common.add_fields(
+        p,
+        EvalJobConfig,
+        {
+            "als_max_iter": None,
+            "als_grid": "full (8 points) or one (rank 64 only)",
+            "eval_users": "users in the seeded evaluation sample (every user when the split has "
+            "fewer)",
+        },
     )
     p.add_argument(
         "--bundle",
@@ -152,16 +153,7 @@ def parse_args(argv: Sequence[str] | None) -> EvalJobConfig:
     )
     a = p.parse_args(argv)
     models = tuple(m.strip() for m in a.models.split(",") if m.strip())
-    return EvalJobConfig(
-        a.ds,
-        a.split_id,
-        models,
-        a.artifacts_dir,
-        a.als_max_iter,
-        a.als_grid,
-        a.eval_users,
-        a.bundle,
-    )
+    return common.config_from(a, EvalJobConfig, models=models)
 
 
 def popularity_vector(spark: SparkSession, split: SplitData) -> torch.Tensor:

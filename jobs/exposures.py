@@ -68,6 +68,7 @@ from recsys.quality.exposure_checks import (
     evaluate_mismatches,
 )
 from recsys.settings import Reason
+from recsys.warehouse import quarantine
 from recsys.warehouse.io import replace_rows
 from recsys.warehouse.tables import (
     AB_ASSIGNMENTS,
@@ -173,15 +174,14 @@ def quarantine_rows(bad: DataFrame, run_id: str, ds: date | None = None) -> Data
     """``bronze.quarantine`` rows for bad served rows (the row verbatim as JSON), on day ``ds``
     (None: each served row's own ``ds``)."""
     payload = [c for c in bad.columns if c not in (Col.REASON, Col.DETAIL)]
-    return bad.select(
-        F.lit(AB_EXPOSURES.qualified_name).alias(Col.TARGET_TABLE),
-        F.lit(AB_SERVED.qualified_name).alias(Col.SOURCE_FILE),
-        F.to_json(F.struct(*payload)).alias(Col.RAW_LINE),
-        Col.REASON,
-        Col.DETAIL,
-        Col.SOURCE,
-        F.lit(run_id).alias(Col.RUN_ID),
-        (F.col(Col.DS) if ds is None else F.lit(ds)).alias(Col.DS),
+    return quarantine.quarantine_rows(
+        bad,
+        target_table=AB_EXPOSURES,
+        source_file=AB_SERVED,
+        raw_line=quarantine.row_as_json(*payload),
+        source=F.col(Col.SOURCE),
+        run_id=run_id,
+        ds=F.col(Col.DS) if ds is None else ds,
     )
 
 
@@ -221,9 +221,11 @@ def run(spark: SparkSession, job: ExposuresJob) -> dict[date, dict[str, int]]:
         raise NoAssignmentsError(f"{AB_ASSIGNMENTS}: no rows for {shown}; run jobs.assign first")
     # Each row is checked against its own partition's day: the same as a run per day.
     good, bad = split_served(served)
-    quarantine = quarantine_rows(bad, job.run_id)
-    mine = mine & (F.col(Col.TARGET_TABLE) == F.lit(AB_EXPOSURES.qualified_name))
-    replace_rows(quarantine, BRONZE_QUARANTINE, mine)
+    replace_rows(
+        quarantine_rows(bad, job.run_id),
+        BRONZE_QUARANTINE,
+        mine & quarantine.of_target(AB_EXPOSURES),
+    )
     record_exposures(exposures_from_served(good, assignments))
     check_served_sets(spark, job, good, assignments)
     first = spark.table(AB_EXPOSURES.qualified_name).where(in_range)

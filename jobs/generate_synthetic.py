@@ -132,35 +132,27 @@ def parse_args(argv: Sequence[str] | None) -> GenerateConfig:
     Raises:
         ValueError: a value is out of range, naming the argument.
     """
-    d = SyntheticConfig()
     parser = common.job_parser("jobs.generate_synthetic", __doc__)
-    parser.add_argument("--users", type=int, default=d.n_users, help="number of users")
-    parser.add_argument("--items", type=int, default=d.n_items, help="number of items")
-    parser.add_argument(
-        "--interactions",
-        type=int,
-        default=d.n_interactions,
-        help="interaction draws before repeated pairs are removed",
-    )
-    parser.add_argument("--genres", type=int, default=d.n_genres, help="genres used (2-19)")
-    parser.add_argument("--clusters", type=int, default=d.n_clusters, help="taste clusters")
-    parser.add_argument(
-        "--popularity-exponent",
-        type=float,
-        default=d.popularity_exponent,
-        help="Zipf exponent of item popularity within a genre (>= 0)",
-    )
-    parser.add_argument(
-        "--taste-strength",
-        type=float,
-        default=d.taste_strength,
-        help="probability a draw follows the user's cluster genres (0-1)",
-    )
-    parser.add_argument(
-        "--user-activity-exponent",
-        type=float,
-        default=d.user_activity_exponent,
-        help="power-law exponent of user activity over user ranks (>= 0)",
+    common.add_fields(
+        parser,
+        SyntheticConfig,
+        {
+            "n_users": "number of users",
+            "n_items": "number of items",
+            "n_interactions": "interaction draws before repeated pairs are removed",
+            "n_genres": "genres used (2-19)",
+            "n_clusters": "taste clusters",
+            "popularity_exponent": "Zipf exponent of item popularity within a genre (>= 0)",
+            "taste_strength": "probability a draw follows the user's cluster genres (0-1)",
+            "user_activity_exponent": "power-law exponent of user activity over user ranks (>= 0)",
+        },
+        flags={
+            "n_users": "--users",
+            "n_items": "--items",
+            "n_interactions": "--interactions",
+            "n_genres": "--genres",
+            "n_clusters": "--clusters",
+        },
     )
     parser.add_argument("--start", type=_moment, help="earliest event, ISO (default: end - 10y)")
     parser.add_argument(
@@ -168,7 +160,7 @@ def parse_args(argv: Sequence[str] | None) -> GenerateConfig:
         type=_moment,
         help="events are before this, ISO, UTC if no zone (default: ds 00:00)",
     )
-    parser.add_argument("--seed", type=int, default=d.seed, help="random seed (>= 0)")
+    common.add_fields(parser, SyntheticConfig, {"seed": "random seed (>= 0)"})
     parser.add_argument(
         "--partitions",
         type=int,
@@ -182,26 +174,14 @@ def parse_args(argv: Sequence[str] | None) -> GenerateConfig:
     args = parser.parse_args(argv)
     end = args.end or midnight(args.ds)
     start = args.start or end - timedelta(days=3652)
-    partitions = args.partitions or max(2, math.ceil(args.interactions / ROWS_PER_PARTITION))
-    synthetic = SyntheticConfig(
-        n_users=args.users,
-        n_items=args.items,
-        n_interactions=args.interactions,
-        n_genres=args.genres,
-        n_clusters=args.clusters,
-        popularity_exponent=args.popularity_exponent,
-        taste_strength=args.taste_strength,
-        user_activity_exponent=args.user_activity_exponent,
-        start=start,
-        end=end,
-        seed=args.seed,
-        partitions=partitions,
+    partitions = args.partitions or max(2, math.ceil(args.n_interactions / ROWS_PER_PARTITION))
+    synthetic = common.config_from(
+        args, SyntheticConfig, start=start, end=end, partitions=partitions
     )
-    return GenerateConfig(
+    return common.config_from(
+        args,
+        GenerateConfig,
         synthetic=synthetic,
-        ds=args.ds,
-        source=args.source,
-        run_id=args.run_id,
         csv_out=args.csv_out.resolve() if args.csv_out else None,
         warehouse=not args.csv_only,
     )

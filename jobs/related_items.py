@@ -101,32 +101,22 @@ def parse_args(argv: Sequence[str] | None) -> RelatedJobConfig:
     Raises:
         ValueError: an argument is out of range, naming it and its value.
     """
-    defaults = RelatedConfig()
     parser = common.job_parser("jobs.related_items", __doc__)
     common.add_ds(parser, help="scoring day YYYY-MM-DD")
     parser.add_argument("--model-version", help="default: the only version of the day")
-    parser.add_argument("--top-k", type=int, default=defaults.top_k)
-    parser.add_argument("--split-id", default=DEFAULT_SPLIT_ID)
+    common.add_fields(parser, RelatedConfig, {"top_k": None})
+    common.add_fields(parser, RelatedJobConfig, {"split_id": None})
     common.add_source(parser, "bronze delivery name", default=DEFAULT_SOURCE, delivery_ds=True)
-    parser.add_argument("--min-co-users", type=int, default=defaults.min_co_users)
-    parser.add_argument("--block-rows", type=int, default=defaults.block_rows)
-    parser.add_argument("--partitions", type=int, default=defaults.partitions)
+    common.add_fields(
+        parser, RelatedConfig, {"min_co_users": None, "block_rows": None, "partitions": None}
+    )
     common.add_run_id(parser)
     args = parser.parse_args(argv)
     # argparse gives ints and floats, so the config's TypeErrors cannot happen here
-    related = RelatedConfig(
-        top_k=args.top_k,
-        block_rows=args.block_rows,
-        partitions=args.partitions,
-        min_co_users=args.min_co_users,
-    )
-    return RelatedJobConfig(
-        ds=args.ds,
-        model_version=args.model_version,
-        split_id=args.split_id,
-        source=args.source,
-        source_ds=args.source_ds,
-        related=related,
+    return common.config_from(
+        args,
+        RelatedJobConfig,
+        related=common.config_from(args, RelatedConfig),
         run_id=common.run_id_or_new(args.run_id),
     )
 

@@ -36,10 +36,8 @@ Spark starts).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -57,9 +55,9 @@ from ab_testing.replay import (
     rec_set_for,
     replay,
 )
-from jobs.common import Job, check_names, job_main
-from recsys.warehouse.io import with_conflict_retry
-from recsys.warehouse.session import build_spark
+from jobs import common
+from recsys.warehouse import quarantine
+from recsys.warehouse.io import replace_rows
 from recsys.warehouse.tables import (
     AB_ASSIGNMENTS,
     AB_EVENTS,
@@ -113,10 +111,10 @@ def parse_args(argv: Sequence[str] | None) -> ReplayJob:
     Raises:
         ValueError/TypeError: the config, the experiment or an option is invalid.
     """
-    p = argparse.ArgumentParser(prog="jobs.replay", description=__doc__.split("\n\n")[0])
+    p = common.job_parser("jobs.replay", __doc__)
     p.add_argument("--config", required=True, type=Path, help="experiments YAML file")
     p.add_argument("--experiment", required=True, help="experiment id in --config")
-    p.add_argument("--ds", required=True, type=date.fromisoformat, help="last day to replay")
+    common.add_ds(p, required=True, help="last day to replay")
     p.add_argument(
         "--data-start",
         type=_instant,
@@ -131,22 +129,24 @@ def parse_args(argv: Sequence[str] | None) -> ReplayJob:
         "the first day (held_out)",
     )
     p.add_argument("--split-id", default="leave_last_out", help="split of --align held_out")
-    p.add_argument("--speed", type=int, default=1, help="data days per replay day (default 1)")
     p.add_argument("--recs-ds", type=date.fromisoformat, help="serve.recommendations ds")
     p.add_argument("--interactions-source", help="bronze.interactions delivery (default: latest)")
-    p.add_argument("--list-size", type=int, default=10, help="items per served list")
-    p.add_argument("--click-window-days", type=int, default=1, help="click window after serving")
-    p.add_argument("--pre-days", type=int, default=14, help="pre-period days (CUPED)")
-    p.add_argument("--surface", default="home", help="ab.served.surface of the served lists")
-    p.add_argument("--run-id", help="id stamped on quarantined rows (default: a new UUID)")
+    common.add_fields(
+        p,
+        ReplayConfig,
+        {
+            "speed": "data days per replay day (default 1)",
+            "list_size": "items per served list",
+            "click_window_days": "click window after serving",
+            "pre_days": "pre-period days (CUPED)",
+            "surface": "ab.served.surface of the served lists",
+        },
+    )
+    common.add_run_id(p, help="id stamped on quarantined rows (default: a new UUID)")
     args = p.parse_args(argv)
-    run_id = args.run_id or uuid.uuid4().hex
-    check_names(
-        (
-            ("interactions_source", args.interactions_source),
-            ("run_id", run_id),
-            ("split_id", args.split_id),
-        )
+    run_id = common.run_id_or_new(args.run_id)
+    common.check_names(
+        (("interactions_source", args.interactions_source), ("split_id", args.split_id))
     )
     if args.data_start is None and args.align == CALENDAR:
         raise ValueError("data_start: required with --align calendar, got None")
@@ -166,15 +166,8 @@ def parse_args(argv: Sequence[str] | None) -> ReplayJob:
     if len(set(sets.values())) < 2:
         raise ValueError(f"experiment: its variants serve one recommendation set only: {sets}")
     end = min(args.ds, exp.end - timedelta(days=1))
-    replay_config = ReplayConfig(
-        start=exp.start,
-        end=end,
-        data_start=data_start,
-        speed=args.speed,
-        list_size=args.list_size,
-        click_window_days=args.click_window_days,
-        pre_days=args.pre_days,
-        surface=args.surface,
+    replay_config = common.config_from(
+        args, ReplayConfig, start=exp.start, end=end, data_start=data_start
     )
     return ReplayJob(
         exp,
@@ -284,14 +277,25 @@ def inputs(
     return assignments, recs, interactions, origins
 
 
-def _replace(df: DataFrame, table: TableRef, condition: Column) -> None:
-    with_conflict_retry(
-        lambda: df.writeTo(table.qualified_name).overwrite(condition), table.qualified_name
-    )
-
-
 def _between(lo: date, hi: date) -> Column:
     return (F.col(Col.DS) >= F.lit(lo)) & (F.col(Col.DS) <= F.lit(hi))
+
+
+def quarantine_rows(rejected: DataFrame, experiment_id: str, run_id: str) -> DataFrame:
+    """``bronze.quarantine`` rows for assignments that could not be served (``reason``,
+    ``detail``): meant for ``ab.served``, from ``ab.assignments``, the assignment as JSON, source
+    ``replay``, on the assignment's ``ds``."""
+    return quarantine.quarantine_rows(
+        rejected,
+        target_table=AB_SERVED,
+        source_file=AB_ASSIGNMENTS,
+        raw_line=quarantine.row_as_json(
+            F.lit(experiment_id).alias(Col.EXPERIMENT_ID), Col.UNIT_ID, Col.VARIANT, Col.DS
+        ),
+        source=REPLAY_SOURCE,
+        run_id=run_id,
+        ds=F.col(Col.DS),
+    )
 
 
 def run(spark: SparkSession, job: ReplayJob) -> dict[str, int]:
@@ -303,32 +307,12 @@ def run(spark: SparkSession, job: ReplayJob) -> dict[str, int]:
     served = out.served.select(*SERVED_COLUMNS).persist()
     events = out.events.select(*EVENT_COLUMNS).persist()
     try:
-        _replace(served, AB_SERVED, replay_rows & _between(cfg.start, cfg.end))
+        replace_rows(served, AB_SERVED, replay_rows & _between(cfg.start, cfg.end))
         pre_lo = cfg.start - timedelta(days=cfg.pre_days)
-        _replace(events, AB_EVENTS, replay_rows & _between(pre_lo, cfg.end))
-        quarantine = out.rejected.select(
-            F.lit(AB_SERVED.qualified_name).alias(Col.TARGET_TABLE),
-            F.lit(AB_ASSIGNMENTS.qualified_name).alias(Col.SOURCE_FILE),
-            F.to_json(
-                F.struct(
-                    F.lit(job.experiment.id).alias(Col.EXPERIMENT_ID),
-                    Col.UNIT_ID,
-                    Col.VARIANT,
-                    Col.DS,
-                )
-            ).alias(Col.RAW_LINE),
-            Col.REASON,
-            Col.DETAIL,
-            F.lit(REPLAY_SOURCE).alias(Col.SOURCE),
-            F.lit(job.run_id).alias(Col.RUN_ID),
-            Col.DS,
-        )
-        mine = (
-            replay_rows
-            & (F.col(Col.TARGET_TABLE) == F.lit(AB_SERVED.qualified_name))
-            & _between(cfg.start, cfg.end)
-        )
-        _replace(quarantine, BRONZE_QUARANTINE, mine)
+        replace_rows(events, AB_EVENTS, replay_rows & _between(pre_lo, cfg.end))
+        rejected = quarantine_rows(out.rejected, job.experiment.id, job.run_id)
+        mine = replay_rows & quarantine.of_target(AB_SERVED) & _between(cfg.start, cfg.end)
+        replace_rows(rejected, BRONZE_QUARANTINE, mine)
         counts = {"served": served.count(), "rejected": out.rejected.count()}
         for r in events.groupBy(Col.EVENT_TYPE).count().collect():
             counts[r[Col.EVENT_TYPE]] = int(r["count"])
@@ -338,14 +322,9 @@ def run(spark: SparkSession, job: ReplayJob) -> dict[str, int]:
     return counts
 
 
-def _replay(ctx: Job[ReplayJob]) -> int:
+def _replay(ctx: common.Job[ReplayJob]) -> int:
     job = ctx.config
-    spark = build_spark(app_name="replay")
-    try:
-        counts = run(spark, job)
-    except MissingInputError as err:
-        log.error("%s", err)
-        return 1
+    counts = run(ctx.spark, job)
     cfg = job.replay
     origin = cfg.data_start.isoformat() if job.align == CALENDAR else "each user's held-out start"
     log.info(
@@ -361,7 +340,7 @@ def _replay(ctx: Job[ReplayJob]) -> int:
     return 0
 
 
-main = job_main("replay", parse_args, _replay)
+main = common.job_main("replay", parse_args, _replay, exits=((MissingInputError, 1),))
 
 
 if __name__ == "__main__":

@@ -390,9 +390,9 @@ def parse_args(argv: Sequence[str] | None) -> RetentionConfig:
     """
     parser = common.job_parser("jobs.retention", __doc__)
     common.add_ds(parser, help="the run's day YYYY-MM-DD; horizons count back from it")
-    parser.add_argument("--features-days", type=int, default=DEFAULT_FEATURES_DAYS)
-    parser.add_argument("--serve-days", type=int, default=DEFAULT_SERVE_DAYS)
-    parser.add_argument("--served-days", type=int, default=DEFAULT_SERVED_DAYS)
+    common.add_fields(
+        parser, RetentionConfig, {"features_days": None, "serve_days": None, "served_days": None}
+    )
     parser.add_argument(
         "--keep-days",
         action="append",
@@ -400,26 +400,17 @@ def parse_args(argv: Sequence[str] | None) -> RetentionConfig:
         metavar="TABLE=DAYS",
         help="per-table horizon, e.g. serve.candidates=3 (repeatable)",
     )
-    parser.add_argument("--compact-days", type=int, default=DEFAULT_COMPACT_DAYS)
-    parser.add_argument("--vacuum-hours", type=int, default=DEFAULT_VACUUM_HOURS)
-    parser.add_argument("--log-retention-days", type=int, default=DEFAULT_LOG_RETENTION_DAYS)
+    common.add_fields(
+        parser,
+        RetentionConfig,
+        {"compact_days": None, "vacuum_hours": None, "log_retention_days": None},
+    )
     parser.add_argument("--no-vacuum", action="store_true", help="skip VACUUM")
     parser.add_argument("--dry-run", action="store_true", help="log what would be done")
     args = parser.parse_args(argv)
     keep = dict(DEFAULT_KEEP_DAYS)
     keep.update(_keep_pair(t) for t in args.keep_days)
-    return RetentionConfig(
-        ds=args.ds,
-        features_days=args.features_days,
-        serve_days=args.serve_days,
-        served_days=args.served_days,
-        keep_days=keep,
-        compact_days=args.compact_days,
-        vacuum_hours=args.vacuum_hours,
-        log_retention_days=args.log_retention_days,
-        vacuum=not args.no_vacuum,
-        dry_run=args.dry_run,
-    )
+    return common.config_from(args, RetentionConfig, keep_days=keep, vacuum=not args.no_vacuum)
 
 
 def _retention(job: common.Job[RetentionConfig]) -> int:

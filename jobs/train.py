@@ -117,30 +117,18 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobConfig:
     p.add_argument("--artifacts-dir", type=Path, default=None)
     p.add_argument("--max-len", type=int, default=SASREC_MAX_LEN, help="SASRec window")
     p.add_argument("--dropout", type=float, default=SASREC_DROPOUT, help="SASRec dropout")
-    p.add_argument(
-        "--sasrec-events",
-        choices=("all", "positive"),
-        default=SASREC_EVENTS,
-        help="SASRec input sequences: every interaction, or positives only",
-    )
-    p.add_argument(
-        "--sasrec-targets",
-        choices=("all", "positive"),
-        default=SASREC_TARGETS,
-        help="SASRec training targets: every next event, or positive next events only",
-    )
-    p.add_argument(
-        "--ranker-sasrec",
-        choices=("on", "off"),
-        default=RANKER_SASREC,
-        help="ranker: also rank SASRec's candidates, with its score as an input",
-    )
-    p.add_argument(
-        "--ranker-covisit",
-        choices=("on", "off"),
-        default=RANKER_COVISIT,
-        help="ranker: the co-visitation score of the user's recent events as an input",
-    )
+    switches = (  # (flag, its two values, default, help)
+        ("--sasrec-events", ("all", "positive"), SASREC_EVENTS, "SASRec input sequences: "
+         "every interaction, or positives only"),
+        ("--sasrec-targets", ("all", "positive"), SASREC_TARGETS, "SASRec training targets: "
+         "every next event, or positive next events only"),
+        ("--ranker-sasrec", ("on", "off"), RANKER_SASREC, "ranker: also rank SASRec's "
+         "candidates, with its score as an input"),
+        ("--ranker-covisit", ("on", "off"), RANKER_COVISIT, "ranker: the co-visitation score "
+         "of the user's recent events as an input"),
+    )  # fmt: skip
+    for flag, choices, default, text in switches:
+        p.add_argument(flag, choices=choices, default=default, help=text)
     p.add_argument(
         "--validation-users",
         type=int,

@@ -89,7 +89,6 @@ def parse_args(argv: Sequence[str] | None) -> TrendingJobConfig:
     Raises:
         ValueError: an argument is out of range, naming it and its value.
     """
-    defaults = TrendingConfig()
     parser = common.job_parser("jobs.trending", __doc__)
     common.add_ds(parser, help="publication day YYYY-MM-DD")
     common.add_source(parser, "bronze delivery name", default=DEFAULT_SOURCE, delivery_ds=True)
@@ -98,43 +97,32 @@ def parse_args(argv: Sequence[str] | None) -> TrendingJobConfig:
         type=lambda s: as_utc(datetime.fromisoformat(s)),
         help="end of the windows, ISO 8601, naive = UTC (default: latest event <= end of ds)",
     )
-    parser.add_argument("--recent-days", type=float, default=defaults.recent_days)
-    parser.add_argument("--baseline-days", type=float, default=defaults.baseline_days)
+    common.add_fields(parser, TrendingConfig, {"recent_days": None, "baseline_days": None})
     parser.add_argument("--half-life-days", type=float, help="default: recent-days / 2")
-    parser.add_argument(
-        "--min-support",
-        type=int,
-        default=defaults.min_support,
-        help="distinct users an item needs in the recent window",
+    common.add_fields(
+        parser,
+        TrendingConfig,
+        {
+            "min_support": "distinct users an item needs in the recent window",
+            "prior": "pseudo-events",
+            "top_k": "items per list",
+        },
     )
-    parser.add_argument("--prior", type=float, default=defaults.prior, help="pseudo-events")
-    parser.add_argument("--top-k", type=int, default=defaults.top_k, help="items per list")
-    parser.add_argument(
-        "--min-items",
-        type=int,
-        default=10,
-        help="widen the windows until the overall list has this many items (0: never)",
+    common.add_fields(
+        parser,
+        TrendingJobConfig,
+        {
+            "min_items": "widen the windows until the overall list has this many items (0: never)",
+            "max_doublings": "most window doublings",
+        },
     )
-    parser.add_argument("--max-doublings", type=int, default=5, help="most window doublings")
     common.add_run_id(parser)
     args = parser.parse_args(argv)
     # argparse gives ints and floats, so the config's TypeErrors cannot happen here
-    scoring = TrendingConfig(
-        recent_days=args.recent_days,
-        baseline_days=args.baseline_days,
-        half_life_days=args.half_life_days,
-        min_support=args.min_support,
-        prior=args.prior,
-        top_k=args.top_k,
-    )
-    return TrendingJobConfig(
-        ds=args.ds,
-        source=args.source,
-        source_ds=args.source_ds,
-        as_of=args.as_of,
-        trending=scoring,
-        min_items=args.min_items,
-        max_doublings=args.max_doublings,
+    return common.config_from(
+        args,
+        TrendingJobConfig,
+        trending=common.config_from(args, TrendingConfig),
         run_id=common.run_id_or_new(args.run_id),
     )
 

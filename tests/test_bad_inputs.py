@@ -43,15 +43,6 @@ layers:
           - {id: control, weight: 1, control: true}
           - {id: treat, weight: 1}
 """
-SECOND = """\
-      - id: e_two
-        start: 2026-03-01
-        end: 2026-03-20
-        buckets: [5000, 9000]
-        variants:
-          - {id: control, weight: 1, control: true}
-          - {id: treat, weight: 1}
-"""
 METRICS = """\
 version: 1
 metrics:
@@ -70,6 +61,57 @@ def _edit(text: str, old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
+#: A second experiment of the layer: e_one's entry with another id and the other buckets.
+SECOND = _edit(
+    _edit(EXPERIMENTS[EXPERIMENTS.index("      - id: e_one") :], "e_one", "e_two"),
+    "[0, 5000]",
+    "[5000, 9000]",
+)
+
+WEIGHT_INF = "variants[1].weight: expected a finite number within 64 bits, got inf"
+
+#: kind -> (text of EXPERIMENTS, what it becomes, message the exit-2 error holds): one edit of
+#: the valid experiments file each, with the valid metrics file.
+EXPERIMENTS_EDITS: dict[str, tuple[str, str, str]] = {
+    "duplicated key (end twice)": (
+        "end: 2026-03-20\n", "end: 2026-03-20\n        end: 2026-03-25\n",
+        "found duplicated key 'end'",
+    ),
+    "infinite weight (.inf)": (TREAT, "{id: treat, weight: .inf}", WEIGHT_INF),
+    "NaN weight (.nan)": (
+        TREAT, "{id: treat, weight: .nan}",
+        "variants[1].weight: expected a finite number within 64 bits, got nan",
+    ),
+    "weight beyond float64 (1.0e+400)": (TREAT, "{id: treat, weight: 1.0e+400}", WEIGHT_INF),
+    "boolean weight": (
+        TREAT, "{id: treat, weight: true}", "variants[1].weight: expected a number, got True",
+    ),
+    "impossible date (2026-02-30)": (
+        "end: 2026-03-20", "end: 2026-02-30",
+        "experiments[0].end: expected a date YYYY-MM-DD, got '2026-02-30'",
+    ),
+    "end before start": (
+        "end: 2026-03-20", "end: 2026-02-20",
+        "experiments[0].end: must be after start 2026-03-01, got 2026-02-20",
+    ),
+    "id with a trailing newline": (
+        "id: e_one", 'id: "e_one\\n"',
+        "experiments[0].id: expected an id matching [a-z][a-z0-9_]{0,62}, got 'e_one\\n'",
+    ),
+    "two control variants": (
+        TREAT, "{id: treat, weight: 1, control: true}",
+        "variants: need exactly one control, got ['control', 'treat']",
+    ),
+    "duplicated variant id": (
+        TREAT, "{id: control, weight: 1}",
+        "variants: ids must be distinct, got ['control', 'control']",
+    ),
+    "bucket range beyond 10000": (
+        "[0, 5000]", "[0, 20000]", "experiments[0].buckets: must be in [1, 10000], got 20000",
+    ),
+    "not YAML (tab indentation)": ("    experiments:", "\texperiments:", "is not valid YAML"),
+}  # fmt: skip
+
 #: kind -> (experiments file, metrics file (None: absent), message the exit-2 error holds).
 CONFIG_CASES: dict[str, tuple[str | bytes, str | bytes | None, str]] = {
     "empty experiments file": ("", METRICS, "config: expected a mapping, got None"),
@@ -77,11 +119,6 @@ CONFIG_CASES: dict[str, tuple[str | bytes, str | bytes | None, str]] = {
         _edit(EXPERIMENTS, "id: ranking", "id: rank\xe9").encode("latin-1"),
         METRICS,
         "is not UTF-8 text",
-    ),
-    "duplicated key (end twice)": (
-        _edit(EXPERIMENTS, "end: 2026-03-20\n", "end: 2026-03-20\n        end: 2026-03-25\n"),
-        METRICS,
-        "found duplicated key 'end'",
     ),
     "duplicated experiment id in a layer": (
         EXPERIMENTS + _edit(SECOND, "e_two", "e_one"),
@@ -98,26 +135,6 @@ CONFIG_CASES: dict[str, tuple[str | bytes, str | bytes | None, str]] = {
         METRICS,
         "'e_one' [0, 5000] and 'e_two' [4000, 9000] overlap in buckets while both run",
     ),
-    "infinite weight (.inf)": (
-        _edit(EXPERIMENTS, TREAT, "{id: treat, weight: .inf}"),
-        METRICS,
-        "variants[1].weight: expected a finite number within 64 bits, got inf",
-    ),
-    "NaN weight (.nan)": (
-        _edit(EXPERIMENTS, TREAT, "{id: treat, weight: .nan}"),
-        METRICS,
-        "variants[1].weight: expected a finite number within 64 bits, got nan",
-    ),
-    "weight beyond float64 (1.0e+400)": (
-        _edit(EXPERIMENTS, TREAT, "{id: treat, weight: 1.0e+400}"),
-        METRICS,
-        "variants[1].weight: expected a finite number within 64 bits, got inf",
-    ),
-    "boolean weight": (
-        _edit(EXPERIMENTS, TREAT, "{id: treat, weight: true}"),
-        METRICS,
-        "variants[1].weight: expected a number, got True",
-    ),
     "fractional weights not summing to 1": (
         _edit(
             _edit(EXPERIMENTS, "weight: 1, control", "weight: 0.3, control"),
@@ -127,41 +144,10 @@ CONFIG_CASES: dict[str, tuple[str | bytes, str | bytes | None, str]] = {
         METRICS,
         "variants.weight: fractional weights must sum to 1, got 0.6",
     ),
-    "impossible date (2026-02-30)": (
-        _edit(EXPERIMENTS, "end: 2026-03-20", "end: 2026-02-30"),
-        METRICS,
-        "experiments[0].end: expected a date YYYY-MM-DD, got '2026-02-30'",
-    ),
-    "end before start": (
-        _edit(EXPERIMENTS, "end: 2026-03-20", "end: 2026-02-20"),
-        METRICS,
-        "experiments[0].end: must be after start 2026-03-01, got 2026-02-20",
-    ),
-    "id with a trailing newline": (
-        _edit(EXPERIMENTS, "id: e_one", 'id: "e_one\\n"'),
-        METRICS,
-        "experiments[0].id: expected an id matching [a-z][a-z0-9_]{0,62}, got 'e_one\\n'",
-    ),
-    "two control variants": (
-        _edit(EXPERIMENTS, TREAT, "{id: treat, weight: 1, control: true}"),
-        METRICS,
-        "variants: need exactly one control, got ['control', 'treat']",
-    ),
-    "duplicated variant id": (
-        _edit(EXPERIMENTS, TREAT, "{id: control, weight: 1}"),
-        METRICS,
-        "variants: ids must be distinct, got ['control', 'control']",
-    ),
-    "bucket range beyond 10000": (
-        _edit(EXPERIMENTS, "[0, 5000]", "[0, 20000]"),
-        METRICS,
-        "experiments[0].buckets: must be in [1, 10000], got 20000",
-    ),
-    "not YAML (tab indentation)": (
-        _edit(EXPERIMENTS, "    experiments:", "\texperiments:"),
-        METRICS,
-        "is not valid YAML",
-    ),
+    **{
+        kind: (_edit(EXPERIMENTS, old, new), METRICS, message)
+        for kind, (old, new, message) in EXPERIMENTS_EDITS.items()
+    },
     "unknown metric for an experiment": (
         EXPERIMENTS,
         _edit(METRICS, "default: [clicks]", "default: [clicks]\n  e_one: [clicks, revenue]"),

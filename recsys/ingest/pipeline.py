@@ -19,11 +19,13 @@ from pyspark.sql import functions as F
 from recsys.ingest.layouts import FileSpec
 from recsys.ingest.parse import decode, parse_movies, parse_ratings, parse_tags, parse_users
 from recsys.settings import FileKind, Reason
+from recsys.warehouse import quarantine as warehouse_quarantine
 from recsys.warehouse.tables import (
     BRONZE_INTERACTIONS,
     BRONZE_ITEMS,
     BRONZE_USERS,
     Col,
+    TableRef,
 )
 
 if TYPE_CHECKING:
@@ -34,11 +36,11 @@ _KNOWN: str = "_known"
 _RANK: str = "_rank"
 
 #: Which bronze table each file kind feeds (tags feed ``bronze.items.tag_text``).
-TARGET_TABLE: Mapping[FileKind, str] = {
-    FileKind.RATINGS: BRONZE_INTERACTIONS.qualified_name,
-    FileKind.MOVIES: BRONZE_ITEMS.qualified_name,
-    FileKind.TAGS: BRONZE_ITEMS.qualified_name,
-    FileKind.USERS: BRONZE_USERS.qualified_name,
+TARGET_TABLE: Mapping[FileKind, TableRef] = {
+    FileKind.RATINGS: BRONZE_INTERACTIONS,
+    FileKind.MOVIES: BRONZE_ITEMS,
+    FileKind.TAGS: BRONZE_ITEMS,
+    FileKind.USERS: BRONZE_USERS,
 }
 
 
@@ -210,19 +212,21 @@ def users_rows(c: Classified, delivery: Delivery) -> DataFrame:
 def quarantine_rows(c: Classified, delivery: Delivery) -> DataFrame:
     """Rows of ``bronze.quarantine``: every rejected line of every file, with its reason."""
     parts = [
-        df.where(F.col(Col.REASON).isNotNull()).select(
-            F.lit(TARGET_TABLE[kind]).alias(Col.TARGET_TABLE),
-            Col.SOURCE_FILE,
-            Col.RAW_LINE,
-            Col.REASON,
-            Col.DETAIL,
+        warehouse_quarantine.quarantine_rows(
+            df.where(F.col(Col.REASON).isNotNull()),
+            target_table=TARGET_TABLE[kind],
+            source_file=F.col(Col.SOURCE_FILE),
+            raw_line=F.col(Col.RAW_LINE),
+            source=delivery.source,
+            run_id=delivery.run_id,
+            ds=delivery.ds,
         )
         for kind, df in c.files.items()
     ]
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part)
-    return _stamp(union, delivery)
+    return union
 
 
 def line_counts(c: Classified) -> DataFrame:

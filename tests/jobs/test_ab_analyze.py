@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+import yaml
 from pyspark.sql import functions as F
 
 from ab_testing.metrics_config import load_metrics
 from jobs import ab_analyze
+from tests.helpers.experiments import experiment, layer
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -23,30 +25,34 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 DS = date(2026, 3, 5)
 
-CONFIG = """
-version: 3
-holdout: {salt: holdout-test, buckets: 0}
-layers:
-  - id: ranking
-    salt: layer-ranking-test
-    experiments:
-      - id: e_ranker
-        salt: exp-ranker-test
-        start: 2026-03-01
-        end: 2026-03-20
-        buckets: [0, 5000]
-        variants:
-          - {id: control, weight: 1, control: true}
-          - {id: treat, weight: 1}
-      - id: e_empty
-        salt: exp-empty-test
-        start: 2026-03-01
-        end: 2026-03-20
-        buckets: [5000, 10000]
-        variants:
-          - {id: control, weight: 1, control: true}
-          - {id: treat, weight: 1}
-"""
+
+def experiments_yaml(
+    version: int, salts: tuple[str, str], experiments: dict[str, str], start: str, end: str
+) -> str:
+    """An experiments file: ``salts`` (holdout's, of 0 buckets, and layer ``ranking``'s), the
+    ``experiments`` (id -> salt) of the layer on buckets [0, 5000) and [5000, 10000), each 1:1
+    control vs treat from ``start`` to ``end``."""
+    arms = {"control": 1, "treat": 1}
+    entries = [
+        experiment(exp_id, start, end, [5000 * k, 5000 * (k + 1)], arms, salt=salt)
+        for k, (exp_id, salt) in enumerate(experiments.items())
+    ]
+    return yaml.safe_dump(
+        {
+            "version": version,
+            "holdout": {"salt": salts[0], "buckets": 0},
+            "layers": [layer("ranking", *entries, salt=salts[1])],
+        }
+    )
+
+
+CONFIG = experiments_yaml(
+    3,
+    ("holdout-test", "layer-ranking-test"),
+    {"e_ranker": "exp-ranker-test", "e_empty": "exp-empty-test"},
+    "2026-03-01",
+    "2026-03-20",
+)
 
 
 def seed_tables(
@@ -142,30 +148,12 @@ def test_analysis_writes_results_and_reports(spark: SparkSession, tmp_path: Path
 
 # Two experiments analysed one task each, as the DAG maps them; own ids and days, so the tests
 # share the session warehouse with the one above without touching its rows.
-TWO = """
-version: 1
-holdout: {salt: holdout-two, buckets: 0}
-layers:
-  - id: ranking
-    salt: layer-two
-    experiments:
-%s
-"""
-ONE = """      - id: %s
-        salt: salt-%s
-        start: 2026-05-01
-        end: 2026-05-20
-        buckets: [%d, %d]
-        variants:
-          - {id: control, weight: 1, control: true}
-          - {id: treat, weight: 1}
-"""
-
-
 def two_experiments(tmp_path: Path, ids: tuple[str, str]) -> Path:
-    body = ONE % (ids[0], ids[0], 0, 5000) + ONE % (ids[1], ids[1], 5000, 10000)
+    salts = {exp_id: "salt-" + exp_id for exp_id in ids}
     path = tmp_path / "two.yaml"
-    path.write_text(TWO % body.rstrip("\n"))
+    path.write_text(
+        experiments_yaml(1, ("holdout-two", "layer-two"), salts, "2026-05-01", "2026-05-20")
+    )
     return path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 
 import pytest
@@ -11,10 +12,12 @@ import pytest
 from jobs.common import (
     Job,
     add_ds,
+    add_fields,
     add_from_ds,
     add_run_id,
     add_source,
     check_run_id,
+    config_from,
     day_range,
     job_main,
     job_parser,
@@ -153,3 +156,37 @@ def test_on_warehouse_runs_with_the_configured_root() -> None:
     body = on_warehouse(run)
     assert body(Job("x", 5)) == 0
     assert seen == [(5, load_settings().warehouse_root)]
+
+
+@dataclass(frozen=True)
+class Knobs:
+    ds: date
+    top_k: int = 50
+    prior: float = 5.0
+    split_id: str = "leave_last_out"
+    n_users: int = 1000
+    tags: tuple[str, ...] = field(default=())
+
+
+def test_config_fields_as_options_and_back() -> None:
+    parser = job_parser("jobs.test", None)
+    add_ds(parser, required=True)
+    add_fields(
+        parser,
+        Knobs,
+        {"top_k": "items per list", "prior": None, "split_id": None, "n_users": None},
+        flags={"n_users": "--users"},
+    )
+    args = parser.parse_args(["--ds", "2031-01-02", "--prior", "2", "--users", "7"])
+    assert (args.top_k, args.prior, args.split_id, args.n_users) == (50, 2.0, "leave_last_out", 7)
+    assert type(args.prior) is float
+    assert "items per list" in parser.format_help()
+    knobs = config_from(args, Knobs, top_k=3)
+    assert knobs == Knobs(date(2031, 1, 2), top_k=3, prior=2.0, n_users=7)
+    with pytest.raises(SystemExit):  # argparse: the field's type
+        parser.parse_args(["--ds", "2031-01-02", "--top-k", "1.5"])
+    for bad in ("ds", "tags", "nope"):  # no default, not int/float/str, not a field
+        with pytest.raises(TypeError, match=bad):
+            add_fields(job_parser("jobs.test", None), Knobs, {bad: None})
+    with pytest.raises(TypeError, match="top_kk"):
+        config_from(args, Knobs, top_kk=3)

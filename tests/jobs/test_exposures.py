@@ -121,6 +121,28 @@ def test_first_exposures_idempotent_and_quarantine(spark: SparkSession) -> None:
     assert len(quarantined(spark, DAY1)) == 3  # other days' quarantine untouched
 
 
+def test_quarantine_rows_keep_the_served_row_verbatim(spark: SparkSession) -> None:
+    rows = [served("b", datetime(2031, 4, 30, 23), ds=DAY1), served("a", datetime(2031, 5, 1))]
+    _, bad = job.split_served(
+        spark.createDataFrame(rows, spark.table(AB_SERVED.qualified_name).schema)
+    )
+    (row,) = job.quarantine_rows(bad, "r1").collect()
+    assert row.asDict() == {
+        Col.TARGET_TABLE: "ab.exposures",
+        Col.SOURCE_FILE: "ab.served",
+        Col.RAW_LINE: '{"unit_id":"b","surface":"home","served_ts":"2031-04-30T23:00:00.000Z",'
+        '"rec_set":"model","item_ids":[1,2],"model_version":"v1","source":"app",'
+        '"ds":"2031-05-01"}',
+        Col.REASON: "timestamp_out_of_range",
+        Col.DETAIL: "served_ts is not on ds",
+        Col.SOURCE: "app",
+        Col.RUN_ID: "r1",
+        Col.DS: DAY1,
+    }
+    (on_day2,) = job.quarantine_rows(bad, "r1", DAY2).collect()
+    assert on_day2.ds == DAY2
+
+
 def test_missing_assignments_and_bad_arguments(spark: SparkSession) -> None:
     assert job.main(["--ds", "2031-06-01"]) == 1
     assert job.main(["--ds", "2031-06-01", "--source", "bad source"]) == 2

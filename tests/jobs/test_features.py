@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from jobs import features, ingest
 from recsys.training.covisit import CovisitConfig, covisit_matrix, matrix_from_ids
+from recsys.warehouse.completion import table_version
 from recsys.warehouse.tables import (
     FEATURES_COVISIT,
     FEATURES_INTERACTIONS_SPLIT,
@@ -79,12 +80,7 @@ def state(spark: SparkSession, split_id: str) -> tuple[dict[str, int], dict[str,
         for t in TABLES
     )
     rows = {r["t"]: r["n"] for r in spark.sql(counts).collect()}
-    versions = {}
-    for t in TABLES:
-        history = spark.sql("DESCRIBE HISTORY " + t.qualified_name + " LIMIT 1").first()
-        assert history is not None
-        versions[str(t)] = history["version"]
-    return rows, versions
+    return rows, {str(t): table_version(spark, t) for t in TABLES}
 
 
 def test_job_writes_every_table_once_and_reruns_idempotently(

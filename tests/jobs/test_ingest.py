@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from jobs import ingest
 from recsys.settings import PROJECT_ROOT, Reason
+from recsys.warehouse.completion import table_version
 from recsys.warehouse.tables import (
     BRONZE_INTERACTIONS,
     BRONZE_ITEMS,
@@ -60,11 +61,11 @@ INGEST_TABLES = (
 INVALID_UTF8 = b"7,2,\xc3\x28,964982703"
 
 
-
 def _first(df: DataFrame) -> Row:
     row = df.first()
     assert row is not None, "expected a row"
     return row
+
 
 def write_delivery(directory: Path) -> Path:
     directory.mkdir(parents=True)
@@ -79,10 +80,7 @@ def write_delivery(directory: Path) -> Path:
 
 
 def versions(spark: SparkSession) -> dict[TableRef, int]:
-    return {
-        t: _first(spark.sql("DESCRIBE HISTORY " + t.qualified_name + " LIMIT 1"))["version"]
-        for t in INGEST_TABLES
-    }
+    return {t: table_version(spark, t) for t in INGEST_TABLES}
 
 
 def completion(spark: SparkSession, source: str) -> dict[str, int] | None:

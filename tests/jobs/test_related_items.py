@@ -9,6 +9,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import related_items
+from recsys.warehouse.completion import table_version
 from recsys.warehouse.io import replace_delivery, with_conflict_retry
 from recsys.warehouse.tables import (
     BRONZE_INTERACTIONS,
@@ -128,19 +129,13 @@ def published(spark: SparkSession, ds: date) -> list[Any]:
     )
 
 
-def version(spark: SparkSession) -> int:
-    row = spark.sql(f"DESCRIBE HISTORY {SERVE_RELATED_ITEMS.qualified_name} LIMIT 1").first()
-    assert row is not None
-    return int(row["version"])
-
-
 @pytest.mark.usefixtures("inputs")
 def test_job_publishes_related_items_once_per_run(spark: SparkSession) -> None:
     argv = ["--ds", DS.isoformat(), "--source", SOURCE, "--top-k", "2", "--run-id", "r1"]
-    before = version(spark)
+    before = table_version(spark, SERVE_RELATED_ITEMS)
     assert related_items.main(argv) == 0
     rows = published(spark, DS)
-    assert version(spark) == before + 1
+    assert table_version(spark, SERVE_RELATED_ITEMS) == before + 1
     assert len(rows) == 6 * 2
     lists = {i: [r[Col.RELATED_ITEM_ID] for r in rows if r[Col.ITEM_ID] == i] for i in VECTORS}
     assert lists[1][0] == 2
@@ -158,7 +153,7 @@ def test_job_publishes_related_items_once_per_run(spark: SparkSession) -> None:
 
     assert related_items.main([*argv[:-1], "r2"]) == 0
     again = published(spark, DS)
-    assert version(spark) == before + 2
+    assert table_version(spark, SERVE_RELATED_ITEMS) == before + 2
     assert len(again) == len(rows)
     assert {r[Col.RUN_ID] for r in again} == {"r2"}
 

@@ -185,6 +185,35 @@ def test_align_held_out_needs_no_data_start() -> None:
         job.parse_args([*base, "--align", "held_out", "--split-id", "no way"])
 
 
+def test_run_id_follows_the_kit_rule() -> None:
+    base = ["--config", str(ROOT / "ab_testing" / "experiments.recs.yaml")]
+    base += ["--experiment", EXP, "--ds", "2027-01-17", "--data-start", "2010-01-01T00:00:00"]
+    airflow = "manual__2026-01-05T00:00:00+00:00"
+    assert job.parse_args([*base, "--run-id", airflow]).run_id == airflow
+    assert len(job.parse_args(base).run_id) == 32  # a new UUID
+    with pytest.raises(ValueError, match="run_id"):
+        job.parse_args([*base, "--run-id", "no way"])
+
+
+def test_quarantine_rows_of_unserved_assignments(spark: SparkSession) -> None:
+    rejected = spark.createDataFrame(
+        [("u7", "model", START, "invalid_value", "unit_id is not a decimal user id")],
+        "unit_id string, variant string, ds date, reason string, detail string",
+    )
+    (row,) = job.quarantine_rows(rejected, EXP, "r1").collect()
+    assert row.asDict() == {
+        Col.TARGET_TABLE: "ab.served",
+        Col.SOURCE_FILE: "ab.assignments",
+        Col.RAW_LINE: '{"experiment_id":"recs_model_vs_popularity","unit_id":"u7",'
+        '"variant":"model","ds":"2032-03-01"}',
+        Col.REASON: "invalid_value",
+        Col.DETAIL: "unit_id is not a decimal user id",
+        Col.SOURCE: "replay",
+        Col.RUN_ID: "r1",
+        Col.DS: START,
+    }
+
+
 def test_held_out_origins_are_each_users_first_test_instant(spark: SparkSession) -> None:
     day = date(2032, 2, 1)
     rows = [

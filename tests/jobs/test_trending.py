@@ -9,6 +9,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import trending
+from recsys.warehouse.completion import table_version
 from recsys.warehouse.io import replace_delivery
 from recsys.warehouse.tables import (
     BRONZE_INTERACTIONS,
@@ -84,20 +85,14 @@ def published(spark: SparkSession) -> list[Any]:
     )
 
 
-def version(spark: SparkSession) -> int:
-    row = spark.sql(f"DESCRIBE HISTORY {SERVE_TRENDING.qualified_name} LIMIT 1").first()
-    assert row is not None
-    return int(row["version"])
-
-
 @pytest.mark.usefixtures("delivery")
 def test_job_publishes_lists_once_per_run(spark: SparkSession) -> None:
     argv = ["--ds", DS, "--source", SOURCE, "--min-support", "3", "--min-items", "0"]
     argv += ["--run-id", "run-1"]
-    before = version(spark)
+    before = table_version(spark, SERVE_TRENDING)
     assert trending.main(argv) == 0
     first = published(spark)
-    assert version(spark) == before + 1
+    assert table_version(spark, SERVE_TRENDING) == before + 1
     lists: dict[str, list[int]] = {}
     for r in first:
         lists.setdefault(r[Col.GENRE], []).append(r[Col.ITEM_ID])
@@ -112,7 +107,7 @@ def test_job_publishes_lists_once_per_run(spark: SparkSession) -> None:
     # A rerun replaces the day in one commit; nothing is duplicated.
     assert trending.main([*argv[:-1], "run-2"]) == 0
     second = published(spark)
-    assert version(spark) == before + 2
+    assert table_version(spark, SERVE_TRENDING) == before + 2
     assert len(second) == len(first)
     assert {r[Col.RUN_ID] for r in second} == {"run-2"}
 

@@ -98,6 +98,26 @@ def test_duplicates_unknown_items_and_counts(latest_small: Classified) -> None:
     ]
     assert {r["source"] for r in q} == {"unit"}
     assert {r["ds"] for r in q} == {DS}
+    # The bronze.quarantine columns in order; the file each line came from; the run id.
+    assert list(q[0]) == [
+        "target_table",
+        "source_file",
+        "raw_line",
+        "reason",
+        "detail",
+        "source",
+        "run_id",
+        "ds",
+    ]
+    assert [r["source_file"].rsplit("/", 1)[-1] for r in q] == [
+        "ratings.csv",
+        "tags.csv",
+        "tags.csv",
+        "ratings.csv",
+        "movies.csv",
+    ]
+    assert q[0]["detail"] == "duplicate user_id/item_id 10/1"
+    assert {r["run_id"] for r in q} == {"run1"}
     counts = {
         r["file_kind"]: (r["n_read"], r["n_quarantined"])
         for r in collect(line_counts(c), "file_kind")
