@@ -360,15 +360,16 @@ def test_one_sasrec_for_retrieval_and_ranking_runs_once_and_scores_the_same() ->
     )
     model = shared.retriever
     assert model is not None
-    forward, rows_forwarded = model.forward, []
+    # Every transformer pass (the full forward or the representation's) starts by embedding.
+    embed, rows_forwarded = model._embed, []
 
     def counting(seq: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         rows_forwarded.append(int(seq.shape[0]))
-        return forward(seq, *args, **kwargs)
+        return embed(seq, *args, **kwargs)
 
-    model.forward = counting  # type: ignore[method-assign]
+    model._embed = counting  # type: ignore[method-assign]
     got = score_batch(batch, shared, K, N).to_pandas()
-    model.forward = forward  # type: ignore[method-assign]
+    model._embed = embed  # type: ignore[method-assign]
     want = score_batch(batch, separate, K, N).to_pandas()
     # Each user with events runs through the transformer once: the warm ones for retrieval
     # (their vectors reused by the ranker), the cold ones with features only for the ranker.
