@@ -6,6 +6,7 @@ Usage::
     python -m bench.bench_scale --users 10000,100000 --als   # two sizes, plus the ALS reference
     python -m bench.bench_scale --users 100000 --day scoring # a scoring-only day after training
     python -m bench.bench_scale --users 100000 --train-users 20000  # train on a user sample
+    python -m bench.bench_scale --users 1000000 --day training --from-task evaluate  # resume
 
 For each size the synthetic generator (:mod:`jobs.generate_synthetic`) writes one bronze delivery
 of ``users`` users, ``min(users / 10, 100000)`` items and ``50 · users`` draws (repeated
@@ -21,6 +22,7 @@ task's arguments, so the benchmark cannot drift from the DAG.
   next day's delivery, then skips the tasks between ``should_train`` and ``embeddings`` (as the
   short-circuit does) and scores with the champions the training day promoted.
 * A task that fails stops the day; its figures and the tail of its log are reported.
+  ``--from-task`` resumes that day at a task on the kept warehouse (no new delivery).
 
 Per task: wall seconds, CPU seconds of the whole process tree (spark-submit's JVM, the job's
 Python driver, the Python workers), peak RSS of the JVM, of the job's Python driver and of the
@@ -99,6 +101,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--als", action="store_true", help="also time ALS recommendForAllUsers")
     parser.add_argument("--keep", action="store_true", help="reuse an existing warehouse")
+    parser.add_argument(
+        "--from-task",
+        default=None,
+        help="resume a day at this task of the DAG (implies --keep: no new delivery is written)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="also append the JSON lines here")
     args = parser.parse_args(argv)
     try:
@@ -113,6 +120,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--train-users: must be >= 0, got {args.train_users!r}")
     if args.covisit_top_n is not None and args.covisit_top_n < 1:
         parser.error(f"--covisit-top-n: must be >= 1, got {args.covisit_top_n!r}")
+    if args.from_task is not None:
+        if args.day == "both" or len(args.sizes) != 1:
+            parser.error("--from-task: resumes one day of one size (--day training|scoring)")
+        args.keep = True
     return args
 
 
@@ -237,6 +248,14 @@ def dag_tasks(ds: date, params: Mapping[str, Any], environ: Mapping[str, str]) -
     return tasks
 
 
+def tasks_from(tasks: Sequence[Task], task_id: str) -> list[Task]:
+    """``tasks`` from ``task_id`` on (a day resumed after a failed or stopped task)."""
+    ids = [t.task_id for t in tasks]
+    if task_id not in ids:
+        raise ValueError(f"from_task: expected one of {ids}, got {task_id!r}")
+    return list(tasks[ids.index(task_id) :])
+
+
 def skipped_on_scoring_day() -> frozenset[str]:
     """Tasks between ``should_train`` and ``embeddings``: what a non-training day skips."""
     from dags.recsys_daily import dag
@@ -320,7 +339,8 @@ def run_day(
     }  # fmt: skip
     if training and not args.keep and warehouse.exists():
         shutil.rmtree(warehouse)
-    if not (training and args.keep and (warehouse / "bronze").exists()):
+    resuming = args.from_task is not None
+    if not resuming and not (training and args.keep and (warehouse / "bronze").exists()):
         setup = [sys.executable, "-m", "jobs.setup_warehouse"]
         line["tasks"].append(run_measured("setup_tables", setup, env, warehouse, logs))
         line["tasks"].append(generate(size, ds, env, warehouse, logs))
@@ -336,9 +356,11 @@ def run_day(
         params["covisit_top_n"] = args.covisit_top_n
     line["params"] = params
     skip = set() if training else skipped_on_scoring_day()
-    for task in dag_tasks(ds, params, {**os.environ, **env}):
-        if task.task_id in skip:
-            continue
+    tasks = [t for t in dag_tasks(ds, params, {**os.environ, **env}) if t.task_id not in skip]
+    if resuming:
+        tasks = tasks_from(tasks, args.from_task)
+        line["from_task"] = args.from_task
+    for task in tasks:
         figures = run_measured(task.task_id, task.command, task.env, warehouse, logs)
         line["tasks"].append(figures)
         print(json.dumps({"progress": task.task_id, **figures}), file=sys.stderr, flush=True)

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.bench_scale import Size, dag_tasks, parse_args, rows_written, skipped_on_scoring_day
+from bench.bench_scale import (
+    Size,
+    dag_tasks,
+    parse_args,
+    rows_written,
+    skipped_on_scoring_day,
+    tasks_from,
+)
 
 
 def test_sizes_follow_the_issue_ratios() -> None:
@@ -107,3 +114,21 @@ def test_rows_written_counts_only_the_new_commits(tmp_path: Path) -> None:
     _commit(log, 3, 2)
     assert rows_written(tmp_path, before) == {"serve.ranked": 42}
     assert rows_written(tmp_path, {}) == {"serve.ranked": 49, "ab.served": 3}
+
+
+def test_a_day_resumes_at_a_task(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_LOCAL", '{"conn_type": "spark", "host": "local[2]"}')
+    environ = {"RECSYS_WAREHOUSE": str(tmp_path), "RECSYS_SPARK_UI": "false"}
+    tasks = dag_tasks(date(2027, 1, 3), {"source": "synthetic"}, environ)
+    order = [t.task_id for t in tasks]
+    resumed = [t.task_id for t in tasks_from(tasks, "evaluate")]
+    assert resumed == order[order.index("evaluate") :]
+    assert resumed[-1] == "publish"
+    with pytest.raises(ValueError, match="from_task"):
+        tasks_from(tasks, "ingest")
+    args = parse_args(["--users", "1000", "--day", "training", "--from-task", "evaluate"])
+    assert (args.from_task, args.keep) == ("evaluate", True)
+    for bad in (["--from-task", "evaluate"], ["--users", "1000,2000", "--day", "scoring",
+                                              "--from-task", "scoring"]):  # fmt: skip
+        with pytest.raises(SystemExit):
+            parse_args(bad)
