@@ -51,6 +51,7 @@ from recsys.training.covisit import DEFAULT_TOP_N, CovisitConfig
 from recsys.training.covisit_spark import covisit_table_rows
 from recsys.warehouse.completion import Pipeline, only_completed
 from recsys.warehouse.io import replace_rows
+from recsys.warehouse.session import fanned_out_shuffle
 from recsys.warehouse.tables import (
     BRONZE_INTERACTIONS,
     BRONZE_ITEMS,
@@ -299,7 +300,11 @@ def load(spark: SparkSession, features: Features, config: FeatureJobConfig) -> d
     counts: dict[str, int] = {}
     for table, df in outputs:
         started = time.perf_counter()
-        replace_split(df, table, config.ds, split_id)
+        # Co-visitation shuffles up to `window` pairs per event: partitions sized for the
+        # events would be `window` times too large at scale.
+        fanout = config.covisit.window if table == FEATURES_COVISIT else 1
+        with fanned_out_shuffle(spark, fanout):
+            replace_split(df, table, config.ds, split_id)
         seconds = time.perf_counter() - started
         counts[str(table)] = table_slice(spark, table, config.ds, split_id).count()
         log.info("%s: %d rows in %.1f s", table, counts[str(table)], seconds)

@@ -3,10 +3,11 @@
 :func:`covisit_spark` is the twin of :func:`recsys.training.covisit.covisit_matrix` (same
 order, weights, normalisation and top-``n`` truncation; agreement test in
 ``tests/recsys/training/test_covisit_spark.py``), over raw item ids instead of item indices.
-Its cost is linear in the interactions: one shuffle of the events by user, at most ``window``
-pairs per event (``lead`` over the user's time order, so a user with thousands of events costs
-``window`` times their events, never their square), a partial then final aggregation by
-``(item, next item)``, one by item for the row sums, and a per-item top-``n`` window.
+Its cost is linear in the interactions: one aggregation of the events by user into a sorted
+array, at most ``window`` pairs per event (a higher-order function over that array, so a user
+with thousands of events costs ``window`` times their events, never their square), a partial
+then final aggregation by ``(item, next item)``, one by item for the row sums, and a per-item
+top-``n`` window.
 
 The features job writes it once per ``(ds, split_id)`` (:func:`covisit_table_rows`); training,
 evaluation and serving read it with :func:`load_covisit_matrix`, which brings at most
@@ -40,7 +41,7 @@ from recsys.warehouse.tables import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -63,27 +64,7 @@ def covisit_spark(events: DataFrame, config: CovisitConfig) -> DataFrame:
     ``weight`` is ``Σ step_decay^(d-1) / (1 + row sum)`` with the row sum over the whole,
     untruncated row; values are ranked as the stored FLOAT, as the numpy twin ranks float32.
     """
-    order = Window.partitionBy(Col.USER_ID).orderBy(Col.EVENT_TS, Col.ITEM_ID)
-    follow = F.array(
-        *[
-            F.struct(
-                F.lit(float(config.step_decay) ** (d - 1)).alias(_DECAYED),
-                F.lead(Col.ITEM_ID, d).over(order).alias(_NEXT),
-            )
-            for d in range(1, config.window + 1)
-        ]
-    )
-    pairs = (
-        events.select(F.col(Col.USER_ID), F.col(Col.ITEM_ID).cast("long"), Col.EVENT_TS)
-        .select(F.col(Col.ITEM_ID), follow.alias("_follow"))  # window first, then explode
-        .select(F.col(Col.ITEM_ID), F.explode("_follow").alias("_f"))
-        .where(F.col("_f." + _NEXT).isNotNull())
-        .select(
-            Col.ITEM_ID,
-            F.col("_f." + _NEXT).alias(Col.NEXT_ITEM_ID),
-            F.col("_f." + _DECAYED).alias(_COUNT),
-        )
-    )
+    pairs = _following_pairs(events, config)
     counts = pairs.groupBy(Col.ITEM_ID, Col.NEXT_ITEM_ID).agg(F.sum(_COUNT).alias(_COUNT))
     row = Window.partitionBy(Col.ITEM_ID)
     # (1 / (1 + S)) * c in that order, as scipy's diags(norm) @ counts.
@@ -100,6 +81,46 @@ def covisit_spark(events: DataFrame, config: CovisitConfig) -> DataFrame:
         weighted.withColumn(Col.RANK, F.row_number().over(ranked))
         .where(F.col(Col.RANK) <= F.lit(config.top_n))
         .select(Col.ITEM_ID, Col.NEXT_ITEM_ID, Col.WEIGHT, F.col(Col.RANK).cast("int"))
+    )
+
+
+def _following_pairs(events: DataFrame, config: CovisitConfig) -> DataFrame:
+    """``item_id, next_item_id, _count``: one row per event and each of the (at most
+    ``config.window``) events after it in its user's sequence, ``_count`` the step weight
+    ``step_decay^(d-1)`` of distance ``d``.
+
+    Each user's sequence is one sorted array (by ``event_ts``, then ``item_id``) and the pairs a
+    higher-order function over it, exploded once. Not ``lead`` over a user window: with
+    ``window`` offsets, a user whose events overflow the window operator's in-memory buffer
+    makes every offset open a reader per spill file, which exhausted a 4 GiB driver at 1M users.
+    A user's array is ``window`` times their events at the most, bounded like the window.
+    """
+    # The step weights as literals computed here, bit for bit those of the numpy twin.
+    decays = F.array(*[F.lit(float(config.step_decay) ** d) for d in range(config.window)])
+    seq = F.array_sort(
+        F.collect_list(
+            F.struct(F.col(Col.EVENT_TS).alias("t"), F.col(Col.ITEM_ID).cast("long").alias("i"))
+        )
+    )
+    items = F.transform(F.col("_seq"), lambda e: e["i"])
+
+    def followers(item: Column, pos: Column) -> Column:
+        # The next `window` items after 0-based position `pos` (slice is 1-based).
+        after = F.slice(items, pos + 2, config.window)
+        return F.transform(
+            after,
+            lambda nxt, d: F.struct(
+                item.alias(Col.ITEM_ID),
+                nxt.alias(Col.NEXT_ITEM_ID),
+                F.element_at(decays, d + 1).alias(_COUNT),
+            ),
+        )
+
+    return (
+        events.groupBy(Col.USER_ID)
+        .agg(seq.alias("_seq"))
+        .select(F.explode(F.flatten(F.transform(items, followers))).alias("_p"))
+        .select("_p.*")
     )
 
 

@@ -11,6 +11,8 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -154,9 +156,7 @@ def largest_input_bytes(settings: WarehouseSettings) -> int | None:
     table = Path(BRONZE_INTERACTIONS.location(settings.warehouse_root))
     if not table.is_dir():
         return None
-    return sum(
-        p.stat().st_size for p in table.rglob("*.parquet") if "_delta_log" not in p.parts
-    )
+    return sum(p.stat().st_size for p in table.rglob("*.parquet") if "_delta_log" not in p.parts)
 
 
 def build_spark(
@@ -201,3 +201,31 @@ def build_spark(
 
         attach_tables(spark, settings.warehouse_root)
     return spark
+
+
+@contextmanager
+def fanned_out_shuffle(spark: SparkSession, factor: int) -> Iterator[int]:
+    """Plan the queries run inside with ``factor`` times the session's shuffle partitions.
+
+    For a query whose shuffled rows are ``factor`` times its input (co-visitation pairs: up to
+    ``window`` per event), the input-sized count leaves partitions ``factor`` times too large;
+    sorting one then asks for a pointer array of several hundred MiB, and two such tasks exhaust
+    a 4 GiB local driver. Adaptive execution merges the partitions this leaves small, so small
+    inputs pay nearly nothing. The count is capped at
+    :data:`~recsys.settings.MAX_SHUFFLE_PARTITIONS`; the session's own count is restored on
+    exit. Yields the count used.
+
+    Raises:
+        ValueError: ``factor`` is not an int >= 1.
+    """
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"factor: expected an int >= 1, got {factor!r}")
+    key = "spark.sql.shuffle.partitions"
+    before = spark.conf.get(key)
+    base = int(before) if before is not None else 200
+    count = min(MAX_SHUFFLE_PARTITIONS, max(base, base * factor))
+    spark.conf.set(key, str(count))
+    try:
+        yield count
+    finally:
+        spark.conf.set(key, str(before))

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from recsys.settings import WarehouseSettings, load_settings
-from recsys.warehouse.session import WarehouseSetupError, delta_jars, spark_conf
+from recsys.settings import MAX_SHUFFLE_PARTITIONS, WarehouseSettings, load_settings
+from recsys.warehouse.session import (
+    WarehouseSetupError,
+    delta_jars,
+    fanned_out_shuffle,
+    spark_conf,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -40,6 +46,34 @@ def test_running_session_matches_settings(spark: SparkSession) -> None:
     assert conf.get("spark.driver.host") == "127.0.0.1"
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.sparkContext.uiWebUrl is None
+
+
+@pytest.mark.spark
+def test_a_fanned_out_query_plans_more_shuffle_partitions_then_restores(
+    spark: SparkSession,
+) -> None:
+    key = "spark.sql.shuffle.partitions"
+    base = int(spark.conf.get(key) or 0)
+    df = spark.range(100).selectExpr("id % 7 AS k").groupBy("k").count()
+    with fanned_out_shuffle(spark, 20) as count:
+        assert count == base * 20
+        plan = df._jdf.queryExecution().executedPlan().toString()
+        assert re.findall(r"hashpartitioning\(k#\d+L, (\d+)\)", plan) == [str(base * 20)]
+    assert spark.conf.get(key) == str(base)
+    seen: list[int] = []
+
+    def fails_inside() -> None:
+        with fanned_out_shuffle(spark, 10**6) as count:
+            seen.append(count)
+            raise RuntimeError("restored on error too")
+
+    with pytest.raises(RuntimeError, match="restored"):
+        fails_inside()
+    assert seen == [MAX_SHUFFLE_PARTITIONS]
+    assert spark.conf.get(key) == str(base)
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="factor"), fanned_out_shuffle(spark, bad):  # type: ignore[arg-type]
+            pass
 
 
 def test_shuffle_partitions_grow_with_the_input_between_floor_and_cap(tmp_path: Path) -> None:
