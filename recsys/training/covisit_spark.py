@@ -102,7 +102,9 @@ def _following_pairs(events: DataFrame, config: CovisitConfig) -> DataFrame:
             F.struct(F.col(Col.EVENT_TS).alias("t"), F.col(Col.ITEM_ID).cast("long").alias("i"))
         )
     )
-    items = F.transform(F.col("_seq"), lambda e: e["i"])
+    # A column of its own: referenced inside the lambda below, an expression would be
+    # evaluated again for every element (quadratic in the user's events).
+    items = F.col("_items")
 
     def followers(item: Column, pos: Column) -> Column:
         # The next `window` items after 0-based position `pos` (slice is 1-based).
@@ -119,6 +121,7 @@ def _following_pairs(events: DataFrame, config: CovisitConfig) -> DataFrame:
     return (
         events.groupBy(Col.USER_ID)
         .agg(seq.alias("_seq"))
+        .select(F.transform(F.col("_seq"), lambda e: e["i"]).alias("_items"))
         .select(F.explode(F.flatten(F.transform(items, followers))).alias("_p"))
         .select("_p.*")
     )
