@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +15,13 @@ REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("pyspark", "py4j", "recsys", "jobs", "ab_testing")
 
 
-def run_fresh(
-    code: str,
-    cwd: Path = REPO,
-    timeout_s: float = 120.0,
-    env: Mapping[str, str] | None = None,
-) -> Any:
+def run_fresh(code: str, cwd: Path = REPO, timeout_s: float = 120.0) -> Any:
     """Run ``code`` in a new interpreter (``python -c``, this environment, working directory
-    ``cwd``; ``env`` its whole environment, this process's when None) that prints one JSON value
-    on its last line; returns that value. The process must exit 0 (its output's tail says why
-    not) within ``timeout_s`` seconds."""
+    ``cwd``) that prints one JSON value on its last line; returns that value. The process must
+    exit 0 (its output's tail says why not) within ``timeout_s`` seconds."""
     res = subprocess.run(
         [sys.executable, "-c", code],
         cwd=cwd,
-        env=None if env is None else dict(env),
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from recsys.settings import PROJECT_ROOT
-from tests.helpers.fresh_imports import run_fresh
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -101,7 +101,7 @@ out["users_served"] = served.select("user_id").distinct().count()
 out["dq_failed"] = count("ops.dq_checks", day + " AND NOT passed")
 ndcg10 = spark.table("eval.offline_metrics").where("metric = 'ndcg' AND k = 10 AND slice = 'all'")
 out["evaluated"] = sorted({(r["model_name"], int(r["n_users"])) for r in ndcg10.collect()})
-print(json.dumps(out))
+print("RESULT " + json.dumps(out))
 """
 
 
@@ -123,7 +123,19 @@ def test_daily_dag_tasks_run_under_a_small_max_result_size(tmp_path: Path) -> No
         "AIRFLOW_CONN_SPARK_LOCAL": json.dumps({"conn_type": "spark", "host": "local[2]"}),
     }
     env.pop("RECSYS_CONFIG", None)
-    out = run_fresh(CHILD, cwd=PROJECT_ROOT, timeout_s=1500, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert lines, (proc.stdout[-2000:], proc.stderr[-4000:])
+    out = json.loads(lines[-1][len("RESULT ") :])
     assert out["max_result_size"] == "1m"
     # The guard is real: the day's interactions do not fit under it.
     assert out["interactions"] > 50_000
