@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 RECENT_ITEM_IDS: Final = "recent_item_ids"
 #: Matrix entries collected per chunk by :func:`load_covisit_matrix`.
 CHUNK_ROWS: Final = 5_000_000
-_DECAYED: Final = "_decayed"
-_NEXT: Final = "_next"
 _COUNT: Final = "_count"
 _ROW_SUM: Final = "_row_sum"
 

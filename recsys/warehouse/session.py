@@ -221,11 +221,10 @@ def fanned_out_shuffle(spark: SparkSession, factor: int) -> Iterator[int]:
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
         raise ValueError(f"factor: expected an int >= 1, got {factor!r}")
     key = "spark.sql.shuffle.partitions"
-    before = spark.conf.get(key)
-    base = int(before) if before is not None else 200
-    count = min(MAX_SHUFFLE_PARTITIONS, max(base, base * factor))
+    before = str(spark.conf.get(key))  # a SQL setting with a default: never unset
+    count = min(MAX_SHUFFLE_PARTITIONS, int(before) * factor)
     spark.conf.set(key, str(count))
     try:
         yield count
     finally:
-        spark.conf.set(key, str(before))
+        spark.conf.set(key, before)
