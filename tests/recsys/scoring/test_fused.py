@@ -338,26 +338,23 @@ def test_one_sasrec_for_retrieval_and_ranking_runs_once_and_scores_the_same() ->
     serves the ranker's sequence feature (one transformer pass per user instead of two), and
     the lists equal those of two separate copies of the model (no sharing)."""
     models, batch, c = _setup()
-    shared = FusedModels.load(
-        models.items,
-        c["ranker"],
-        CPU,
-        retriever=c["sasrec"],
-        retriever_column=SEQUENCE_POSITIVES,
-        sequencer=c["sasrec"],
-        sequencer_column=SEQUENCE_POSITIVES,
-    )
+
+    def with_sequencer(sequencer: SequentialRecommender) -> FusedModels:
+        """The SASRec retriever on the positives with ``sequencer`` on the same column."""
+        return FusedModels.load(
+            models.items,
+            c["ranker"],
+            CPU,
+            retriever=c["sasrec"],
+            retriever_column=SEQUENCE_POSITIVES,
+            sequencer=sequencer,
+            sequencer_column=SEQUENCE_POSITIVES,
+        )
+
+    shared = with_sequencer(c["sasrec"])
     copy = SequentialRecommender(c["sasrec"].config)
     copy.load_state_dict(c["sasrec"].state_dict())
-    separate = FusedModels.load(
-        models.items,
-        c["ranker"],
-        CPU,
-        retriever=c["sasrec"],
-        retriever_column=SEQUENCE_POSITIVES,
-        sequencer=copy,
-        sequencer_column=SEQUENCE_POSITIVES,
-    )
+    separate = with_sequencer(copy)
     model = shared.retriever
     assert model is not None
     # Every transformer pass (the full forward or the representation's) starts by embedding.
@@ -377,8 +374,9 @@ def test_one_sasrec_for_retrieval_and_ranking_runs_once_and_scores_the_same() ->
     retrieved = c["warm"] & events
     assert sum(rows_forwarded) == int(retrieved.sum() + (c["feats"] & events & ~retrieved).sum())
     keys = [REC_SET_CODE, Col.USER_ID, Col.RANK]
-    got, want = got.sort_values(keys).reset_index(drop=True), want.sort_values(keys).reset_index(
-        drop=True
+    got, want = (
+        got.sort_values(keys).reset_index(drop=True),
+        want.sort_values(keys).reset_index(drop=True),
     )
     for col in (Col.USER_ID, Col.RANK, Col.ITEM_ID, Col.SOURCE, BECAUSE, REC_SET_CODE):
         assert got[col].tolist() == want[col].tolist(), col
