@@ -24,6 +24,10 @@ pytestmark = pytest.mark.spark
 
 START, END = date(2027, 1, 4), date(2027, 1, 6)
 DATA_START = datetime(2017, 1, 1, tzinfo=UTC)
+#: Column lists of replay's three inputs, as the tests build them.
+ASSIGNMENTS_DDL = "unit_id string, variant string, ds date"
+RECS_DDL = "rec_set string, user_id bigint, rank int, item_id bigint, model_version string"
+INTERACTIONS_DDL = "user_id bigint, item_id bigint, event_ts timestamp"
 CONFIG = ReplayConfig(
     start=START,
     end=END,
@@ -55,7 +59,7 @@ def frames(spark: SparkSession) -> tuple[DataFrame, DataFrame, DataFrame]:
             ("x7", "model", START),  # not a user id: rejected
             ("007", "model", START),  # not canonical: rejected
         ],
-        "unit_id string, variant string, ds date",
+        ASSIGNMENTS_DDL,
     )
     recs = spark.createDataFrame(
         [
@@ -68,7 +72,7 @@ def frames(spark: SparkSession) -> tuple[DataFrame, DataFrame, DataFrame]:
             ("popularity", 2, 2, 202, "p1"),
             ("popularity", 7, 1, 201, "p1"),
         ],
-        "rec_set string, user_id bigint, rank int, item_id bigint, model_version string",
+        RECS_DDL,
     )
     consumed = [
         (1, 101, at(4, 10)),  # click (serving of the 4th)
@@ -86,7 +90,7 @@ def frames(spark: SparkSession) -> tuple[DataFrame, DataFrame, DataFrame]:
     ]
     interactions = spark.createDataFrame(
         [(u, i, data_time(t)) for u, i, t in consumed],
-        "user_id bigint, item_id bigint, event_ts timestamp",
+        INTERACTIONS_DDL,
     )
     return assignments, recs, interactions
 
@@ -179,7 +183,7 @@ def test_per_user_origins_put_each_users_held_out_on_the_first_day(spark: SparkS
     """Leave-last-out holds out each user's own last items: one global clock misses them."""
     assignments = spark.createDataFrame(
         [("1", "model", START), ("2", "popularity", START), ("7", "popularity", START)],
-        "unit_id string, variant string, ds date",
+        ASSIGNMENTS_DDL,
     )
     recs = spark.createDataFrame(
         [
@@ -190,7 +194,7 @@ def test_per_user_origins_put_each_users_held_out_on_the_first_day(spark: SparkS
             ("popularity", 7, 1, 201, "p1"),
             ("popularity", 7, 2, 202, "p1"),
         ],
-        "rec_set string, user_id bigint, rank int, item_id bigint, model_version string",
+        RECS_DDL,
     )
     one, two = DATA_START + timedelta(days=400), DATA_START - timedelta(days=900)
     naive = [
@@ -202,7 +206,7 @@ def test_per_user_origins_put_each_users_held_out_on_the_first_day(spark: SparkS
     ]
     interactions = spark.createDataFrame(
         [(u, i, t.replace(tzinfo=None)) for u, i, t in naive],
-        "user_id bigint, item_id bigint, event_ts timestamp",
+        INTERACTIONS_DDL,
     )
     origins = spark.createDataFrame(
         [(1, one.replace(tzinfo=None)), (2, two.replace(tzinfo=None))],
