@@ -6,7 +6,7 @@ The daily recommendation pipeline on the Delta warehouse, one `spark-submit` of 
 |---|---|---|
 | `setup_warehouse` | `setup_warehouse.py` | creates missing tables, checks declared schemas |
 | `ingest` | `ingest.py` | one MovieLens delivery into bronze, bad lines quarantined |
-| `features` | `features.py` | split, user/item features (content embeddings), ranker examples |
+| `features` | `features.py` | split, user/item features, ranker examples, co-visitation (*) |
 | `trending` | `trending.py` | trending overall and per genre (cold-start fallback) |
 | `should_train` | (Python) | train today? `force_retrain`, else every `train_every_days` days |
 | `train_two_tower`, `train_sasrec`, `train_ranker` | `train.py` | new artifacts (challengers) |
@@ -26,7 +26,10 @@ popularity set; `serve.candidates` gets the candidates of a 1,000-user seeded sa
 On days `should_train` says no, the three training tasks, `evaluate` and `promote` are
 **skipped** and scoring uses the current champions (`embeddings` runs when its upstream tasks
 succeeded or were skipped). The gate keeps the champion when the challenger's NDCG@10 is worse
-by more than the margin, and its log line and `ops.model_decisions` say why.
+by more than the margin, and its log line and `ops.model_decisions` say why. (*) `features` then
+leaves `features.covisit` alone (`--no-covisit`, decided by the same `is_training_day`): its
+cost grows with interactions × window, and serving reads the newest stored matrix, the one the
+champion ranker was trained with.
 
 **Data quality gates publishing.** `data_quality` checks the staged day (`serve.ranked`, plus
 today's related items and trending) BEFORE anything goes live; `publish` runs only when it
@@ -141,6 +144,8 @@ with DAG(
     doc_md=__doc__,
     schedule="@daily",
     tags=["recsys", "spark", "daily"],
+    # Templates decide with the gate's own function (features skips co-visitation off cadence).
+    user_defined_macros={"is_training_day": is_training_day},
     params={
         "input_path": common.path_param(
             common.REPO_ROOT / "data" / "ml-latest-small",
@@ -199,6 +204,8 @@ with DAG(
             "--source", "{{ params.source }}",
             "--source-ds", DS,
             "--covisit-top-n", "{{ params.covisit_top_n }}",
+            "{{ '' if is_training_day(ds, params.train_every_days, params.force_retrain) "
+            "else '--no-covisit' }}",
             "{{ '--no-content' if not params.content_embeddings else '' }}",
         ],
     )  # fmt: skip

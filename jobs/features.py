@@ -5,7 +5,8 @@ Usage (also through ``spark-submit jobs/features.py ...``)::
     python -m jobs.features --ds 2026-11-28 [--source ml-latest-small] [--source-ds DATE]
         [--split leave_last_out|time_cutoff] [--cutoff TS] [--validation-cutoff TS]
         [--history-len 50] [--negatives-per-positive 4] [--seed 0] [--half-life-days 180]
-        [--no-tags] [--no-content] [--covisit-top-n 500] [--example-roles validation]
+        [--no-tags] [--no-content] [--covisit-top-n 500] [--no-covisit]
+        [--example-roles validation]
 
 Reads ``bronze.interactions`` and ``bronze.items`` of the delivery ``(source, source-ds)``
 (default: the latest ds of the source), splits the interactions (``recsys.features.split``),
@@ -14,11 +15,13 @@ all-MiniLM-L6-v2 (skipped with ``--no-content``: zeros, and a warning), samples 
 examples of the roles ``--example-roles`` (default: only the validation role, the one the
 ranker reads; ``recsys.features.examples.READ_ROLES``), and builds the train role's
 co-visitation matrix truncated to ``--covisit-top-n`` followers per item
-(``recsys.training.covisit_spark``; training, evaluation and serving read it).
-Each of ``features.interactions_split``, ``features.user_features``,
-``features.item_features``, ``features.ranker_examples`` and ``features.covisit`` gets one Delta
-commit replacing the rows of ``(ds, split_id)``: a rerun never duplicates, and other split
-definitions of the same ds are left alone. Exits 2 on bad arguments or a missing delivery.
+(``recsys.training.covisit_spark``; training, evaluation and serving read it), unless
+``--no-covisit``: the daily DAG passes it on days it does not train, whose readers take the
+newest stored matrix, the one the ranker was trained with. Each of
+``features.interactions_split``, ``features.user_features``, ``features.item_features``,
+``features.ranker_examples`` and ``features.covisit`` gets one Delta commit replacing the rows
+of ``(ds, split_id)``: a rerun never duplicates, and other split definitions of the same ds are
+left alone. Exits 2 on bad arguments or a missing delivery.
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ class FeatureJobConfig:
             the ranker reads the table with its own copy and refuses other settings.
         example_roles: Roles ``features.ranker_examples`` gets rows for (default
             :data:`~recsys.features.examples.READ_ROLES`, the roles a job reads).
+        write_covisit: Build and write ``features.covisit`` (False: leave it alone; readers
+            take the newest stored day on or before theirs).
     """
 
     ds: date
@@ -105,6 +110,7 @@ class FeatureJobConfig:
     content: bool = True
     covisit: CovisitConfig = field(default_factory=CovisitConfig)
     example_roles: tuple[str, ...] = READ_ROLES
+    write_covisit: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "example_roles", check_roles("example_roles", self.example_roles))
@@ -118,13 +124,14 @@ class FeatureJobConfig:
 
 @dataclass(frozen=True, slots=True)
 class Features:
-    """The five outputs of :func:`transform`, without ``split_id`` and ``ds``."""
+    """The outputs of :func:`transform`, without ``split_id`` and ``ds`` (``covisit`` None when
+    the run does not write it)."""
 
     interactions_split: DataFrame
     user_features: DataFrame
     item_features: DataFrame
     ranker_examples: DataFrame
-    covisit: DataFrame
+    covisit: DataFrame | None
     persisted: tuple[DataFrame, ...] = ()
 
 
@@ -177,6 +184,12 @@ def parse_args(argv: Sequence[str] | None) -> FeatureJobConfig:
         help="followers kept per item in features.covisit (bounds it to items x top-n rows)",
     )
     parser.add_argument(
+        "--no-covisit",
+        action="store_true",
+        help="leave features.covisit alone (readers take the newest stored day); the daily DAG "
+        "rebuilds it on training days only",
+    )
+    parser.add_argument(
         "--example-roles",
         default=",".join(READ_ROLES),
         help="comma list of roles to write ranker examples for (train, validation, test); "
@@ -203,6 +216,7 @@ def parse_args(argv: Sequence[str] | None) -> FeatureJobConfig:
         content=not args.no_content,
         covisit=CovisitConfig(top_n=args.covisit_top_n),
         example_roles=tuple(r.strip() for r in args.example_roles.split(",") if r.strip()),
+        write_covisit=not args.no_covisit,
     )
 
 
@@ -269,7 +283,9 @@ def transform(
             candidates,
             roles=config.example_roles,
         ),
-        covisit=covisit_table_rows(split_df, base, config.covisit),
+        covisit=covisit_table_rows(split_df, base, config.covisit)
+        if config.write_covisit
+        else None,
         persisted=(split_df, base),
     )
 
@@ -288,7 +304,8 @@ def replace_split(df: DataFrame, table: TableRef, ds: date, split_id: str) -> No
 
 
 def load(spark: SparkSession, features: Features, config: FeatureJobConfig) -> dict[str, int]:
-    """Write the five tables (one commit each); returns rows written per table."""
+    """Write the tables (one commit each; ``features.covisit`` only when built); returns rows
+    written per table."""
     split_id = config.split.split_id
     outputs = (
         (FEATURES_INTERACTIONS_SPLIT, features.interactions_split),
@@ -299,6 +316,9 @@ def load(spark: SparkSession, features: Features, config: FeatureJobConfig) -> d
     )
     counts: dict[str, int] = {}
     for table, df in outputs:
+        if df is None:
+            log.info("%s: not rebuilt (--no-covisit)", table)
+            continue
         started = time.perf_counter()
         # Co-visitation shuffles up to `window` pairs per event: partitions sized for the
         # events would be `window` times too large at scale.

@@ -27,7 +27,7 @@ from recsys.scoring.retrieval import collect_items
 from recsys.scoring.runtime import ModelPayload, shuffle_slots
 from recsys.training import data as D
 from recsys.training.artifacts import Artifact
-from recsys.training.inference import sasrec_item_vectors, train_covisit_matrix
+from recsys.training.inference import sasrec_item_vectors, serving_covisit_matrix
 from recsys.training.loops import as_module
 from recsys.training.samples import sample_users
 from recsys.warehouse.tables import (
@@ -96,7 +96,7 @@ def step_score(ctx: P.ScoreContext, k: int, n: int, candidates_sample: int) -> d
         sequencer = (payload, _sequence_column(seq))
     cov_config = ctx.bundle.covisit
     if cov_config is not None:
-        matrix = train_covisit_matrix(ctx.spark, ctx.ds, ctx.split_id, items, cov_config)
+        matrix = serving_covisit_matrix(ctx.spark, ctx.ds, ctx.split_id, items, cov_config)
         arrays = replace(arrays, covisit_matrix=matrix, covisit_config=cov_config)
     retriever = None if sas is None else (ModelPayload.from_artifact(sas), _sequence_column(sas))
     fused_items, fb_version = _items(ctx, arrays)

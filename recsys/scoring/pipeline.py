@@ -46,7 +46,7 @@ from recsys.scoring.sequential import SEQUENCE, sasrec_spark, sasrec_vectors_spa
 from recsys.training import data as D
 from recsys.training.artifacts import Artifact, check_feature_spec
 from recsys.training.bundle import BundleMismatchError, ModelBundle, resolve_bundle
-from recsys.training.inference import sasrec_item_vectors, train_covisit_matrix
+from recsys.training.inference import sasrec_item_vectors, serving_covisit_matrix
 from recsys.training.loops import as_module
 from recsys.warehouse.io import replace_partition
 from recsys.warehouse.tables import (
@@ -351,10 +351,11 @@ def step_rank(ctx: ScoreContext, n: int) -> dict[str, int]:
         users = users.join(vectors, Col.USER_ID, "left")
     cov_config = ctx.bundle.covisit
     if cov_config is not None:
-        # The stored matrix of ds (features.covisit, written once by the features job; at most
-        # items x top_n entries, broadcast with the item arrays), the votes from each user's
+        # The newest stored matrix with the ranker's settings (features.covisit, written by the
+        # features job on training days; at most items x top_n entries, broadcast with the item
+        # arrays), the votes from each user's
         # train + validation events, computed in Spark per user.
-        matrix = train_covisit_matrix(ctx.spark, ctx.ds, ctx.split_id, items, cov_config)
+        matrix = serving_covisit_matrix(ctx.spark, ctx.ds, ctx.split_id, items, cov_config)
         arrays = replace(arrays, covisit_matrix=matrix, covisit_config=cov_config)
         recent = event_sequences(ctx, cand_users, False).select(
             Col.USER_ID,

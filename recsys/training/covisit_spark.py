@@ -9,9 +9,11 @@ user with thousands of events costs ``window`` times their events, never their s
 partial then final aggregation by ``(item, next item)``, one by item for the row sums, and a
 per-item top-``n`` window.
 
-The features job writes it once per ``(ds, split_id)`` (:func:`covisit_table_rows`); training,
+The features job writes it per ``(ds, split_id)`` (:func:`covisit_table_rows`); training,
 evaluation and serving read it with :func:`load_covisit_matrix`, which brings at most
-``n_items · top_n`` entries to the driver in bounded chunks. :func:`recent_items_spark` gives
+``n_items · top_n`` entries to the driver in bounded chunks. The daily DAG rebuilds it on
+training days only; serving reads the newest day stored with its ranker's settings
+(:func:`stored_day`). :func:`recent_items_spark` gives
 each user's last events (the vote side of the score) without collecting anything, and
 :func:`collect_recent_items` collects them for a given set of users only.
 """
@@ -130,6 +132,29 @@ def covisit_table_rows(split: DataFrame, items: DataFrame, config: CovisitConfig
         F.lit(float(config.step_decay)).cast("double").alias(Col.STEP_DECAY),
         F.lit(config.top_n).cast("int").alias(Col.TOP_N),
     )
+
+
+def stored_day(spark: SparkSession, ds: date, split_id: str, config: CovisitConfig) -> date | None:
+    """The newest day on or before ``ds`` whose ``features.covisit`` rows of ``split_id`` were
+    built with ``config``'s window and step decay and at least its ``top_n``; None without one.
+
+    The daily DAG rebuilds the matrix on training days only (its cost grows with the
+    interactions times the window), so a scoring day reads the last training day's matrix: the
+    one the champion ranker was trained with, or a newer one built with the same settings.
+    """
+    row = (
+        spark.table(FEATURES_COVISIT.qualified_name)
+        .where(
+            (F.col(Col.SPLIT_ID) == F.lit(split_id))
+            & (F.col(Col.DS) <= F.lit(ds))
+            & (F.col(Col.COVISIT_WINDOW) == F.lit(config.window))
+            & (F.col(Col.STEP_DECAY) == F.lit(float(config.step_decay)))
+            & (F.col(Col.TOP_N) >= F.lit(config.top_n))
+        )
+        .agg(F.max(Col.DS).alias(Col.DS))
+        .first()
+    )
+    return None if row is None else row[Col.DS]
 
 
 def stored_settings(spark: SparkSession, ds: date, split_id: str) -> tuple[int, float, int] | None:

@@ -10,6 +10,7 @@ give it one block of users at a time (:mod:`recsys.training.blocks`), never ever
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,12 +34,14 @@ from recsys.training.covisit import (
     pair_scores,
     recent_weights,
 )
-from recsys.training.covisit_spark import collect_recent_items, load_covisit_matrix
+from recsys.training.covisit_spark import collect_recent_items, load_covisit_matrix, stored_day
 from recsys.training.data import ItemTable, UserTable
 from recsys.warehouse.tables import Col
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
 
 RANK = "rank"
 CHUNK = 512
@@ -266,6 +269,19 @@ def train_covisit_matrix(
     ``config.top_n`` per item): the one matrix training, evaluation and serving all read
     (:func:`recsys.training.covisit_spark.load_covisit_matrix`)."""
     return load_covisit_matrix(spark, ds, split_id, items.item_ids[1:].numpy(), config)
+
+
+def serving_covisit_matrix(
+    spark: SparkSession, ds: date, split_id: str, items: ItemTable, config: CovisitConfig
+) -> sp.csr_matrix:
+    """:func:`train_covisit_matrix` of the newest day on or before ``ds`` stored with
+    ``config``'s settings (:func:`recsys.training.covisit_spark.stored_day`; ``ds`` itself
+    without one), over today's ``items``: the daily DAG rebuilds the matrix on training days
+    only, and scoring days read the one the champion ranker was trained with."""
+    day = stored_day(spark, ds, split_id, config)
+    if day is not None and day != ds:
+        log.info("features.covisit: scoring ds=%s reads the matrix of ds=%s", ds, day)
+    return train_covisit_matrix(spark, ds if day is None else day, split_id, items, config)
 
 
 def covisit_scores(

@@ -221,6 +221,9 @@ def test_recsys_daily_dry_run_off_cadence_reuses_champions(
     assert {t for t, s in states.items() if s == "success"} == (
         set(SPARK_TASKS) - skipped | {"should_train"}
     )
+    # Off cadence the features job leaves co-visitation alone (same decision as the gate);
+    # on the training day above the flag renders empty and is dropped.
+    assert "--no-covisit" in out["args"]["features[-1]"]
 
 
 def test_experiment_analysis_dry_run_maps_live_experiments(airflow_home: Path) -> None:

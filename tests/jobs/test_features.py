@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from jobs import features, ingest
 from recsys.training.covisit import CovisitConfig, covisit_matrix, matrix_from_ids
+from recsys.training.covisit_spark import stored_day
 from recsys.warehouse.completion import table_version
 from recsys.warehouse.tables import (
     FEATURES_COVISIT,
@@ -166,6 +167,24 @@ def test_job_writes_every_table_once_and_reruns_idempotently(
     )
     assert got.nnz == want.nnz == len(cov) > 0
     np.testing.assert_allclose(got.toarray(), want.toarray(), atol=1e-6)
+
+    # A day the DAG does not train (--no-covisit): every other table gets the day, the matrix
+    # is left alone, and readers of the next day find this one.
+    next_day = "2030-01-03"
+    assert features.main(["--ds", next_day, *argv[2:], "--no-covisit"]) == 0
+    _, after_skip = state(spark, "leave_last_out")
+    assert after_skip[str(FEATURES_COVISIT)] == after_second[str(FEATURES_COVISIT)]
+    assert (
+        after_skip[str(FEATURES_INTERACTIONS_SPLIT)]
+        == after_second[str(FEATURES_INTERACTIONS_SPLIT)] + 1
+    )
+    later = date.fromisoformat(next_day)
+    assert spark.table(FEATURES_COVISIT.qualified_name).where(F.col(Col.DS) == later).count() == 0
+    assert stored_day(spark, later, "leave_last_out", CovisitConfig(top_n=2)) == date.fromisoformat(
+        DS
+    )
+    assert features.parse_args(["--ds", DS]).write_covisit
+    assert not features.parse_args(["--ds", DS, "--no-covisit"]).write_covisit
 
 
 def test_other_splits_of_the_same_ds_are_left_alone(spark: SparkSession) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from pyspark.sql import functions as F
 
 from recsys.training.covisit import CovisitConfig, covisit_matrix, matrix_from_ids
@@ -19,7 +20,10 @@ from recsys.training.covisit_spark import (
     covisit_table_rows,
     load_covisit_matrix,
     recent_items_spark,
+    stored_day,
 )
+from recsys.training.data import ItemTable
+from recsys.training.inference import serving_covisit_matrix
 from recsys.warehouse.io import replace_rows
 from recsys.warehouse.tables import (
     FEATURES_COVISIT,
@@ -172,6 +176,29 @@ def test_stored_table_reader_and_recent_items(spark: SparkSession) -> None:
     for bad in (CovisitConfig(window=5, top_n=6), CovisitConfig(window=4, top_n=7)):
         with pytest.raises(ValueError, match=r"^config:"):
             covisit_rows(spark, ds, SPLIT, bad)
+
+    # A later day without its own matrix (the DAG rebuilds it on training days only) finds this
+    # one for compatible settings: the same window and decay, a top_n no larger.
+    later = ds + timedelta(days=3)
+    assert stored_day(spark, later, SPLIT, config) == ds
+    assert stored_day(spark, later, SPLIT, three) == ds
+    assert stored_day(spark, ds, SPLIT, config) == ds
+    for bad in (CovisitConfig(window=5, top_n=6), CovisitConfig(window=4, top_n=7)):
+        assert stored_day(spark, later, SPLIT, bad) != ds
+    assert stored_day(spark, later, "no_such_split", config) is None
+    assert stored_day(spark, ds - timedelta(days=1), "no_such_split", config) is None
+    # Scoring on the later day reads that matrix over its own catalogue.
+    n = len(ids)
+    catalogue = ItemTable(
+        item_ids=torch.from_numpy(np.r_[0, ids]),
+        genres=torch.zeros(n + 1, 1),
+        year=torch.zeros(n + 1),
+        content=torch.zeros(n + 1, 0),
+        is_cold=torch.zeros(n + 1, dtype=torch.bool),
+        log_count=torch.zeros(n + 1),
+    )
+    served = serving_covisit_matrix(spark, later, SPLIT, catalogue, config)
+    np.testing.assert_allclose(served.toarray(), want.toarray(), atol=1e-6)
 
     # Recent items: the last `last` train + validation events, as the offline sequences.
     roles_kept = events[np.isin(np.asarray(roles), ["train", "validation"])]
